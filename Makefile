@@ -1,0 +1,43 @@
+# PtPlatform: `make run` starts the whole platform, `make test` runs every test.
+# Both bootstrap a fresh machine: virtualenv, install, generated protobuf code.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto')
+GEN_STAMP := build/.proto.stamp
+DESCRIPTOR := build/ptplatform.pb
+
+.PHONY: run test proto lint clean demo bench
+
+run: $(STAMP) $(GEN_STAMP)
+	$(BIN)/ptctl run
+
+test: $(STAMP) $(GEN_STAMP)
+	$(BIN)/pytest -q
+
+proto: $(GEN_STAMP)
+
+lint: $(STAMP) $(GEN_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+demo: $(STAMP) $(GEN_STAMP)
+	$(BIN)/ptctl demo
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
+	touch $@
+
+# Python + gRPC code into ./ptplatform (git-ignored) and the descriptor set Envoy's transcoder reads.
+$(GEN_STAMP): $(PROTOS) $(STAMP)
+	rm -rf ptplatform && mkdir -p build
+	$(PY) -m ptkit.protogen protos . $(DESCRIPTOR)
+	touch $@
+
+clean:
+	rm -rf $(VENV) build ptplatform var .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,3 @@
+from order_svc.main import main
+
+main()

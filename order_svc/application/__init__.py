@@ -1,0 +1,1 @@
+"""Use cases of order_svc and the ports they need."""

@@ -1,0 +1,105 @@
+"""Use cases: one function per command or policy."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from order_svc.application.ports import PageCursor, UnitOfWork
+from order_svc.domain.model import Order
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_order_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    customer_id: str
+    customer_name: str
+    class_name: str
+    preferred_start: datetime | None
+    request_id: str
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    orders: list[Order]
+    next_cursor: PageCursor | None
+
+
+async def place_order(
+    cmd: PlaceOrder, uow: UnitOfWork, new_id: Callable[[], str] = new_order_id, now: Clock = utcnow
+) -> Order:
+    """Place an order; the same request_id from the same customer returns the same order."""
+    async with uow:
+        if cmd.request_id:
+            existing = await uow.orders.find_by_request(cmd.customer_id, cmd.request_id)
+            if existing is not None:
+                return existing
+        order = Order.place(
+            order_id=new_id(),
+            customer_id=cmd.customer_id,
+            customer_name=cmd.customer_name,
+            class_name=cmd.class_name,
+            preferred_start=cmd.preferred_start,
+            request_id=cmd.request_id,
+            now=now(),
+        )
+        await uow.orders.add(order)
+        await uow.commit()
+        return order
+
+
+async def cancel_order(cmd: CancelOrder, uow: UnitOfWork, now: Clock = utcnow) -> Order:
+    async with uow:
+        order = await uow.orders.get(cmd.order_id)
+        order.cancel(cmd.reason, now())
+        await uow.commit()
+        return order
+
+
+async def get_order(order_id: str, uow: UnitOfWork) -> Order:
+    async with uow:
+        return await uow.orders.get(order_id)
+
+
+async def list_orders(
+    customer_id: str | None, page_size: int, after: PageCursor | None, uow: UnitOfWork
+) -> OrderPage:
+    async with uow:
+        orders = await uow.orders.list(customer_id, page_size + 1, after)
+    if len(orders) <= page_size:
+        return OrderPage(orders, None)
+    page = orders[:page_size]
+    return OrderPage(page, PageCursor(page[-1].created_at, page[-1].order_id))
+
+
+async def confirm_order_on_schedule_confirmed(order_id: str, uow: UnitOfWork, now: Clock = utcnow) -> None:
+    async with uow:
+        order = await uow.orders.get(order_id)
+        order.confirm(now())
+        await uow.commit()
+
+
+async def complete_order_on_class_result_registered(
+    order_id: str, uow: UnitOfWork, now: Clock = utcnow
+) -> None:
+    async with uow:
+        order = await uow.orders.get(order_id)
+        order.complete(now())
+        await uow.commit()

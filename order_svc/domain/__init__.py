@@ -1,0 +1,1 @@
+"""The Order aggregate: a customer's enrolment in a PT class."""

@@ -1,0 +1,118 @@
+"""Order: PLACED -> CONFIRMED -> COMPLETED, or CANCELLED (never after COMPLETED)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+from ptkit.domain import Aggregate, IllegalTransition, NotFound
+from ptkit.validation import require_text
+
+from .events import OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced
+
+MAX_NAME_LENGTH = 100
+MAX_REASON_LENGTH = 500
+
+
+class OrderStatus(enum.Enum):
+    PLACED = "PLACED"
+    CONFIRMED = "CONFIRMED"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+
+
+class OrderNotFound(NotFound):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} not found")
+
+
+class ClassAlreadyHeld(IllegalTransition):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} cannot be cancelled: the class was already held")
+
+
+class OrderAlreadyCancelled(IllegalTransition):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} is already cancelled")
+
+
+@dataclass(kw_only=True)
+class Order(Aggregate):
+    order_id: str
+    customer_id: str
+    customer_name: str
+    class_name: str
+    preferred_start: datetime | None
+    request_id: str
+    created_at: datetime
+    updated_at: datetime
+    status: OrderStatus = OrderStatus.PLACED
+    cancel_reason: str = ""
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        order_id: str,
+        customer_id: str,
+        customer_name: str,
+        class_name: str,
+        preferred_start: datetime | None,
+        request_id: str,
+        now: datetime,
+    ) -> Order:
+        order = cls(
+            order_id=order_id,
+            customer_id=customer_id,
+            customer_name=require_text("customer_name", customer_name, max_length=MAX_NAME_LENGTH),
+            class_name=require_text("class_name", class_name, max_length=MAX_NAME_LENGTH),
+            preferred_start=preferred_start,
+            request_id=request_id,
+            created_at=now,
+            updated_at=now,
+        )
+        order._record(
+            OrderPlaced(
+                order_id=order.order_id,
+                customer_id=order.customer_id,
+                customer_name=order.customer_name,
+                class_name=order.class_name,
+                preferred_start=order.preferred_start,
+            )
+        )
+        return order
+
+    def cancel(self, reason: str, now: datetime) -> None:
+        if self.status is OrderStatus.COMPLETED:
+            raise ClassAlreadyHeld(self.order_id)
+        if self.status is OrderStatus.CANCELLED:
+            raise OrderAlreadyCancelled(self.order_id)
+        self.status = OrderStatus.CANCELLED
+        self.cancel_reason = require_text("reason", reason, max_length=MAX_REASON_LENGTH, required=False)
+        self.updated_at = now
+        self._record(OrderCancelled(order_id=self.order_id, customer_id=self.customer_id, reason=self.cancel_reason))
+
+    def confirm(self, now: datetime) -> None:
+        """The trainer confirmed the schedule: the enrolment is complete.
+
+        Only a PLACED order moves; a cancelled order stays cancelled (the cancellation
+        flow cancels the schedule), and a late duplicate changes nothing.
+        """
+        if self.status is not OrderStatus.PLACED:
+            return
+        self.status = OrderStatus.CONFIRMED
+        self.updated_at = now
+        self._record(OrderConfirmed(order_id=self.order_id, customer_id=self.customer_id))
+
+    def complete(self, now: datetime) -> None:
+        """The class was held and its result registered.
+
+        A result may overtake its ScheduleConfirmed (redelivery), so PLACED completes too;
+        a cancelled or completed order does not change.
+        """
+        if self.status not in (OrderStatus.PLACED, OrderStatus.CONFIRMED):
+            return
+        self.status = OrderStatus.COMPLETED
+        self.updated_at = now
+        self._record(OrderCompleted(order_id=self.order_id, customer_id=self.customer_id))

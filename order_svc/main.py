@@ -1,0 +1,34 @@
+"""Composition root of order_svc: read settings, build adapters, serve."""
+
+from __future__ import annotations
+
+import asyncio
+
+from order_svc.adapters import sql
+from order_svc.adapters.event_consumer import DURABLE, SUBJECTS, OrderEventHandler
+from order_svc.adapters.grpc_api import OrderServiceAdapter
+from ptkit.config import exit_on_config_error
+from ptkit.logs import configure_logging
+from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptplatform.order.v1 import order_service_pb2 as pb
+from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
+
+DEFAULT_PORT = 50051
+
+
+async def serve(settings: ServiceSettings) -> None:
+    runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="order")
+    uow = sql.SqlOrderUnitOfWork(runtime.engine, sql.messaging, runtime.serializer, on_commit=[runtime.relay.wake])
+    runtime.consume(DURABLE, SUBJECTS, OrderEventHandler(uow))
+    adapter = OrderServiceAdapter(uow)
+    await runtime.serve(
+        [(pb.DESCRIPTOR.services_by_name["OrderService"].full_name,
+          lambda server: pb_grpc.add_OrderServiceServicer_to_server(adapter, server))]
+    )
+
+
+def main() -> None:
+    with exit_on_config_error():
+        settings = ServiceSettings.from_env("order", DEFAULT_PORT)
+    configure_logging(settings.name, settings.log_level)
+    asyncio.run(serve(settings))

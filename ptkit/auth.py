@@ -1,0 +1,111 @@
+"""Who is calling, and what they may do.
+
+Envoy's jwt_authn checks every public call; each service checks the same bearer token
+again with the platform's public key (:class:`TokenVerifier`), so a service reached
+without the gateway trusts no header it did not verify itself. Authorization rules live
+here once and are called by every service's gRPC adapter.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+
+from ptkit.domain import DomainError
+
+
+class Role(enum.StrEnum):
+    CUSTOMER = "customer"
+    MANAGER = "manager"
+    TRAINER = "trainer"
+
+
+class Unauthenticated(DomainError):
+    """No valid bearer token."""
+
+
+class PermissionDenied(DomainError):
+    """The caller's role or identity does not allow this."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject: str
+    role: Role
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise PermissionDenied(f"role {self.role.value!r} may not do this (needs {allowed})")
+
+    def require_customer_self_or_manager(self, customer_id: str) -> None:
+        """Customers act only on their own data; managers on anyone's."""
+        self.require(Role.CUSTOMER, Role.MANAGER)
+        if self.role is Role.CUSTOMER and customer_id != self.subject:
+            raise PermissionDenied(f"customer {self.subject!r} may not act for customer {customer_id!r}")
+
+    def require_trainer_self_or_manager(self, trainer_id: str) -> None:
+        """Trainers act only on their own schedules; managers may read any."""
+        self.require(Role.TRAINER, Role.MANAGER)
+        if self.role is Role.TRAINER and trainer_id != self.subject:
+            raise PermissionDenied(f"trainer {self.subject!r} may not act for trainer {trainer_id!r}")
+
+
+_current: contextvars.ContextVar[Caller] = contextvars.ContextVar("ptplatform_caller")
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the gRPC call being handled."""
+    return _current.get()
+
+
+def bind_caller(caller: Caller) -> contextvars.Token[Caller]:
+    return _current.set(caller)
+
+
+def unbind_caller(token: contextvars.Token[Caller]) -> None:
+    _current.reset(token)
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    public_key_file: Path
+    issuer: str
+    audience: str
+
+
+class TokenVerifier:
+    """Verifies RS256 bearer tokens: signature, expiry, issuer, audience, role."""
+
+    def __init__(self, settings: JwtSettings) -> None:
+        self.settings = settings
+        self._key = settings.public_key_file.read_bytes()
+
+    def caller_from(self, authorization: str | None) -> Caller:
+        if not authorization:
+            raise Unauthenticated("missing bearer token (Authorization: Bearer <JWT>)")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("authorization must be 'Bearer <JWT>'")
+        try:
+            claims = jwt.decode(
+                token.strip(),
+                self._key,
+                algorithms=["RS256"],
+                issuer=self.settings.issuer,
+                audience=self.settings.audience,
+                options={"require": ["exp", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired") from None
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated(f"invalid token: {error}") from None
+        try:
+            role = Role(claims.get("role", ""))
+        except ValueError:
+            raise Unauthenticated(f"token has unknown role {claims.get('role')!r}") from None
+        return Caller(subject=str(claims["sub"]), role=role)

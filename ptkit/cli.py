@@ -1,0 +1,83 @@
+"""``ptctl``: run the platform, mint development tokens, walk the demo scenario."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from ptkit.auth import Role
+from ptkit.config import ConfigError
+from ptkit.tokens import ensure_keys, mint_token
+
+
+def _var_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("PT_VAR_DIR", "var"))
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    from ptkit.launcher import Platform, PlatformConfig, StartupError
+
+    try:
+        config = PlatformConfig.defaults(_var_dir())
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    platform = Platform(config)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print("starting PtPlatform ...", flush=True)
+    try:
+        platform.start()
+    except StartupError as error:
+        print(f"start-up failed: {error}", file=sys.stderr)
+        return 1
+    width = max(len(name) for name, _ in platform.describe())
+    for name, where in platform.describe():
+        print(f"  {name:<{width}}  {where}")
+    print(f"\nPtPlatform is up: gateway {platform.gateway_address}. Ctrl-C stops everything.", flush=True)
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        print("stopping ...", flush=True)
+        platform.stop()
+        print("stopped.", flush=True)
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    keys = ensure_keys(_var_dir() / "jwt")
+    print(mint_token(keys, Role(args.role), args.subject, args.ttl))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ptkit.demo import run_demo
+
+    return run_demo(args.gateway, _var_dir())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ptctl", description="PtPlatform developer tool")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start the whole platform and wait for Ctrl-C").set_defaults(func=cmd_run)
+    token = commands.add_parser("token", help="print a development JWT")
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--subject", required=True, help="customer, trainer or manager id")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    token.set_defaults(func=cmd_token)
+    demo = commands.add_parser("demo", help="walk the booking scenario against a running platform")
+    demo.add_argument("--gateway", default="127.0.0.1:8080")
+    demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Render the one Envoy template (``envoy/envoy.yaml.j2``) from gateway settings.
+
+Ports, replicas, rate limit and circuit-breaker thresholds are set here and only here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from ptkit.config import Env
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml.j2"
+
+PUBLIC_SERVICES = {
+    "order": "ptplatform.order.v1.OrderService",
+    "manager": "ptplatform.manager.v1.ManagerService",
+    "trainer": "ptplatform.trainer.v1.TrainerService",
+    "status": "ptplatform.status.v1.StatusService",
+}
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    """Envoy circuit-breaker thresholds of one cluster."""
+
+    max_connections: int = 64
+    max_pending_requests: int = 64
+    max_requests: int = 256
+    max_retries: int = 8
+
+
+@dataclass(frozen=True)
+class OutlierSettings:
+    consecutive_5xx: int = 5
+    consecutive_gateway_failure: int = 3
+    interval_s: float = 2.0
+    base_ejection_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class InternalRouteSettings:
+    """manager_svc -> trainer_svc through Envoy's internal listener.
+
+    Defaults: a cancel should answer in well under a second; 2 tries of 1 s within a
+    2.5 s route timeout keep a consumer from waiting long on a sick trainer_svc, and the
+    breaker (8 in flight, 4 queued) sheds load before the trainer drowns.
+    """
+
+    port: int = 8081
+    timeout_s: float = 2.5
+    per_try_timeout_s: float = 1.0
+    num_retries: int = 1
+    breaker: BreakerSettings = BreakerSettings(
+        max_connections=8, max_pending_requests=4, max_requests=8, max_retries=2
+    )
+    outlier: OutlierSettings = OutlierSettings(consecutive_5xx=5, consecutive_gateway_failure=3)
+    fault_delay_s: float = 0.0
+    fault_delay_percent: int = 0
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    burst: int = 200
+    per_second: int = 100
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    endpoints: list[tuple[str, int]]
+    breaker: BreakerSettings = BreakerSettings()
+    outlier: OutlierSettings = OutlierSettings()
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    admin_port: int = 9901
+    route_timeout_s: float = 15.0
+    health_interval_s: float = 1.0
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    internal: InternalRouteSettings = field(default_factory=InternalRouteSettings)
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> GatewaySettings:
+        env = env or Env()
+        return cls(
+            gateway_host=env.str("PT_GATEWAY_HOST", "127.0.0.1"),
+            gateway_port=env.port("PT_GATEWAY_PORT", 8080),
+            admin_port=env.port("PT_GATEWAY_ADMIN_PORT", 9901),
+            rate_limit=RateLimitSettings(
+                burst=env.int("PT_RATE_LIMIT_BURST", 200, minimum=1),
+                per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 100, minimum=1),
+            ),
+            internal=InternalRouteSettings(
+                port=env.port("PT_INTERNAL_PORT", 8081),
+                timeout_s=env.float("PT_INTERNAL_TIMEOUT_SECONDS", 2.5, minimum=0.1),
+                per_try_timeout_s=env.float("PT_INTERNAL_PER_TRY_TIMEOUT_SECONDS", 1.0, minimum=0.05),
+                num_retries=env.int("PT_INTERNAL_RETRIES", 1, maximum=10),
+                breaker=BreakerSettings(
+                    max_connections=env.int("PT_BREAKER_MAX_CONNECTIONS", 8, minimum=1),
+                    max_pending_requests=env.int("PT_BREAKER_MAX_PENDING", 4, minimum=1),
+                    max_requests=env.int("PT_BREAKER_MAX_REQUESTS", 8, minimum=1),
+                    max_retries=env.int("PT_BREAKER_MAX_RETRIES", 2),
+                ),
+                fault_delay_s=env.float("PT_INTERNAL_FAULT_DELAY_SECONDS", 0.0),
+                fault_delay_percent=env.int("PT_INTERNAL_FAULT_DELAY_PERCENT", 0, maximum=100),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class JwtGateway:
+    issuer: str
+    audience: str
+    jwks_file: Path
+
+
+def render(
+    settings: GatewaySettings,
+    endpoints: dict[str, list[tuple[str, int]]],
+    descriptor: Path,
+    jwt: JwtGateway,
+) -> str:
+    """The Envoy config for the services in ``endpoints`` (context -> replica addresses)."""
+    services = [
+        {"name": name, "grpc_service": PUBLIC_SERVICES[name]} for name in PUBLIC_SERVICES if name in endpoints
+    ]
+    clusters = [Cluster(name, endpoints[name]) for name in PUBLIC_SERVICES if name in endpoints]
+    internal = None
+    if "trainer" in endpoints:
+        internal = asdict(settings.internal)
+        clusters.append(
+            Cluster("trainer_internal", endpoints["trainer"], settings.internal.breaker, settings.internal.outlier)
+        )
+    template = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE.parent),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    ).get_template(TEMPLATE.name)
+    return template.render(
+        admin_port=settings.admin_port,
+        gateway_host=settings.gateway_host,
+        gateway_port=settings.gateway_port,
+        route_timeout_s=settings.route_timeout_s,
+        health_interval_s=settings.health_interval_s,
+        rate_limit=asdict(settings.rate_limit),
+        services=services,
+        reflection_cluster="order" if "order" in endpoints else services[0]["name"],
+        clusters=[asdict(c) for c in clusters],
+        internal=internal,
+        descriptor=str(descriptor.resolve()),
+        jwt=asdict(jwt) | {"jwks_file": str(jwt.jwks_file.resolve())},
+    )

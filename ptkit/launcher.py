@@ -1,0 +1,339 @@
+"""Start and stop the whole platform: nats-server, the services, Envoy.
+
+``ptctl run`` uses it with the default ports; the end-to-end tests use it with free
+random loopback ports and a temporary directory, and to stop and restart single
+parts for fault tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ptkit.auth import Role
+from ptkit.envoy import GatewaySettings, JwtGateway, render
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, mint_token
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+DESCRIPTOR = ROOT / "build" / "ptplatform.pb"
+CONTEXTS = ("order", "manager", "trainer", "status")
+DEFAULT_SERVICE_PORTS = {"order": 50051, "manager": 50052, "trainer": 50053, "status": 50054}
+DEFAULT_METRICS_PORTS = {"order": 9101, "manager": 9102, "trainer": 9103, "status": 9104}
+DEFAULT_NATS_PORT = 14222
+
+
+def available_contexts() -> list[str]:
+    """The contexts whose service package exists in this checkout."""
+    return [c for c in CONTEXTS if importlib.util.find_spec(f"{c}_svc") is not None]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def binary(name: str) -> str:
+    """A binary installed into this virtualenv (nats-server, envoy, grpcurl)."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found; run 'make' to install the project")
+    return found
+
+
+class StartupError(RuntimeError):
+    """A part of the platform did not become healthy in time."""
+
+
+class ManagedProcess:
+    """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_file: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        """Die at once, as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_file.exists():
+            return ""
+        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise StartupError(f"{what} not ready after {timeout:.0f}s")
+
+
+def grpc_serving(address: str) -> bool:
+    try:
+        with grpc.insecure_channel(address) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+            return response.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PlatformConfig:
+    var_dir: Path
+    contexts: list[str] = field(default_factory=available_contexts)
+    replicas: dict[str, int] = field(default_factory=dict)
+    nats_port: int = DEFAULT_NATS_PORT
+    service_ports: dict[str, list[int]] = field(default_factory=dict)
+    metrics_ports: dict[str, list[int]] = field(default_factory=dict)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    service_env: dict[str, str] = field(default_factory=dict)
+    database_urls: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def defaults(cls, var_dir: Path) -> PlatformConfig:
+        config = cls(var_dir=var_dir, gateway=GatewaySettings.from_env())
+        config.service_ports = {c: [DEFAULT_SERVICE_PORTS[c]] for c in config.contexts}
+        config.metrics_ports = {c: [DEFAULT_METRICS_PORTS[c]] for c in config.contexts}
+        return config
+
+    @classmethod
+    def ephemeral(cls, var_dir: Path, contexts: Iterable[str] | None = None, **kwargs: object) -> PlatformConfig:
+        """Free random loopback ports everywhere: for tests."""
+        config = cls(var_dir=var_dir, **kwargs)  # type: ignore[arg-type]
+        if contexts is not None:
+            config.contexts = list(contexts)
+        config.nats_port = free_port()
+        for context in config.contexts:
+            count = config.replicas.get(context, 1)
+            config.service_ports[context] = [free_port() for _ in range(count)]
+            config.metrics_ports[context] = [free_port() for _ in range(count)]
+        gateway = config.gateway
+        config.gateway = GatewaySettings(
+            gateway_port=free_port(),
+            admin_port=free_port(),
+            route_timeout_s=gateway.route_timeout_s,
+            health_interval_s=gateway.health_interval_s,
+            rate_limit=gateway.rate_limit,
+            internal=type(gateway.internal)(**{**gateway.internal.__dict__, "port": free_port()}),
+        )
+        return config
+
+
+class Platform:
+    """The running platform; a context manager that always stops what it started."""
+
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.var_dir = config.var_dir.resolve()
+        self.keys: KeyFiles = ensure_keys(self.var_dir / "jwt")
+        self.nats = ManagedProcess(
+            "nats-server",
+            [
+                binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(config.nats_port),
+                "-sd", str(self.var_dir / "nats"), "--server_name", "ptplatform",
+            ],
+            dict(os.environ),
+            self.var_dir / "log" / "nats-server.log",
+        )
+        self.services: dict[str, list[ManagedProcess]] = {
+            context: [self._service_process(context, replica) for replica in range(len(config.service_ports[context]))]
+            for context in config.contexts
+        }
+        self.envoy_config = self.var_dir / "envoy.yaml"
+        self.envoy = ManagedProcess(
+            "envoy",
+            [
+                binary("envoy"), "-c", str(self.envoy_config), "--disable-hot-restart",
+                "--log-level", "warning", "--drain-time-s", "1",
+            ],
+            dict(os.environ),
+            self.var_dir / "log" / "envoy.log",
+        )
+
+    # -- addresses ---------------------------------------------------------------------
+    @property
+    def gateway_address(self) -> str:
+        return f"127.0.0.1:{self.config.gateway.gateway_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway_address}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.gateway.admin_port}"
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.config.nats_port}"
+
+    def service_address(self, context: str, replica: int = 0) -> str:
+        return f"127.0.0.1:{self.config.service_ports[context][replica]}"
+
+    def token(self, role: Role | str, subject: str, ttl_seconds: int = 3600) -> str:
+        return mint_token(self.keys, Role(role), subject, ttl_seconds)
+
+    # -- processes ---------------------------------------------------------------------
+    def _service_process(self, context: str, replica: int) -> ManagedProcess:
+        prefix = f"PT_{context.upper()}"
+        env = {
+            **os.environ,
+            "PT_VAR_DIR": str(self.var_dir),
+            "PT_NATS_URL": self.nats_url,
+            "PT_JWT_PUBLIC_KEY_FILE": str(self.keys.public_key),
+            "PT_JWT_ISSUER": DEV_ISSUER,
+            "PT_JWT_AUDIENCE": DEV_AUDIENCE,
+            "PT_SIGNING_KEY_FILE": str(self.keys.private_key),
+            "PT_TRAINER_ADDRESS": f"127.0.0.1:{self.config.gateway.internal.port}",
+            f"{prefix}_PORT": str(self.config.service_ports[context][replica]),
+            f"{prefix}_METRICS_PORT": str(self.config.metrics_ports.get(context, [0] * (replica + 1))[replica]),
+            **self.config.service_env,
+        }
+        urls = self.config.database_urls.get(context)
+        env[f"{prefix}_DATABASE_URL"] = urls[replica] if urls else f"sqlite:///{self.var_dir / f'{context}_svc.db'}"
+        name = f"{context}_svc" + (f"-{replica}" if replica else "")
+        return ManagedProcess(name, [sys.executable, "-m", f"{context}_svc"], env, self.var_dir / "log" / f"{name}.log")
+
+    def start(self, timeout: float = 60.0) -> Platform:
+        try:
+            self.start_nats(timeout)
+            for context in self.services:
+                self.start_service(context, wait=False)
+            for context in self.services:
+                self.wait_service(context, timeout)
+            self.start_envoy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_nats(self, timeout: float = 30.0) -> None:
+        self.nats.start()
+        self._wait(self.nats, lambda: tcp_open(self.config.nats_port), timeout)
+
+    def stop_nats(self) -> None:
+        self.nats.stop()
+
+    def start_service(self, context: str, wait: bool = True, timeout: float = 30.0) -> None:
+        for process in self.services[context]:
+            process.start()
+        if wait:
+            self.wait_service(context, timeout)
+
+    def wait_service(self, context: str, timeout: float = 30.0) -> None:
+        for replica, process in enumerate(self.services[context]):
+            address = self.service_address(context, replica)
+            self._wait(process, lambda a=address: grpc_serving(a), timeout)
+
+    def stop_service(self, context: str) -> None:
+        for process in self.services[context]:
+            process.stop()
+
+    def start_envoy(self, timeout: float = 30.0) -> None:
+        endpoints = {
+            context: [("127.0.0.1", port) for port in ports] for context, ports in self.config.service_ports.items()
+            if context in self.services
+        }
+        jwt = JwtGateway(DEV_ISSUER, DEV_AUDIENCE, self.keys.jwks)
+        self.envoy_config.write_text(render(self.config.gateway, endpoints, DESCRIPTOR, jwt))
+        self.envoy.start()
+        self._wait(self.envoy, self.gateway_healthy, timeout)
+
+    def gateway_healthy(self) -> bool:
+        """Envoy is live and every upstream host passed its health check."""
+        try:
+            with urllib.request.urlopen(f"{self.admin_url}/clusters", timeout=0.5) as response:
+                clusters = response.read().decode()
+        except OSError:
+            return False
+        flags = [line for line in clusters.splitlines() if "::health_flags::" in line]
+        return bool(flags) and all(line.endswith("::healthy") for line in flags)
+
+    def _wait(self, process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            if not process.running:
+                raise StartupError(f"{process.name} exited during start-up:\n{process.log_tail()}")
+            time.sleep(0.05)
+        raise StartupError(f"{process.name} not healthy after {timeout:.0f}s:\n{process.log_tail()}")
+
+    def stop(self) -> None:
+        for processes in self.services.values():
+            for process in processes:
+                process.stop()
+        self.envoy.stop()
+        self.nats.stop()
+
+    def __enter__(self) -> Platform:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def describe(self) -> list[tuple[str, str]]:
+        rows = [("gateway (gRPC + HTTP/JSON)", self.gateway_address), ("envoy admin", self.admin_url)]
+        rows.append(("nats-server (JetStream)", self.nats_url))
+        for context, processes in self.services.items():
+            for replica in range(len(processes)):
+                rows.append((processes[replica].name, self.service_address(context, replica)))
+        rows.append(("logs", str(self.var_dir / "log")))
+        return rows

@@ -1,0 +1,114 @@
+"""What every service process has in common, wired once: settings from the
+environment, database engine, JetStream connection, outbox relay, event consumers
+and the gRPC host. A service's ``main.py`` declares only what differs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import MetaData
+
+from ptkit.auth import JwtSettings, TokenVerifier
+from ptkit.config import ConfigError, Env
+from ptkit.events import EnvelopeSerializer
+from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream, StreamSettings
+from ptkit.metrics import serve_metrics
+from ptkit.outbox import OutboxRelay
+from ptkit.server import Registrar, ServiceHost
+from ptkit.sql import MessagingTables, create_engine
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:14222"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    name: str
+    host: str
+    port: int
+    database_url: str
+    nats_url: str
+    metrics_port: int
+    grace_seconds: float
+    log_level: str
+    jwt: JwtSettings
+    stream: StreamSettings
+    consumer: ConsumerSettings
+
+    @classmethod
+    def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
+        """Read ``PT_<CONTEXT>_*`` and the platform-wide ``PT_*`` variables."""
+        env = env or Env()
+        prefix = f"PT_{context.upper()}"
+        var_dir = env.path("PT_VAR_DIR", Path("var"))
+        jwt = JwtSettings(
+            public_key_file=env.path("PT_JWT_PUBLIC_KEY_FILE", var_dir / "jwt" / "public.pem"),
+            issuer=env.str("PT_JWT_ISSUER", DEV_ISSUER),
+            audience=env.str("PT_JWT_AUDIENCE", DEV_AUDIENCE),
+        )
+        if not jwt.public_key_file.is_file():
+            raise ConfigError(
+                f"PT_JWT_PUBLIC_KEY_FILE={str(jwt.public_key_file)!r} does not exist "
+                "(run 'ptctl token' once to create development keys)"
+            )
+        return cls(
+            name=f"{context}_svc",
+            host=env.str(f"{prefix}_HOST", "127.0.0.1"),
+            port=env.port(f"{prefix}_PORT", default_port),
+            database_url=env.database_url(
+                f"{prefix}_DATABASE_URL", f"sqlite:///{var_dir / f'{context}_svc.db'}"
+            ),
+            nats_url=env.str("PT_NATS_URL", DEFAULT_NATS_URL),
+            metrics_port=env.port(f"{prefix}_METRICS_PORT", 0),
+            grace_seconds=env.float("PT_SHUTDOWN_GRACE_SECONDS", 10.0),
+            log_level=env.choice("PT_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            jwt=jwt,
+            stream=StreamSettings(
+                name=env.str("PT_STREAM_NAME", "PT_EVENTS"),
+                duplicate_window_seconds=env.float("PT_STREAM_DUPLICATE_WINDOW_SECONDS", 120.0, minimum=1),
+                replicas=env.int("PT_STREAM_REPLICAS", 1, minimum=1, maximum=5),
+            ),
+            consumer=ConsumerSettings(
+                max_deliver=env.int("PT_CONSUMER_MAX_DELIVER", 8, minimum=1, maximum=1000),
+                ack_wait_seconds=env.float("PT_CONSUMER_ACK_WAIT_SECONDS", 30.0, minimum=1),
+            ),
+        )
+
+
+class ServiceRuntime:
+    def __init__(self, settings: ServiceSettings, metadata: MetaData, tables: MessagingTables, source: str) -> None:
+        self.settings = settings
+        self.metadata = metadata
+        self.tables = tables
+        self.engine = create_engine(settings.database_url)
+        self.serializer = EnvelopeSerializer(source)
+        self.jetstream = JetStream(settings.nats_url, settings.stream, name=settings.name)
+        self.relay = OutboxRelay(self.engine, tables, self.jetstream, source)
+        self.consumers: list[EventConsumer] = []
+
+    def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
+        self.consumers.append(
+            EventConsumer(self.jetstream, durable, subjects, handler, self.settings.consumer)
+        )
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as connection:
+            await connection.run_sync(self.metadata.create_all)
+
+    async def serve(self, services: Sequence[tuple[str, Registrar]], stop: asyncio.Event | None = None) -> None:
+        await self.create_schema()
+        serve_metrics(self.settings.host, self.settings.metrics_port)
+        host = ServiceHost(
+            name=self.settings.name,
+            host=self.settings.host,
+            port=self.settings.port,
+            verifier=TokenVerifier(self.settings.jwt),
+            services=services,
+            background=[self.jetstream.connect, self.relay.run, *(c.run for c in self.consumers)],
+            on_shutdown=[self.jetstream.close, self.engine.dispose],
+            grace_seconds=self.settings.grace_seconds,
+        )
+        await host.run(stop)

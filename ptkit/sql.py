@@ -1,0 +1,274 @@
+"""SQLAlchemy plumbing every service shares: engine, outbox and processed-events
+tables, and the unit of work that commits state, outbox rows and the handled-event
+mark in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    event,
+    insert,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
+
+from ptkit.domain import Aggregate, ConcurrencyConflict, DomainEvent
+
+log = logging.getLogger(__name__)
+
+
+def async_url(url: str) -> str:
+    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick the asyncio driver."""
+    parsed = make_url(url)
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}.get(
+        parsed.drivername, parsed.drivername
+    )
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, a busy timeout and write-ahead ``BEGIN IMMEDIATE``.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock when a transaction starts, so two
+    concurrent read-modify-write transactions queue instead of failing on lock upgrade.
+    """
+    url = async_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    """The outbox and processed-events tables, added to a service's own metadata."""
+
+    outbox: Table
+    processed_events: Table
+
+    @classmethod
+    def add_to(cls, metadata: MetaData) -> MessagingTables:
+        outbox = Table(
+            "outbox",
+            metadata,
+            Column("seq", Integer, primary_key=True, autoincrement=True),
+            Column("event_id", String(36), nullable=False, unique=True),
+            Column("event_type", String(64), nullable=False),
+            Column("subject", String(200), nullable=False),
+            Column("payload", LargeBinary, nullable=False),
+            Column("created_at", DateTime(timezone=True), nullable=False),
+            Column("published_at", DateTime(timezone=True), nullable=True),
+            Index("ix_outbox_unpublished", "published_at", "seq"),
+        )
+        processed = Table(
+            "processed_events",
+            metadata,
+            Column("consumer", String(64), nullable=False),
+            Column("event_id", String(36), nullable=False),
+            Column("handled_at", DateTime(timezone=True), nullable=False),
+            PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
+        )
+        return cls(outbox=outbox, processed_events=processed)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    event_id: str
+    event_type: str
+    subject: str
+    payload: bytes
+
+
+class EventSerializer(Protocol):
+    """Turns a domain event into the message the relay will publish."""
+
+    def __call__(
+        self, event: DomainEvent, aggregate_version: int, causation_id: str
+    ) -> OutboxMessage: ...
+
+
+@dataclass(frozen=True)
+class Causation:
+    """The event being handled, when a unit of work runs for a consumer."""
+
+    consumer: str
+    event_id: str
+
+
+class AlreadyHandled(Exception):
+    """This consumer already committed the effect of this event (a redelivery)."""
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time in PtPlatform is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+class TrackingRepository:
+    """Base of SQL repositories: remembers the aggregates it handed out, so the unit of
+    work can collect their events and write back the changed ones.
+
+    Subclasses insert new aggregates at once (:meth:`_track` them afterwards) and
+    implement :meth:`_update`, which writes an aggregate only where the stored version
+    is still the one that was read (optimistic locking).
+    """
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self.seen: list[Aggregate] = []
+        self._loaded_versions: dict[int, int] = {}
+
+    def _track(self, aggregate: Aggregate) -> None:
+        self.seen.append(aggregate)
+        self._loaded_versions[id(aggregate)] = aggregate.version
+
+    async def _update(self, aggregate: Aggregate, expected_version: int) -> int:
+        """Write the aggregate WHERE version = expected_version; return the row count."""
+        raise NotImplementedError
+
+    async def flush(self) -> None:
+        for aggregate in self.seen:
+            loaded = self._loaded_versions[id(aggregate)]
+            if aggregate.version == loaded:
+                continue
+            if await self._update(aggregate, loaded) != 1:
+                raise ConcurrencyConflict(
+                    f"{type(aggregate).__name__} changed concurrently; retry the request"
+                )
+            self._loaded_versions[id(aggregate)] = aggregate.version
+
+
+class SqlUnitOfWork:
+    """One database transaction: ``async with uow: ...; await uow.commit()``.
+
+    On commit it writes every event the tracked aggregates recorded to the outbox and,
+    when handling an event, the (consumer, event_id) mark — all in the same transaction.
+    Leaving the block without commit rolls everything back.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: MessagingTables,
+        serializer: EventSerializer,
+        causation: Causation | None = None,
+        on_commit: Iterable[Callable[[], None]] = (),
+    ) -> None:
+        self.engine = engine
+        self.tables = tables
+        self.serializer = serializer
+        self.causation = causation
+        self._on_commit = tuple(on_commit)
+        self.connection: AsyncConnection
+        self._transaction: AsyncTransaction | None = None
+
+    def handling(self, causation: Causation) -> Self:
+        """A new unit of work of the same kind, bound to an incoming event."""
+        return type(self)(self.engine, self.tables, self.serializer, causation, self._on_commit)
+
+    def repositories(self) -> Iterable[TrackingRepository]:
+        """Subclasses return the repositories they opened in :meth:`open_repositories`."""
+        return ()
+
+    def open_repositories(self, connection: AsyncConnection) -> None:
+        """Subclasses create their repositories on the connection here."""
+
+    async def __aenter__(self) -> Self:
+        self.connection = await self.engine.connect()
+        self._transaction = await self.connection.begin()
+        self.open_repositories(self.connection)
+        if self.causation is not None:
+            await self._mark_handled(self.causation)
+        return self
+
+    async def _mark_handled(self, causation: Causation) -> None:
+        """Insert the processed-event mark first: a second copy of the event (another
+        replica, a redelivery) fails on the primary key and changes nothing."""
+        try:
+            await self.connection.execute(
+                insert(self.tables.processed_events).values(
+                    consumer=causation.consumer,
+                    event_id=causation.event_id,
+                    handled_at=datetime.now(UTC),
+                )
+            )
+        except IntegrityError:
+            await self._close(rollback=True)
+            raise AlreadyHandled(causation.event_id) from None
+
+    async def commit(self) -> None:
+        causation_id = self.causation.event_id if self.causation else ""
+        rows = []
+        for repository in self.repositories():
+            await repository.flush()
+            for aggregate in repository.seen:
+                for domain_event in aggregate.events:
+                    message = self.serializer(domain_event, aggregate.version, causation_id)
+                    rows.append(
+                        {
+                            "event_id": message.event_id,
+                            "event_type": message.event_type,
+                            "subject": message.subject,
+                            "payload": message.payload,
+                            "created_at": datetime.now(UTC),
+                        }
+                    )
+                aggregate.events.clear()
+        if rows:
+            await self.connection.execute(insert(self.tables.outbox), rows)
+        assert self._transaction is not None
+        await self._transaction.commit()
+        self._transaction = None
+        for callback in self._on_commit:
+            callback()
+
+    async def _close(self, *, rollback: bool) -> None:
+        if self._transaction is not None and rollback:
+            await self._transaction.rollback()
+        self._transaction = None
+        await self.connection.close()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close(rollback=True)

@@ -1,0 +1,41 @@
+"""Input checks shared by every inbound adapter; failures are InvalidValue (INVALID_ARGUMENT)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from ptkit.domain import InvalidValue
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
+
+
+def require_uuid(field: str, value: str) -> str:
+    """An id the platform generated: a UUID string."""
+    if not value:
+        raise InvalidValue(f"{field} is required")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidValue(f"{field} {value[:80]!r} is not a valid id (expected a UUID)") from None
+
+
+def require_principal_id(field: str, value: str) -> str:
+    """An id that names a person (customer, trainer): 1-64 of letters, digits, . _ @ : -"""
+    if not value:
+        raise InvalidValue(f"{field} is required")
+    if not _ID_PATTERN.match(value):
+        raise InvalidValue(
+            f"{field} {value[:80]!r} is invalid: 1-64 letters, digits or . _ @ : - characters"
+        )
+    return value
+
+
+def require_text(field: str, value: str, *, max_length: int, required: bool = True) -> str:
+    """Trimmed free text of bounded length."""
+    text = value.strip()
+    if required and not text:
+        raise InvalidValue(f"{field} must not be empty")
+    if len(text) > max_length:
+        raise InvalidValue(f"{field} is too long ({len(text)} characters, at most {max_length})")
+    return text
