@@ -114,6 +114,20 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 Registrar = Callable[[grpc.aio.Server], None]
 
 
+def public_service_names() -> list[str]:
+    """Full names of the platform's public gRPC services (their descriptors get loaded)."""
+    from ptplatform.manager.v1 import manager_service_pb2
+    from ptplatform.order.v1 import order_service_pb2
+    from ptplatform.status.v1 import status_service_pb2
+    from ptplatform.trainer.v1 import trainer_service_pb2
+
+    return [
+        service.full_name
+        for module in (order_service_pb2, manager_service_pb2, trainer_service_pb2, status_service_pb2)
+        for service in module.DESCRIPTOR.services_by_name.values()
+    ]
+
+
 @dataclass
 class ServiceHost:
     """Everything one service process runs: its gRPC services and background tasks."""
@@ -136,8 +150,11 @@ class ServiceHost:
             register(server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
+        # Reflection describes the whole public API, whichever service answers it: the
+        # gateway routes grpcurl's reflection calls to one of them.
         reflection.enable_server_reflection(
-            [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            sorted({*names, *public_service_names()})
+            + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
             server,
         )
         bound = server.add_insecure_port(f"{self.host}:{self.port}")

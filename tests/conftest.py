@@ -1,0 +1,98 @@
+"""Fixtures that start real servers on free loopback ports and always stop them."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ptkit.launcher import ManagedProcess, Platform, PlatformConfig, binary, free_port, tcp_open
+from ptkit.tokens import KeyFiles, ensure_keys
+from tests.helpers import wait_for
+
+POSTGRES_ADMIN_URL = os.environ.get("PT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
+    return ensure_keys(tmp_path_factory.mktemp("jwt"))
+
+
+class NatsServer:
+    """A real nats-server with JetStream on a free port; restartable on the same store."""
+
+    def __init__(self, store: Path) -> None:
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.process = ManagedProcess(
+            "nats-server",
+            [binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(store)],
+            dict(os.environ),
+            store / "nats.log",
+        )
+
+    def start(self) -> None:
+        self.process.start()
+        wait_for(lambda: tcp_open(self.port), timeout=15, what="nats-server listening")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats")
+    (tmp_path / "nats").mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _postgres_available() -> bool:
+    return tcp_open(5432)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, dropped afterwards. Skipped (not on CI) without a server."""
+    if not _postgres_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required when CI=true")
+        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432")
+    import asyncio
+
+    import asyncpg
+
+    name = f"pt_test_{uuid.uuid4().hex[:12]}"
+    admin = POSTGRES_ADMIN_URL
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The whole platform (nats-server, every service, Envoy), shared by the e2e tests."""
+    config = PlatformConfig.ephemeral(tmp_path_factory.mktemp("platform"))
+    with Platform(config) as running:
+        yield running
+
+
+def fresh_platform(var_dir: Path, **kwargs: object) -> Platform:
+    """A platform of its own, for tests that stop and restart parts of it."""
+    return Platform(PlatformConfig.ephemeral(var_dir, **kwargs))
