@@ -9,7 +9,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := build/.proto.stamp
 DESCRIPTOR := build/ptplatform.pb
 
-.PHONY: run test proto lint clean demo bench
+.PHONY: run test proto lint clean demo bench contracts-baseline k8s-envoy-config
 
 run: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl run
@@ -37,6 +37,15 @@ $(GEN_STAMP): $(PROTOS) $(STAMP)
 	rm -rf ptplatform && mkdir -p build
 	$(PY) -m ptkit.protogen protos . $(DESCRIPTOR)
 	touch $@
+
+# The committed contract baseline that `buf breaking` compares protos/ with: rewrite it
+# only for a deliberate, announced breaking change (or after additive changes, to record them).
+contracts-baseline: $(STAMP)
+	$(BIN)/buf build protos --exclude-source-info -o contracts/ptplatform.binpb
+
+# Envoy's ConfigMap for Kubernetes, rendered from envoy/envoy.yaml.j2.
+k8s-envoy-config: $(STAMP)
+	$(PY) -m ptkit.k8s
 
 clean:
 	rm -rf $(VENV) build ptplatform var .pytest_cache .ruff_cache

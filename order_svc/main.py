@@ -18,12 +18,22 @@ DEFAULT_PORT = 50051
 
 async def serve(settings: ServiceSettings) -> None:
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="order")
-    uow = sql.SqlOrderUnitOfWork(runtime.engine, sql.messaging, runtime.serializer, on_commit=[runtime.relay.wake])
-    runtime.consume(DURABLE, SUBJECTS, OrderEventHandler(uow))
-    adapter = OrderServiceAdapter(uow)
+
+    def new_uow() -> sql.SqlOrderUnitOfWork:
+        """One unit of work per call: each holds its own connection and transaction."""
+        return sql.SqlOrderUnitOfWork(
+            runtime.engine, sql.messaging, runtime.serializer, on_commit=[runtime.relay.wake]
+        )
+
+    runtime.consume(DURABLE, SUBJECTS, OrderEventHandler(new_uow()))
+    adapter = OrderServiceAdapter(new_uow)
     await runtime.serve(
-        [(pb.DESCRIPTOR.services_by_name["OrderService"].full_name,
-          lambda server: pb_grpc.add_OrderServiceServicer_to_server(adapter, server))]
+        [
+            (
+                pb.DESCRIPTOR.services_by_name["OrderService"].full_name,
+                lambda server: pb_grpc.add_OrderServiceServicer_to_server(adapter, server),
+            )
+        ]
     )
 
 

@@ -46,13 +46,17 @@ class Caller:
         """Customers act only on their own data; managers on anyone's."""
         self.require(Role.CUSTOMER, Role.MANAGER)
         if self.role is Role.CUSTOMER and customer_id != self.subject:
-            raise PermissionDenied(f"customer {self.subject!r} may not act for customer {customer_id!r}")
+            raise PermissionDenied(
+                f"customer {self.subject!r} may not act for customer {customer_id!r}"
+            )
 
     def require_trainer_self_or_manager(self, trainer_id: str) -> None:
         """Trainers act only on their own schedules; managers may read any."""
         self.require(Role.TRAINER, Role.MANAGER)
         if self.role is Role.TRAINER and trainer_id != self.subject:
-            raise PermissionDenied(f"trainer {self.subject!r} may not act for trainer {trainer_id!r}")
+            raise PermissionDenied(
+                f"trainer {self.subject!r} may not act for trainer {trainer_id!r}"
+            )
 
 
 _current: contextvars.ContextVar[Caller] = contextvars.ContextVar("ptplatform_caller")

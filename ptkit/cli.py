@@ -40,7 +40,10 @@ def cmd_run(_: argparse.Namespace) -> int:
     width = max(len(name) for name, _ in platform.describe())
     for name, where in platform.describe():
         print(f"  {name:<{width}}  {where}")
-    print(f"\nPtPlatform is up: gateway {platform.gateway_address}. Ctrl-C stops everything.", flush=True)
+    print(
+        f"\nPtPlatform is up: gateway {platform.gateway_address}. Ctrl-C stops everything.",
+        flush=True,
+    )
     try:
         while not stop.wait(1.0):
             pass
@@ -66,7 +69,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ptctl", description="PtPlatform developer tool")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start the whole platform and wait for Ctrl-C").set_defaults(func=cmd_run)
+    commands.add_parser("run", help="start the whole platform and wait for Ctrl-C").set_defaults(
+        func=cmd_run
+    )
     token = commands.add_parser("token", help="print a development JWT")
     token.add_argument("--role", required=True, choices=[r.value for r in Role])
     token.add_argument("--subject", required=True, help="customer, trainer or manager id")

@@ -50,6 +50,7 @@ class InternalRouteSettings:
     """
 
     port: int = 8081
+    host: str = "127.0.0.1"
     timeout_s: float = 2.5
     per_try_timeout_s: float = 1.0
     num_retries: int = 1
@@ -80,6 +81,8 @@ class GatewaySettings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     admin_port: int = 9901
+    stats_port: int = 0
+    """A listener with Envoy's /ready and /stats/prometheus on gateway_host; 0: none."""
     route_timeout_s: float = 15.0
     health_interval_s: float = 1.0
     rate_limit: RateLimitSettings = RateLimitSettings()
@@ -99,7 +102,9 @@ class GatewaySettings:
             internal=InternalRouteSettings(
                 port=env.port("PT_INTERNAL_PORT", 8081),
                 timeout_s=env.float("PT_INTERNAL_TIMEOUT_SECONDS", 2.5, minimum=0.1),
-                per_try_timeout_s=env.float("PT_INTERNAL_PER_TRY_TIMEOUT_SECONDS", 1.0, minimum=0.05),
+                per_try_timeout_s=env.float(
+                    "PT_INTERNAL_PER_TRY_TIMEOUT_SECONDS", 1.0, minimum=0.05
+                ),
                 num_retries=env.int("PT_INTERNAL_RETRIES", 1, maximum=10),
                 breaker=BreakerSettings(
                     max_connections=env.int("PT_BREAKER_MAX_CONNECTIONS", 8, minimum=1),
@@ -125,17 +130,29 @@ def render(
     endpoints: dict[str, list[tuple[str, int]]],
     descriptor: Path,
     jwt: JwtGateway,
+    cluster_type: str = "STATIC",
 ) -> str:
-    """The Envoy config for the services in ``endpoints`` (context -> replica addresses)."""
+    """The Envoy config for the services in ``endpoints`` (context -> replica addresses).
+
+    ``cluster_type`` STATIC takes the addresses as IPs; STRICT_DNS resolves each name to
+    every address behind it (a Kubernetes headless Service: one host per pod).
+    """
     services = [
-        {"name": name, "grpc_service": PUBLIC_SERVICES[name]} for name in PUBLIC_SERVICES if name in endpoints
+        {"name": name, "grpc_service": PUBLIC_SERVICES[name]}
+        for name in PUBLIC_SERVICES
+        if name in endpoints
     ]
     clusters = [Cluster(name, endpoints[name]) for name in PUBLIC_SERVICES if name in endpoints]
     internal = None
     if "trainer" in endpoints:
         internal = asdict(settings.internal)
         clusters.append(
-            Cluster("trainer_internal", endpoints["trainer"], settings.internal.breaker, settings.internal.outlier)
+            Cluster(
+                "trainer_internal",
+                endpoints["trainer"],
+                settings.internal.breaker,
+                settings.internal.outlier,
+            )
         )
     template = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE.parent),
@@ -146,6 +163,8 @@ def render(
     ).get_template(TEMPLATE.name)
     return template.render(
         admin_port=settings.admin_port,
+        stats_port=settings.stats_port,
+        cluster_type=cluster_type,
         gateway_host=settings.gateway_host,
         gateway_port=settings.gateway_port,
         route_timeout_s=settings.route_timeout_s,

@@ -94,5 +94,7 @@ def payload_of(envelope: events_pb2.EventEnvelope) -> Message:
     """The event inside an envelope; raises ValueError when the envelope carries none."""
     kind = envelope.WhichOneof("payload")
     if kind is None or snake_case(envelope.event_type) != kind:
-        raise ValueError(f"envelope {envelope.event_id!r}: type {envelope.event_type!r} has no payload")
+        raise ValueError(
+            f"envelope {envelope.event_id!r}: type {envelope.event_type!r} has no payload"
+        )
     return getattr(envelope, kind)

@@ -76,7 +76,12 @@ class ManagedProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as out:
             self.process = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+                self.argv,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
             )
 
     @property
@@ -108,7 +113,9 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -120,7 +127,9 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: f
 def grpc_serving(address: str) -> bool:
     try:
         with grpc.insecure_channel(address) as channel:
-            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=0.5
+            )
             return response.status == health_pb2.HealthCheckResponse.SERVING
     except grpc.RpcError:
         return False
@@ -154,7 +163,9 @@ class PlatformConfig:
         return config
 
     @classmethod
-    def ephemeral(cls, var_dir: Path, contexts: Iterable[str] | None = None, **kwargs: object) -> PlatformConfig:
+    def ephemeral(
+        cls, var_dir: Path, contexts: Iterable[str] | None = None, **kwargs: object
+    ) -> PlatformConfig:
         """Free random loopback ports everywhere: for tests."""
         config = cls(var_dir=var_dir, **kwargs)  # type: ignore[arg-type]
         if contexts is not None:
@@ -186,22 +197,39 @@ class Platform:
         self.nats = ManagedProcess(
             "nats-server",
             [
-                binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(config.nats_port),
-                "-sd", str(self.var_dir / "nats"), "--server_name", "ptplatform",
+                binary("nats-server"),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(config.nats_port),
+                "-sd",
+                str(self.var_dir / "nats"),
+                "--server_name",
+                "ptplatform",
             ],
             dict(os.environ),
             self.var_dir / "log" / "nats-server.log",
         )
         self.services: dict[str, list[ManagedProcess]] = {
-            context: [self._service_process(context, replica) for replica in range(len(config.service_ports[context]))]
+            context: [
+                self._service_process(context, replica)
+                for replica in range(len(config.service_ports[context]))
+            ]
             for context in config.contexts
         }
         self.envoy_config = self.var_dir / "envoy.yaml"
         self.envoy = ManagedProcess(
             "envoy",
             [
-                binary("envoy"), "-c", str(self.envoy_config), "--disable-hot-restart",
-                "--log-level", "warning", "--drain-time-s", "1",
+                binary("envoy"),
+                "-c",
+                str(self.envoy_config),
+                "--disable-hot-restart",
+                "--log-level",
+                "warning",
+                "--drain-time-s",
+                "1",
             ],
             dict(os.environ),
             self.var_dir / "log" / "envoy.log",
@@ -243,13 +271,22 @@ class Platform:
             "PT_SIGNING_KEY_FILE": str(self.keys.private_key),
             "PT_TRAINER_ADDRESS": f"127.0.0.1:{self.config.gateway.internal.port}",
             f"{prefix}_PORT": str(self.config.service_ports[context][replica]),
-            f"{prefix}_METRICS_PORT": str(self.config.metrics_ports.get(context, [0] * (replica + 1))[replica]),
+            f"{prefix}_METRICS_PORT": str(
+                self.config.metrics_ports.get(context, [0] * (replica + 1))[replica]
+            ),
             **self.config.service_env,
         }
         urls = self.config.database_urls.get(context)
-        env[f"{prefix}_DATABASE_URL"] = urls[replica] if urls else f"sqlite:///{self.var_dir / f'{context}_svc.db'}"
+        env[f"{prefix}_DATABASE_URL"] = (
+            urls[replica] if urls else f"sqlite:///{self.var_dir / f'{context}_svc.db'}"
+        )
         name = f"{context}_svc" + (f"-{replica}" if replica else "")
-        return ManagedProcess(name, [sys.executable, "-m", f"{context}_svc"], env, self.var_dir / "log" / f"{name}.log")
+        return ManagedProcess(
+            name,
+            [sys.executable, "-m", f"{context}_svc"],
+            env,
+            self.var_dir / "log" / f"{name}.log",
+        )
 
     def start(self, timeout: float = 60.0) -> Platform:
         try:
@@ -288,7 +325,8 @@ class Platform:
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         endpoints = {
-            context: [("127.0.0.1", port) for port in ports] for context, ports in self.config.service_ports.items()
+            context: [("127.0.0.1", port) for port in ports]
+            for context, ports in self.config.service_ports.items()
             if context in self.services
         }
         jwt = JwtGateway(DEV_ISSUER, DEV_AUDIENCE, self.keys.jwks)
@@ -314,7 +352,9 @@ class Platform:
             if not process.running:
                 raise StartupError(f"{process.name} exited during start-up:\n{process.log_tail()}")
             time.sleep(0.05)
-        raise StartupError(f"{process.name} not healthy after {timeout:.0f}s:\n{process.log_tail()}")
+        raise StartupError(
+            f"{process.name} not healthy after {timeout:.0f}s:\n{process.log_tail()}"
+        )
 
     def stop(self) -> None:
         for processes in self.services.values():
@@ -330,7 +370,10 @@ class Platform:
         self.stop()
 
     def describe(self) -> list[tuple[str, str]]:
-        rows = [("gateway (gRPC + HTTP/JSON)", self.gateway_address), ("envoy admin", self.admin_url)]
+        rows = [
+            ("gateway (gRPC + HTTP/JSON)", self.gateway_address),
+            ("envoy admin", self.admin_url),
+        ]
         rows.append(("nats-server (JetStream)", self.nats_url))
         for context, processes in self.services.items():
             for replica in range(len(processes)):

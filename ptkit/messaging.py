@@ -53,7 +53,7 @@ class JetStream:
     async def connect(self) -> None:
         """Connect (retrying forever with jittered backoff) and make sure the stream exists."""
         async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.2, max=3.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=3.0, jitter=0.2),
             retry=retry_if_exception_type((OSError, nats.errors.Error, asyncio.TimeoutError)),
         ):
             with attempt:
@@ -96,7 +96,9 @@ class JetStream:
             raise NotConnected(self.url)
         return self._js
 
-    async def publish(self, subject: str, payload: bytes, msg_id: str, timeout: float = 2.0) -> bool:
+    async def publish(
+        self, subject: str, payload: bytes, msg_id: str, timeout: float = 2.0
+    ) -> bool:
         """Publish with ``Nats-Msg-Id``; returns False when JetStream dropped it as a duplicate."""
         ack = await self.js.publish(
             subject, payload, timeout=timeout, headers={"Nats-Msg-Id": msg_id}
@@ -167,10 +169,15 @@ class EventConsumer:
             await self.jetstream.ready.wait()
             try:
                 subscription = await self._subscribe()
-                log.info("consumer started", extra={"consumer": self.durable, "subjects": self.subjects})
+                log.info(
+                    "consumer started", extra={"consumer": self.durable, "subjects": self.subjects}
+                )
                 await self._fetch_loop(subscription)
             except (NotConnected, nats.errors.Error, OSError) as error:
-                log.warning("consumer lost NATS, retrying", extra={"consumer": self.durable, "error": repr(error)})
+                log.warning(
+                    "consumer lost NATS, retrying",
+                    extra={"consumer": self.durable, "error": repr(error)},
+                )
                 await asyncio.sleep(1.0)
 
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
@@ -187,7 +194,7 @@ class EventConsumer:
             envelope = events_pb2.EventEnvelope.FromString(message.data)
             if not envelope.event_id or not envelope.event_type:
                 raise ValueError("envelope without event_id or event_type")
-        except Exception as error:  # noqa: BLE001 - any undecodable message is poison
+        except Exception as error:
             await self._terminate(message, "undecodable", error)
             return
         event_type = envelope.event_type
@@ -196,7 +203,7 @@ class EventConsumer:
         except AlreadyHandled:
             metrics.EVENTS_DUPLICATE.labels(self.durable, event_type).inc()
             await message.ack()
-        except Exception as error:  # noqa: BLE001 - decided per delivery count below
+        except Exception as error:
             deliveries = message.metadata.num_delivered
             if deliveries >= self.settings.max_deliver:
                 await self._terminate(message, event_type, error, envelope)

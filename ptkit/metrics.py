@@ -15,7 +15,9 @@ EVENTS_HANDLED = Counter(
     "pt_events_handled_total", "Events whose effect was committed", ["consumer", "event_type"]
 )
 EVENTS_DUPLICATE = Counter(
-    "pt_events_duplicate_total", "Redelivered events that changed nothing", ["consumer", "event_type"]
+    "pt_events_duplicate_total",
+    "Redelivered events that changed nothing",
+    ["consumer", "event_type"],
 )
 EVENTS_REDELIVERED = Counter(
     "pt_events_redelivered_total", "Events nak'ed for a later retry", ["consumer", "event_type"]

@@ -49,7 +49,7 @@ class OutboxRelay:
             try:
                 published = await self.publish_pending()
                 backoff = self.poll_seconds
-            except Exception as error:  # noqa: BLE001 - NATS or DB down: keep the rows, retry
+            except Exception as error:
                 log.warning("outbox relay cannot publish yet", extra={"error": repr(error)})
                 published = 0
                 backoff = min(backoff * 2, self.max_backoff_seconds)
@@ -67,7 +67,12 @@ class OutboxRelay:
         async with self.engine.connect() as connection:
             rows = (
                 await connection.execute(
-                    select(self.outbox.c.seq, self.outbox.c.event_id, self.outbox.c.subject, self.outbox.c.payload)
+                    select(
+                        self.outbox.c.seq,
+                        self.outbox.c.event_id,
+                        self.outbox.c.subject,
+                        self.outbox.c.payload,
+                    )
                     .where(self.outbox.c.published_at.is_(None))
                     .order_by(self.outbox.c.seq)
                     .limit(self.batch)

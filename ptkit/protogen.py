@@ -24,16 +24,18 @@ def include_paths() -> list[str]:
 def generate(proto_root: Path, out_dir: Path, descriptor: Path) -> None:
     protos = sorted(str(p.relative_to(proto_root)) for p in proto_root.rglob("*.proto"))
     args = ["protoc", f"-I{proto_root}", *(f"-I{p}" for p in include_paths())]
-    code = protoc.main([
-        *args,
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        f"--descriptor_set_out={descriptor}",
-        "--include_imports",
-        "--include_source_info",
-        *protos,
-    ])
+    code = protoc.main(
+        [
+            *args,
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            f"--descriptor_set_out={descriptor}",
+            "--include_imports",
+            "--include_source_info",
+            *protos,
+        ]
+    )
     if code != 0:
         raise SystemExit(f"protoc failed with exit code {code}")
 

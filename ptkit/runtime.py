@@ -37,6 +37,7 @@ class ServiceSettings:
     jwt: JwtSettings
     stream: StreamSettings
     consumer: ConsumerSettings
+    drain_delay_seconds: float = 0.5
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -68,9 +69,12 @@ class ServiceSettings:
             jwt=jwt,
             stream=StreamSettings(
                 name=env.str("PT_STREAM_NAME", "PT_EVENTS"),
-                duplicate_window_seconds=env.float("PT_STREAM_DUPLICATE_WINDOW_SECONDS", 120.0, minimum=1),
+                duplicate_window_seconds=env.float(
+                    "PT_STREAM_DUPLICATE_WINDOW_SECONDS", 120.0, minimum=1
+                ),
                 replicas=env.int("PT_STREAM_REPLICAS", 1, minimum=1, maximum=5),
             ),
+            drain_delay_seconds=env.float("PT_SHUTDOWN_DRAIN_DELAY_SECONDS", 0.5),
             consumer=ConsumerSettings(
                 max_deliver=env.int("PT_CONSUMER_MAX_DELIVER", 8, minimum=1, maximum=1000),
                 ack_wait_seconds=env.float("PT_CONSUMER_ACK_WAIT_SECONDS", 30.0, minimum=1),
@@ -79,7 +83,9 @@ class ServiceSettings:
 
 
 class ServiceRuntime:
-    def __init__(self, settings: ServiceSettings, metadata: MetaData, tables: MessagingTables, source: str) -> None:
+    def __init__(
+        self, settings: ServiceSettings, metadata: MetaData, tables: MessagingTables, source: str
+    ) -> None:
         self.settings = settings
         self.metadata = metadata
         self.tables = tables
@@ -98,7 +104,9 @@ class ServiceRuntime:
         async with self.engine.begin() as connection:
             await connection.run_sync(self.metadata.create_all)
 
-    async def serve(self, services: Sequence[tuple[str, Registrar]], stop: asyncio.Event | None = None) -> None:
+    async def serve(
+        self, services: Sequence[tuple[str, Registrar]], stop: asyncio.Event | None = None
+    ) -> None:
         await self.create_schema()
         serve_metrics(self.settings.host, self.settings.metrics_port)
         host = ServiceHost(
@@ -110,5 +118,6 @@ class ServiceRuntime:
             background=[self.jetstream.connect, self.relay.run, *(c.run for c in self.consumers)],
             on_shutdown=[self.jetstream.close, self.engine.dispose],
             grace_seconds=self.settings.grace_seconds,
+            drain_delay_seconds=self.settings.drain_delay_seconds,
         )
         await host.run(stop)

@@ -74,14 +74,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         metrics.RPCS.labels(method, code.name).inc()
         await context.abort(code, message)
 
-    def _unary(self, method: str, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _unary(
+        self, method: str, behaviour: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             token = None
             try:
                 token = self._authenticate(context)
                 response = await behaviour(request, context)
-            except Exception as error:  # noqa: BLE001 - mapped to a status code
+            except Exception as error:
                 await self._fail(context, method, error)
             else:
                 metrics.RPCS.labels(method, "OK").inc()
@@ -93,14 +95,16 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 
         return call
 
-    def _stream(self, method: str, behaviour: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    def _stream(
+        self, method: str, behaviour: Callable[..., AsyncIterator[Any]]
+    ) -> Callable[..., AsyncIterator[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             token = None
             try:
                 token = self._authenticate(context)
                 async for response in behaviour(request, context):
                     yield response
-            except Exception as error:  # noqa: BLE001 - mapped to a status code
+            except Exception as error:
                 await self._fail(context, method, error)
             else:
                 metrics.RPCS.labels(method, "OK").inc()
@@ -123,7 +127,12 @@ def public_service_names() -> list[str]:
 
     return [
         service.full_name
-        for module in (order_service_pb2, manager_service_pb2, trainer_service_pb2, status_service_pb2)
+        for module in (
+            order_service_pb2,
+            manager_service_pb2,
+            trainer_service_pb2,
+            status_service_pb2,
+        )
         for service in module.DESCRIPTOR.services_by_name.values()
     ]
 
@@ -140,6 +149,7 @@ class ServiceHost:
     background: Sequence[Callable[[], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
     grace_seconds: float = 10.0
+    drain_delay_seconds: float = 0.5
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -153,15 +163,21 @@ class ServiceHost:
         # Reflection describes the whole public API, whichever service answers it: the
         # gateway routes grpcurl's reflection calls to one of them.
         reflection.enable_server_reflection(
-            sorted({*names, *public_service_names()})
-            + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [
+                *sorted({*names, *public_service_names()}),
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ],
             server,
         )
         bound = server.add_insecure_port(f"{self.host}:{self.port}")
         await server.start()
         for name in ["", *names]:
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        tasks = [asyncio.create_task(job(), name=getattr(job, "__qualname__", "job")) for job in self.background]
+        tasks = [
+            asyncio.create_task(job(), name=getattr(job, "__qualname__", "job"))
+            for job in self.background
+        ]
         for task in tasks:
             task.add_done_callback(_log_crash)
         log.info("serving", extra={"service": self.name, "address": f"{self.host}:{bound}"})
@@ -170,6 +186,8 @@ class ServiceHost:
 
         log.info("shutting down", extra={"service": self.name, "grace_s": self.grace_seconds})
         await health.enter_graceful_shutdown()
+        # keep answering while load balancers notice NOT_SERVING, then drain in-flight calls
+        await asyncio.sleep(self.drain_delay_seconds)
         await server.stop(self.grace_seconds)
         for task in tasks:
             task.cancel()
@@ -187,6 +205,14 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM/SIGINT set: pass it to :meth:`ServiceHost.run` and to whatever must
+    end when shutdown starts (open server streams)."""
+    return _stop_on_signals()
+
+
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.error("background task crashed", exc_info=task.exception(), extra={"task": task.get_name()})
+        log.error(
+            "background task crashed", exc_info=task.exception(), extra={"task": task.get_name()}
+        )

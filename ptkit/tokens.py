@@ -85,4 +85,6 @@ def mint_token(
         "iat": issued,
         "exp": issued + ttl_seconds,
     }
-    return jwt.encode(claims, files.private_key.read_bytes(), algorithm="RS256", headers={"kid": KEY_ID})
+    return jwt.encode(
+        claims, files.private_key.read_bytes(), algorithm="RS256", headers={"kid": KEY_ID}
+    )

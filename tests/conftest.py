@@ -13,7 +13,9 @@ from ptkit.launcher import ManagedProcess, Platform, PlatformConfig, binary, fre
 from ptkit.tokens import KeyFiles, ensure_keys
 from tests.helpers import wait_for
 
-POSTGRES_ADMIN_URL = os.environ.get("PT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +31,16 @@ class NatsServer:
         self.url = f"nats://127.0.0.1:{self.port}"
         self.process = ManagedProcess(
             "nats-server",
-            [binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(store)],
+            [
+                binary("nats-server"),
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-sd",
+                str(store),
+            ],
             dict(os.environ),
             store / "nats.log",
         )
@@ -85,10 +96,21 @@ def postgres_url() -> Iterator[str]:
         asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--platform-contexts",
+        default="",
+        help="comma-separated contexts the e2e platform starts (default: every service)",
+    )
+
+
 @pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Platform]:
     """The whole platform (nats-server, every service, Envoy), shared by the e2e tests."""
-    config = PlatformConfig.ephemeral(tmp_path_factory.mktemp("platform"))
+    chosen = [c for c in pytestconfig.getoption("--platform-contexts").split(",") if c]
+    config = PlatformConfig.ephemeral(tmp_path_factory.mktemp("platform"), contexts=chosen or None)
     with Platform(config) as running:
         yield running
 

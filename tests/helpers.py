@@ -10,7 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "condition") -> T:
+def wait_for(
+    check: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
+) -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None
@@ -23,7 +25,10 @@ def wait_for(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
+    check: Callable[[], Awaitable[T]],
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
 ) -> T:
     """Async ``wait_for``."""
     deadline = time.monotonic() + timeout

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 import grpc
 
+from order_svc.adapters.sql import SqlOrderUnitOfWork
 from order_svc.application import handlers
 from order_svc.application.ports import PageCursor
-from order_svc.adapters.sql import SqlOrderUnitOfWork
 from order_svc.domain.model import Order, OrderStatus
 from ptkit.auth import Role, current_caller
 from ptkit.domain import InvalidValue
@@ -55,45 +56,61 @@ def decode_page_token(token: str) -> PageCursor | None:
         created_at, order_id = json.loads(base64.urlsafe_b64decode(token.encode()))
         return PageCursor(datetime.fromisoformat(created_at), require_uuid("page_token", order_id))
     except (ValueError, TypeError, binascii.Error, InvalidValue):
-        raise InvalidValue("page_token is invalid; pass the next_page_token of a previous page") from None
+        raise InvalidValue(
+            "page_token is invalid; pass the next_page_token of a previous page"
+        ) from None
 
 
 class OrderServiceAdapter(pb_grpc.OrderServiceServicer):
-    def __init__(self, uow: SqlOrderUnitOfWork) -> None:
-        self.uow = uow
+    def __init__(self, new_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+        self.new_uow = new_uow
 
     async def _owned_order(self, order_id: str) -> Order:
-        order = await handlers.get_order(require_uuid("order_id", order_id), self.uow)
+        order = await handlers.get_order(require_uuid("order_id", order_id), self.new_uow())
         current_caller().require_customer_self_or_manager(order.customer_id)
         return order
 
-    async def PlaceOrder(self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext) -> pb.Order:
+    async def PlaceOrder(
+        self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Order:
         caller = current_caller()
-        customer_id = request.customer_id or (caller.subject if caller.role is Role.CUSTOMER else "")
+        customer_id = request.customer_id or (
+            caller.subject if caller.role is Role.CUSTOMER else ""
+        )
         require_principal_id("customer_id", customer_id)
         caller.require_customer_self_or_manager(customer_id)
         command = handlers.PlaceOrder(
             customer_id=customer_id,
             customer_name=request.customer_name,
             class_name=request.class_name,
-            preferred_start=from_timestamp(request.preferred_start, request.HasField("preferred_start")),
-            request_id=require_text("request_id", request.request_id, max_length=64, required=False),
+            preferred_start=from_timestamp(
+                request.preferred_start, request.HasField("preferred_start")
+            ),
+            request_id=require_text(
+                "request_id", request.request_id, max_length=64, required=False
+            ),
         )
-        return order_to_proto(await handlers.place_order(command, self.uow))
+        return order_to_proto(await handlers.place_order(command, self.new_uow()))
 
-    async def CancelOrder(self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext) -> pb.Order:
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Order:
         order = await self._owned_order(request.order_id)
         command = handlers.CancelOrder(order_id=order.order_id, reason=request.reason)
-        return order_to_proto(await handlers.cancel_order(command, self.uow))
+        return order_to_proto(await handlers.cancel_order(command, self.new_uow()))
 
-    async def GetOrder(self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext) -> pb.Order:
+    async def GetOrder(
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Order:
         return order_to_proto(await self._owned_order(request.order_id))
 
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrdersResponse:
         caller = current_caller()
-        customer_id = request.customer_id or (caller.subject if caller.role is Role.CUSTOMER else "")
+        customer_id = request.customer_id or (
+            caller.subject if caller.role is Role.CUSTOMER else ""
+        )
         if customer_id:
             require_principal_id("customer_id", customer_id)
             caller.require_customer_self_or_manager(customer_id)
@@ -105,7 +122,7 @@ class OrderServiceAdapter(pb_grpc.OrderServiceServicer):
             customer_id or None,
             request.page_size or DEFAULT_PAGE_SIZE,
             decode_page_token(request.page_token),
-            self.uow,
+            self.new_uow(),
         )
         return pb.ListOrdersResponse(
             orders=[order_to_proto(order) for order in page.orders],

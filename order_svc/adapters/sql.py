@@ -98,7 +98,9 @@ class SqlOrderRepository(TrackingRepository):
         self._track(order)
 
     async def get(self, order_id: str) -> Order:
-        row = (await self.connection.execute(select(orders).where(orders.c.order_id == order_id))).first()
+        row = (
+            await self.connection.execute(select(orders).where(orders.c.order_id == order_id))
+        ).first()
         if row is None:
             raise OrderNotFound(order_id)
         order = _to_order(row)
@@ -108,20 +110,30 @@ class SqlOrderRepository(TrackingRepository):
     async def find_by_request(self, customer_id: str, request_id: str) -> Order | None:
         row = (
             await self.connection.execute(
-                select(orders).where(orders.c.customer_id == customer_id, orders.c.request_id == request_id)
+                select(orders).where(
+                    orders.c.customer_id == customer_id, orders.c.request_id == request_id
+                )
             )
         ).first()
         return None if row is None else _to_order(row)
 
-    async def list(self, customer_id: str | None, limit: int, after: PageCursor | None) -> list[Order]:
-        query = select(orders).order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
+    async def list(
+        self, customer_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[Order]:
+        query = (
+            select(orders)
+            .order_by(orders.c.created_at.desc(), orders.c.order_id.desc())
+            .limit(limit)
+        )
         if customer_id:
             query = query.where(orders.c.customer_id == customer_id)
         if after is not None:
             query = query.where(
                 or_(
                     orders.c.created_at < after.created_at,
-                    and_(orders.c.created_at == after.created_at, orders.c.order_id < after.order_id),
+                    and_(
+                        orders.c.created_at == after.created_at, orders.c.order_id < after.order_id
+                    ),
                 )
             )
         return [_to_order(row) for row in await self.connection.execute(query)]

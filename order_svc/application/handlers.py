@@ -89,7 +89,9 @@ async def list_orders(
     return OrderPage(page, PageCursor(page[-1].created_at, page[-1].order_id))
 
 
-async def confirm_order_on_schedule_confirmed(order_id: str, uow: UnitOfWork, now: Clock = utcnow) -> None:
+async def confirm_order_on_schedule_confirmed(
+    order_id: str, uow: UnitOfWork, now: Clock = utcnow
+) -> None:
     async with uow:
         order = await uow.orders.get(order_id)
         order.confirm(now())

@@ -27,7 +27,9 @@ class OrderRepository(Protocol):
 
     async def find_by_request(self, customer_id: str, request_id: str) -> Order | None: ...
 
-    async def list(self, customer_id: str | None, limit: int, after: PageCursor | None) -> list[Order]: ...
+    async def list(
+        self, customer_id: str | None, limit: int, after: PageCursor | None
+    ) -> list[Order]: ...
 
 
 class UnitOfWork(Protocol):

@@ -88,10 +88,15 @@ class Order(Aggregate):
             raise ClassAlreadyHeld(self.order_id)
         if self.status is OrderStatus.CANCELLED:
             raise OrderAlreadyCancelled(self.order_id)
+        reason = require_text("reason", reason, max_length=MAX_REASON_LENGTH, required=False)
         self.status = OrderStatus.CANCELLED
-        self.cancel_reason = require_text("reason", reason, max_length=MAX_REASON_LENGTH, required=False)
+        self.cancel_reason = reason
         self.updated_at = now
-        self._record(OrderCancelled(order_id=self.order_id, customer_id=self.customer_id, reason=self.cancel_reason))
+        self._record(
+            OrderCancelled(
+                order_id=self.order_id, customer_id=self.customer_id, reason=self.cancel_reason
+            )
+        )
 
     def confirm(self, now: datetime) -> None:
         """The trainer confirmed the schedule: the enrolment is complete.

@@ -1,0 +1,3 @@
+from manager_svc.main import main
+
+main()

@@ -1,0 +1,112 @@
+"""Inbound gRPC adapter: proto <-> commands, caller authorization, domain -> proto."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import grpc
+
+from manager_svc.adapters.sql import SqlManagerUnitOfWork
+from manager_svc.application import handlers
+from manager_svc.domain.model import Assignment, AssignmentStatus
+from manager_svc.domain.roster import Trainer
+from ptkit.auth import PermissionDenied, Role, current_caller
+from ptkit.domain import InvalidValue
+from ptkit.events import to_timestamp
+from ptkit.validation import require_uuid
+from ptplatform.manager.v1 import manager_service_pb2 as pb
+from ptplatform.manager.v1 import manager_service_pb2_grpc as pb_grpc
+
+_STATUS = {
+    status: pb.AssignmentStatus.Value(f"ASSIGNMENT_STATUS_{status.value}")
+    for status in AssignmentStatus
+}
+_STATUS_OF_PROTO = {value: status for status, value in _STATUS.items()}
+
+
+def trainer_to_proto(trainer: Trainer) -> pb.Trainer:
+    return pb.Trainer(trainer_id=trainer.trainer_id, name=trainer.name, active=trainer.active)
+
+
+def assignment_to_proto(assignment: Assignment) -> pb.Assignment:
+    return pb.Assignment(
+        order_id=assignment.order_id,
+        customer_id=assignment.customer_id,
+        class_name=assignment.class_name,
+        trainer_id=assignment.trainer_id,
+        trainer_name=assignment.trainer_name,
+        status=_STATUS[assignment.status],
+        preferred_start=to_timestamp(assignment.preferred_start),
+        update_time=to_timestamp(assignment.updated_at),
+        version=assignment.version,
+        cancel_reason=assignment.cancel_reason,
+        schedule_note=assignment.schedule_note,
+    )
+
+
+def status_filter(value: int) -> AssignmentStatus | None:
+    """The status to list by; UNSPECIFIED lists every status."""
+    if value == pb.ASSIGNMENT_STATUS_UNSPECIFIED:
+        return None
+    if value not in _STATUS_OF_PROTO:
+        raise InvalidValue(f"status {value} is not an assignment status")
+    return _STATUS_OF_PROTO[value]
+
+
+class ManagerServiceAdapter(pb_grpc.ManagerServiceServicer):
+    def __init__(self, new_uow: Callable[[], SqlManagerUnitOfWork]) -> None:
+        self.new_uow = new_uow
+
+    async def RegisterTrainer(
+        self, request: pb.RegisterTrainerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Trainer:
+        current_caller().require(Role.MANAGER)
+        trainer = await handlers.register_trainer(
+            handlers.RegisterTrainer(name=request.name), self.new_uow()
+        )
+        return trainer_to_proto(trainer)
+
+    async def ListTrainers(
+        self, request: pb.ListTrainersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListTrainersResponse:
+        current_caller().require(Role.MANAGER, Role.TRAINER)
+        trainers = await handlers.list_trainers(self.new_uow())
+        return pb.ListTrainersResponse(trainers=[trainer_to_proto(trainer) for trainer in trainers])
+
+    async def AssignTrainer(
+        self, request: pb.AssignTrainerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Assignment:
+        current_caller().require(Role.MANAGER)
+        command = handlers.AssignTrainer(
+            order_id=require_uuid("order_id", request.order_id),
+            trainer_id=require_uuid("trainer_id", request.trainer_id),
+        )
+        return assignment_to_proto(await handlers.assign_trainer(command, self.new_uow()))
+
+    async def GetAssignment(
+        self, request: pb.GetAssignmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Assignment:
+        caller = current_caller()
+        caller.require(Role.MANAGER, Role.TRAINER)
+        assignment = await handlers.get_assignment(
+            require_uuid("order_id", request.order_id), self.new_uow()
+        )
+        if caller.role is Role.TRAINER and assignment.trainer_id != caller.subject:
+            raise PermissionDenied(
+                f"trainer {caller.subject!r} is not assigned to order {assignment.order_id}"
+            )
+        return assignment_to_proto(assignment)
+
+    async def ListAssignments(
+        self, request: pb.ListAssignmentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAssignmentsResponse:
+        caller = current_caller()
+        caller.require(Role.MANAGER, Role.TRAINER)
+        trainer_id = require_uuid("trainer_id", request.trainer_id) if request.trainer_id else ""
+        if caller.role is Role.TRAINER:
+            trainer_id = trainer_id or caller.subject
+            caller.require_trainer_self_or_manager(trainer_id)
+        assignments = await handlers.list_assignments(
+            status_filter(request.status), trainer_id or None, self.new_uow()
+        )
+        return pb.ListAssignmentsResponse(assignments=[assignment_to_proto(a) for a in assignments])

@@ -1,0 +1,1 @@
+"""Use cases of manager_svc and the ports they need."""

@@ -1,0 +1,176 @@
+"""Use cases: one function per command or policy."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from manager_svc.application.ports import ScheduleCanceller, ScheduleCancelRefused, UnitOfWork
+from manager_svc.domain.model import SCHEDULE_CANCELLED, Assignment, AssignmentStatus, bounded_text
+from manager_svc.domain.roster import Trainer, least_loaded
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_trainer_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class RegisterTrainer:
+    name: str
+
+
+@dataclass(frozen=True)
+class AssignTrainer:
+    order_id: str
+    trainer_id: str
+
+
+@dataclass(frozen=True)
+class OpenAssignment:
+    """What manager_svc learns from OrderPlaced."""
+
+    order_id: str
+    customer_id: str
+    class_name: str
+    preferred_start: datetime | None
+
+
+@dataclass(frozen=True)
+class CancelAssignment:
+    """What manager_svc learns from OrderCancelled."""
+
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConfirmAssignment:
+    """What manager_svc learns from ScheduleConfirmed."""
+
+    order_id: str
+    trainer_id: str
+
+
+async def register_trainer(
+    cmd: RegisterTrainer,
+    uow: UnitOfWork,
+    new_id: Callable[[], str] = new_trainer_id,
+    now: Clock = utcnow,
+) -> Trainer:
+    async with uow:
+        trainer = Trainer.register(trainer_id=new_id(), name=cmd.name, now=now())
+        await uow.trainers.add(trainer)
+        await uow.commit()
+        return trainer
+
+
+async def list_trainers(uow: UnitOfWork) -> list[Trainer]:
+    async with uow:
+        return await uow.trainers.list()
+
+
+async def assign_trainer(cmd: AssignTrainer, uow: UnitOfWork, now: Clock = utcnow) -> Assignment:
+    async with uow:
+        assignment = await uow.assignments.get(cmd.order_id)
+        trainer = await uow.trainers.get(cmd.trainer_id)
+        assignment.assign(trainer, now())
+        await uow.commit()
+        return assignment
+
+
+async def get_assignment(order_id: str, uow: UnitOfWork) -> Assignment:
+    async with uow:
+        return await uow.assignments.get(order_id)
+
+
+async def list_assignments(
+    status: AssignmentStatus | None, trainer_id: str | None, uow: UnitOfWork
+) -> list[Assignment]:
+    async with uow:
+        return await uow.assignments.list(status, trainer_id)
+
+
+async def open_assignment_on_order_placed(
+    cmd: OpenAssignment, uow: UnitOfWork, auto_assign: bool = False, now: Clock = utcnow
+) -> Assignment:
+    """Open the order's assignment; with ``auto_assign`` give it at once to the
+    least-loaded active trainer. An assignment cancelled before this event arrived stays
+    cancelled."""
+    async with uow:
+        assignment = await uow.assignments.find(cmd.order_id)
+        if assignment is not None:
+            assignment.record_placement(
+                customer_id=cmd.customer_id,
+                class_name=cmd.class_name,
+                preferred_start=cmd.preferred_start,
+                now=now(),
+            )
+        else:
+            assignment = Assignment.open(
+                order_id=cmd.order_id,
+                customer_id=cmd.customer_id,
+                class_name=cmd.class_name,
+                preferred_start=cmd.preferred_start,
+                now=now(),
+            )
+            if auto_assign:
+                trainer = least_loaded(
+                    await uow.trainers.list(), await uow.assignments.load_per_trainer()
+                )
+                if trainer is not None:
+                    assignment.assign(trainer, now())
+            await uow.assignments.add(assignment)
+        await uow.commit()
+        return assignment
+
+
+async def confirm_assignment_on_schedule_confirmed(
+    cmd: ConfirmAssignment, uow: UnitOfWork, now: Clock = utcnow
+) -> Assignment:
+    async with uow:
+        assignment = await uow.assignments.get(cmd.order_id)
+        trainer_name = assignment.trainer_name
+        if cmd.trainer_id and cmd.trainer_id != assignment.trainer_id:
+            trainer = await uow.trainers.find(cmd.trainer_id)
+            trainer_name = trainer.name if trainer is not None else ""
+        assignment.confirm(cmd.trainer_id, trainer_name, now())
+        await uow.commit()
+        return assignment
+
+
+async def cancel_assignment_on_order_cancelled(
+    cmd: CancelAssignment, uow: UnitOfWork, schedules: ScheduleCanceller, now: Clock = utcnow
+) -> Assignment:
+    """Cancel the assignment and, before committing, the trainer's schedule.
+
+    Both happen or neither: if trainer_svc cannot be asked (ScheduleCancelUnavailable),
+    the error leaves the unit of work uncommitted and the event is redelivered later. If
+    trainer_svc refuses (the class was already held), the refusal is recorded on the
+    assignment and committed: asking again would not change the answer.
+    """
+    async with uow:
+        assignment = await uow.assignments.find(cmd.order_id)
+        if assignment is None:
+            assignment = Assignment.cancelled_before_placed(
+                order_id=cmd.order_id, reason=cmd.reason, now=now()
+            )
+            await uow.assignments.add(assignment)
+        elif not assignment.is_cancelled:
+            note = ""
+            if assignment.holds_schedule:
+                try:
+                    await schedules.cancel_schedule(cmd.order_id, bounded_text(cmd.reason))
+                    note = SCHEDULE_CANCELLED
+                except ScheduleCancelRefused as refusal:
+                    note = f"schedule not cancelled: {refusal}"
+            assignment.cancel(cmd.reason, now(), schedule_note=note)
+        await uow.commit()
+        return assignment

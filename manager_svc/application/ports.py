@@ -1,0 +1,79 @@
+"""What the use cases need from the outside world."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+from manager_svc.domain.model import Assignment, AssignmentStatus
+from manager_svc.domain.roster import Trainer
+
+
+class TrainerRepository(Protocol):
+    async def add(self, trainer: Trainer) -> None: ...
+
+    async def get(self, trainer_id: str) -> Trainer:
+        """Raises TrainerNotFound."""
+        ...
+
+    async def find(self, trainer_id: str) -> Trainer | None: ...
+
+    async def list(self) -> list[Trainer]:
+        """Every trainer of the roster, by name."""
+        ...
+
+
+class AssignmentRepository(Protocol):
+    async def add(self, assignment: Assignment) -> None: ...
+
+    async def get(self, order_id: str) -> Assignment:
+        """Raises AssignmentNotFound."""
+        ...
+
+    async def find(self, order_id: str) -> Assignment | None: ...
+
+    async def list(
+        self, status: AssignmentStatus | None, trainer_id: str | None
+    ) -> list[Assignment]:
+        """Assignments, newest first, optionally only of one status and one trainer."""
+        ...
+
+    async def load_per_trainer(self) -> dict[str, int]:
+        """How many assignments each trainer holds (TRAINER_ASSIGNED or ORDER_CONFIRMED)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    trainers: TrainerRepository
+    assignments: AssignmentRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class ScheduleCancelRefused(Exception):
+    """trainer_svc refused to cancel the schedule for a business reason (the class was
+    already held). Retrying will not change its mind."""
+
+
+class ScheduleCancelUnavailable(Exception):
+    """trainer_svc could not be asked in time; the cancellation must be tried again later."""
+
+
+class ScheduleCanceller(Protocol):
+    """trainer_svc's CancelSchedule, called synchronously while the order is cancelled."""
+
+    async def cancel_schedule(self, order_id: str, reason: str) -> None:
+        """Cancel the order's schedule (idempotent on trainer_svc's side).
+
+        Raises ScheduleCancelRefused or ScheduleCancelUnavailable.
+        """
+        ...

@@ -1,0 +1,1 @@
+"""The trainer roster and the Assignment aggregate: which trainer holds which order."""

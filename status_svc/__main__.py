@@ -1,0 +1,3 @@
+from status_svc.main import main
+
+main()

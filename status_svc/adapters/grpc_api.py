@@ -1,0 +1,207 @@
+"""Inbound gRPC adapter: requests -> queries, caller authorization, views -> proto."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import grpc
+
+from ptkit.auth import Caller, PermissionDenied, Role, current_caller
+from ptkit.domain import InvalidValue
+from ptkit.events import to_timestamp
+from ptkit.validation import require_principal_id, require_uuid
+from ptplatform.manager.v1 import manager_service_pb2 as manager_pb
+from ptplatform.order.v1 import order_service_pb2 as order_pb
+from ptplatform.status.v1 import status_service_pb2 as pb
+from ptplatform.status.v1 import status_service_pb2_grpc as pb_grpc
+from ptplatform.trainer.v1 import trainer_service_pb2 as trainer_pb
+from status_svc.adapters.sql import SqlStatusUnitOfWork
+from status_svc.application import handlers
+from status_svc.application.bell import NotificationBell
+from status_svc.application.ports import StatusFilter
+from status_svc.application.watch import POLL_SECONDS, NotificationWatch
+from status_svc.domain.model import (
+    AssignmentStatus,
+    ClassResult,
+    OrderStatus,
+    OrderStatusView,
+    ScheduleStatus,
+)
+from status_svc.domain.notifications import Notification
+
+_ORDER_STATUS = {s: order_pb.OrderStatus.Value(f"ORDER_STATUS_{s.value}") for s in OrderStatus}
+_ORDER_STATUS_OF = {number: status for status, number in _ORDER_STATUS.items()}
+_ASSIGNMENT_STATUS = {
+    s: manager_pb.AssignmentStatus.Value(f"ASSIGNMENT_STATUS_{s.value}") for s in AssignmentStatus
+}
+_SCHEDULE_STATUS = {
+    s: trainer_pb.ScheduleStatus.Value(f"SCHEDULE_STATUS_{s.value}") for s in ScheduleStatus
+}
+UNSPECIFIED = 0
+
+
+def _number(numbers: Mapping[Any, int], status: enum.Enum | None) -> int:
+    return UNSPECIFIED if status is None else numbers[status]
+
+
+def view_to_proto(view: OrderStatusView) -> pb.OrderStatus:
+    return pb.OrderStatus(
+        order_id=view.order_id,
+        customer_id=view.customer_id,
+        customer_name=view.customer_name,
+        class_name=view.class_name,
+        order_status=_number(_ORDER_STATUS, view.order_status),
+        assignment_status=_number(_ASSIGNMENT_STATUS, view.assignment_status),
+        trainer_id=view.trainer_id,
+        trainer_name=view.trainer_name,
+        schedule_status=_number(_SCHEDULE_STATUS, view.schedule_status),
+        start_time=to_timestamp(view.start_time),
+        class_result=view.class_result,
+        update_time=to_timestamp(view.updated_at),
+    )
+
+
+def result_to_proto(result: ClassResult) -> pb.ClassResult:
+    return pb.ClassResult(
+        order_id=result.order_id,
+        customer_id=result.customer_id,
+        class_name=result.class_name,
+        trainer_id=result.trainer_id,
+        trainer_name=result.trainer_name,
+        result=result.result,
+        record_time=to_timestamp(result.recorded_at),
+    )
+
+
+def notification_to_proto(notification: Notification) -> pb.Notification:
+    return pb.Notification(
+        notification_id=notification.notification_id,
+        customer_id=notification.customer_id,
+        order_id=notification.order_id,
+        message=notification.message,
+        create_time=to_timestamp(notification.created_at),
+    )
+
+
+def order_status_filter(number: int) -> OrderStatus | None:
+    if number == UNSPECIFIED:
+        return None
+    if number not in _ORDER_STATUS_OF:
+        raise InvalidValue(f"order_status {number} is not a known order status")
+    return _ORDER_STATUS_OF[number]
+
+
+def may_read(caller: Caller, view: OrderStatusView) -> bool:
+    """Customers read their own orders, trainers the orders they hold, managers any."""
+    match caller.role:
+        case Role.MANAGER:
+            return True
+        case Role.CUSTOMER:
+            return view.customer_id == caller.subject
+        case Role.TRAINER:
+            return view.trainer_id == caller.subject
+    return False
+
+
+def customer_of_request(customer_id: str) -> str:
+    """The customer a per-customer call is about: customers may leave it out (their own)
+    and ask only for their own; managers must name one; trainers may not ask."""
+    caller = current_caller()
+    customer_id = customer_id or (caller.subject if caller.role is Role.CUSTOMER else "")
+    require_principal_id("customer_id", customer_id)
+    caller.require_customer_self_or_manager(customer_id)
+    return customer_id
+
+
+def _optional_id(field: str, value: str) -> str | None:
+    return require_principal_id(field, value) if value else None
+
+
+def status_filter(request: pb.ListOrderStatusesRequest) -> StatusFilter:
+    """Managers filter freely; customers see only their own orders and trainers only
+    the orders they hold (asking for someone else's is refused)."""
+    caller = current_caller()
+    customer_id = _optional_id("customer_id", request.customer_id)
+    trainer_id = _optional_id("trainer_id", request.trainer_id)
+    order_status = order_status_filter(request.order_status)
+    if caller.role is Role.CUSTOMER:
+        caller.require_customer_self_or_manager(customer_id or caller.subject)
+        customer_id = caller.subject
+    elif caller.role is Role.TRAINER:
+        caller.require_trainer_self_or_manager(trainer_id or caller.subject)
+        trainer_id = caller.subject
+    return StatusFilter(customer_id=customer_id, trainer_id=trainer_id, order_status=order_status)
+
+
+class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
+    """``new_uow`` gives every call a unit of work of its own (calls run concurrently);
+    ``closing`` is set when the server shuts down, which ends open watches."""
+
+    def __init__(
+        self,
+        new_uow: Callable[[], SqlStatusUnitOfWork],
+        bell: NotificationBell,
+        closing: asyncio.Event,
+        poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.new_uow = new_uow
+        self.bell = bell
+        self.closing = closing
+        self.poll_seconds = poll_seconds
+
+    async def GetOrderStatus(
+        self, request: pb.GetOrderStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.OrderStatus:
+        order_id = require_uuid("order_id", request.order_id)
+        caller = current_caller()
+        view = await handlers.get_order_status(order_id, self.new_uow())
+        if not may_read(caller, view):
+            raise PermissionDenied(
+                f"{caller.role.value} {caller.subject!r} may not read order {order_id}"
+            )
+        return view_to_proto(view)
+
+    async def ListOrderStatuses(
+        self, request: pb.ListOrderStatusesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListOrderStatusesResponse:
+        views = await handlers.list_order_statuses(status_filter(request), self.new_uow())
+        return pb.ListOrderStatusesResponse(statuses=[view_to_proto(view) for view in views])
+
+    async def ListClassResults(
+        self, request: pb.ListClassResultsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListClassResultsResponse:
+        results = await handlers.list_class_results(
+            customer_of_request(request.customer_id), self.new_uow()
+        )
+        return pb.ListClassResultsResponse(results=[result_to_proto(result) for result in results])
+
+    async def ListNotifications(
+        self, request: pb.ListNotificationsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListNotificationsResponse:
+        notifications = await handlers.list_notifications(
+            customer_of_request(request.customer_id), self.new_uow()
+        )
+        return pb.ListNotificationsResponse(
+            notifications=[notification_to_proto(n) for n in notifications]
+        )
+
+    async def WatchNotifications(
+        self, request: pb.WatchNotificationsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.Notification]:
+        """Streams notifications recorded after the call started. The initial metadata is
+        sent once the starting point is fixed: a client that awaits it knows that every
+        later notification will reach it."""
+        watch = NotificationWatch(
+            customer_of_request(request.customer_id),
+            self.new_uow(),
+            self.bell,
+            self.closing,
+            self.poll_seconds,
+        )
+        await watch.start()
+        await context.send_initial_metadata(())
+        async for notification in watch.notifications():
+            yield notification_to_proto(notification)

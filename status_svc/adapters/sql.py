@@ -1,0 +1,274 @@
+"""SQLAlchemy adapter: the views and notifications tables, their repositories and
+status_svc's unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ptkit.domain import ConcurrencyConflict
+from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
+from status_svc.application.ports import StatusFilter
+from status_svc.domain.model import (
+    AssignmentStatus,
+    OrderStatus,
+    OrderStatusNotFound,
+    OrderStatusView,
+    ScheduleStatus,
+)
+from status_svc.domain.notifications import Notification
+
+metadata = MetaData()
+messaging = MessagingTables.add_to(metadata)
+
+order_status_views = Table(
+    "order_status_views",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("customer_id", String(64), nullable=False, default=""),
+    Column("customer_name", String(100), nullable=False, default=""),
+    Column("class_name", String(100), nullable=False, default=""),
+    Column("trainer_id", String(64), nullable=False, default=""),
+    Column("start_time", DateTime(timezone=True), nullable=True),
+    Column("class_result", Text, nullable=False, default=""),
+    Column("result_recorded_at", DateTime(timezone=True), nullable=True),
+    Column("order_status", String(16), nullable=True),
+    Column("reported_assignment_status", String(24), nullable=True),
+    Column("reported_schedule_status", String(24), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    # bookkeeping that keeps the view independent of arrival order (see the domain model)
+    Column("stamps", JSON, nullable=False),
+    Column("trainer_names", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Index("ix_order_status_views_customer", "customer_id", "updated_at"),
+    Index("ix_order_status_views_trainer", "trainer_id", "updated_at"),
+    Index("ix_order_status_views_updated", "updated_at"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    # the order in which notifications were recorded: what WatchNotifications follows
+    Column(
+        "seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("notification_id", String(36), nullable=False, unique=True),
+    Column("customer_id", String(64), nullable=False),
+    Column("order_id", String(36), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=True),
+    Index("ix_notifications_customer_seq", "customer_id", "seq"),
+)
+
+
+Status = TypeVar("Status", OrderStatus, AssignmentStatus, ScheduleStatus)
+
+
+def _enum(kind: type[Status], value: str | None) -> Status | None:
+    return None if value is None else kind(value)
+
+
+def _value(status: OrderStatus | AssignmentStatus | ScheduleStatus | None) -> str | None:
+    return None if status is None else status.value
+
+
+def _to_view(row: Row) -> OrderStatusView:
+    return OrderStatusView(
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        customer_name=row.customer_name,
+        class_name=row.class_name,
+        trainer_id=row.trainer_id,
+        start_time=as_utc(row.start_time),
+        class_result=row.class_result,
+        result_recorded_at=as_utc(row.result_recorded_at),
+        order_status=_enum(OrderStatus, row.order_status),
+        reported_assignment_status=_enum(AssignmentStatus, row.reported_assignment_status),
+        reported_schedule_status=_enum(ScheduleStatus, row.reported_schedule_status),
+        updated_at=as_utc(row.updated_at),
+        stamps={name: (stamp[0], stamp[1]) for name, stamp in row.stamps.items()},
+        trainer_names={
+            trainer: (known[0], known[1]) for trainer, known in row.trainer_names.items()
+        },
+        version=row.version,
+    )
+
+
+def _state(view: OrderStatusView) -> dict[str, object]:
+    return {
+        "customer_id": view.customer_id,
+        "customer_name": view.customer_name,
+        "class_name": view.class_name,
+        "trainer_id": view.trainer_id,
+        "start_time": view.start_time,
+        "class_result": view.class_result,
+        "result_recorded_at": view.result_recorded_at,
+        "order_status": _value(view.order_status),
+        "reported_assignment_status": _value(view.reported_assignment_status),
+        "reported_schedule_status": _value(view.reported_schedule_status),
+        "updated_at": view.updated_at,
+        "stamps": {name: list(stamp) for name, stamp in view.stamps.items()},
+        "trainer_names": {trainer: list(known) for trainer, known in view.trainer_names.items()},
+        "version": view.version,
+    }
+
+
+class SqlOrderStatusViews(TrackingRepository):
+    async def find(self, order_id: str) -> OrderStatusView | None:
+        query = select(order_status_views).where(order_status_views.c.order_id == order_id)
+        row = (await self.connection.execute(query)).first()
+        if row is None:
+            return None
+        view = _to_view(row)
+        self._track(view)
+        return view
+
+    async def get(self, order_id: str) -> OrderStatusView:
+        view = await self.find(order_id)
+        if view is None:
+            raise OrderStatusNotFound(order_id)
+        return view
+
+    async def add(self, view: OrderStatusView) -> None:
+        try:
+            await self.connection.execute(
+                insert(order_status_views).values(order_id=view.order_id, **_state(view))
+            )
+        except IntegrityError:
+            raise ConcurrencyConflict(
+                f"the view of order {view.order_id} was created concurrently; retry"
+            ) from None
+        self._track(view)
+
+    async def list(self, wanted: StatusFilter) -> list[OrderStatusView]:
+        views = order_status_views.c
+        query = (
+            select(order_status_views)
+            .order_by(views.updated_at.desc().nulls_last(), views.order_id)
+            .limit(wanted.limit)
+        )
+        if wanted.customer_id is not None:
+            query = query.where(views.customer_id == wanted.customer_id)
+        if wanted.trainer_id is not None:
+            query = query.where(views.trainer_id == wanted.trainer_id)
+        if wanted.order_status is not None:
+            query = query.where(views.order_status == wanted.order_status.value)
+        return [_to_view(row) for row in await self.connection.execute(query)]
+
+    async def with_class_results(self, customer_id: str) -> list[OrderStatusView]:
+        views = order_status_views.c
+        query = (
+            select(order_status_views)
+            .where(views.customer_id == customer_id, views.class_result != "")
+            .order_by(views.result_recorded_at, views.order_id)
+        )
+        return [_to_view(row) for row in await self.connection.execute(query)]
+
+    async def _update(self, aggregate: OrderStatusView, expected_version: int) -> int:  # type: ignore[override]
+        result = await self.connection.execute(
+            update(order_status_views)
+            .where(
+                order_status_views.c.order_id == aggregate.order_id,
+                order_status_views.c.version == expected_version,
+            )
+            .values(**_state(aggregate))
+        )
+        return result.rowcount
+
+
+def _to_notification(row: Row) -> Notification:
+    return Notification(
+        notification_id=row.notification_id,
+        customer_id=row.customer_id,
+        order_id=row.order_id,
+        created_at=as_utc(row.created_at),
+        class_name=row.class_name or "",
+    )
+
+
+def _with_class_name() -> Select:
+    """Notifications joined with their order's view for the class name (known later,
+    sometimes, than the result)."""
+    return select(
+        notifications.c.notification_id,
+        notifications.c.customer_id,
+        notifications.c.order_id,
+        notifications.c.created_at,
+        order_status_views.c.class_name,
+    ).select_from(
+        notifications.outerjoin(
+            order_status_views, notifications.c.order_id == order_status_views.c.order_id
+        )
+    )
+
+
+class SqlNotifications:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def add(self, notification: Notification) -> None:
+        dialect = {"postgresql": postgresql, "sqlite": sqlite}[self.connection.dialect.name]
+        await self.connection.execute(
+            dialect.insert(notifications)
+            .values(
+                notification_id=notification.notification_id,
+                customer_id=notification.customer_id,
+                order_id=notification.order_id,
+                created_at=notification.created_at,
+            )
+            .on_conflict_do_nothing(index_elements=["notification_id"])
+        )
+
+    async def list(self, customer_id: str) -> list[Notification]:
+        query = (
+            _with_class_name()
+            .where(notifications.c.customer_id == customer_id)
+            .order_by(notifications.c.created_at, notifications.c.notification_id)
+        )
+        return [_to_notification(row) for row in await self.connection.execute(query)]
+
+    async def last_sequence(self) -> int:
+        return (
+            await self.connection.execute(select(func.coalesce(func.max(notifications.c.seq), 0)))
+        ).scalar_one()
+
+    async def since(self, customer_id: str, sequence: int) -> list[Notification]:
+        query = (
+            _with_class_name()
+            .where(notifications.c.customer_id == customer_id, notifications.c.seq > sequence)
+            .order_by(notifications.c.seq)
+        )
+        return [_to_notification(row) for row in await self.connection.execute(query)]
+
+
+class SqlStatusUnitOfWork(SqlUnitOfWork):
+    views: SqlOrderStatusViews
+    notifications: SqlNotifications
+
+    def open_repositories(self, connection: AsyncConnection) -> None:
+        self.views = SqlOrderStatusViews(connection)
+        self.notifications = SqlNotifications(connection)
+
+    def repositories(self) -> Iterable[TrackingRepository]:
+        return (self.views,)

@@ -1,0 +1,1 @@
+"""Use cases of status_svc (projecting events, reading views, watching notifications)."""

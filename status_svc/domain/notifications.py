@@ -1,0 +1,44 @@
+"""Notification: a message telling a customer that a class result is ready."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from .events import ClassResultRegistered
+from .model import OrderStatusView
+
+NOTIFICATION_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13")
+
+
+def notification_id_for(event_id: str) -> str:
+    """The same event always gives the same notification, so a redelivery never doubles it."""
+    return str(uuid.uuid5(NOTIFICATION_NAMESPACE, event_id))
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_id: str
+    customer_id: str
+    order_id: str
+    created_at: datetime | None
+    class_name: str = ""
+    """Read from the order's view when the notification is shown (it may arrive later
+    than the result), so it is not stored with the notification."""
+
+    @classmethod
+    def of_result(cls, event: ClassResultRegistered, view: OrderStatusView) -> Notification:
+        return cls(
+            notification_id=notification_id_for(event.event_id),
+            customer_id=event.customer_id or view.customer_id,
+            order_id=event.order_id,
+            created_at=event.occurred_at,
+            class_name=view.class_name,
+        )
+
+    @property
+    def message(self) -> str:
+        if self.class_name:
+            return f"Your class result for '{self.class_name}' is ready"
+        return "Your class result is ready"

@@ -1,0 +1,47 @@
+"""Composition root of status_svc: read settings, build adapters, serve."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ptkit.config import exit_on_config_error
+from ptkit.logs import configure_logging
+from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.server import stop_on_signals
+from ptplatform.status.v1 import status_service_pb2 as pb
+from ptplatform.status.v1 import status_service_pb2_grpc as pb_grpc
+from status_svc.adapters import sql
+from status_svc.adapters.event_consumer import DURABLE, SUBJECTS, StatusEventHandler
+from status_svc.adapters.grpc_api import StatusServiceAdapter
+from status_svc.application.bell import NotificationBell
+
+DEFAULT_PORT = 50054
+
+
+async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
+    stop = stop or stop_on_signals()
+    runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="status")
+    bell = NotificationBell()
+
+    def new_uow() -> sql.SqlStatusUnitOfWork:
+        return sql.SqlStatusUnitOfWork(runtime.engine, sql.messaging, runtime.serializer)
+
+    runtime.consume(DURABLE, SUBJECTS, StatusEventHandler(new_uow(), bell))
+    adapter = StatusServiceAdapter(new_uow, bell, closing=stop)
+    await runtime.serve(
+        [
+            (
+                pb.DESCRIPTOR.services_by_name["StatusService"].full_name,
+                lambda server: pb_grpc.add_StatusServiceServicer_to_server(adapter, server),
+            )
+        ],
+        stop,
+    )
+
+
+def main() -> None:
+    with exit_on_config_error():
+        settings = ServiceSettings.from_env("status", DEFAULT_PORT)
+    configure_logging(settings.name, settings.log_level)
+    asyncio.run(serve(settings))

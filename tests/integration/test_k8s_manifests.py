@@ -1,0 +1,530 @@
+"""The Kubernetes manifests (deploy/k8s/) are valid and agree with what the code reads.
+
+Schemas are checked offline with ``kubernetes-validate --strict``. Env names, ports and
+probes are checked by running each service's own settings code (``from_env``) on the
+environment its Deployment gives it, with an :class:`Env` that records every name read.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import importlib
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from ptkit import k8s
+from ptkit.config import Env
+from ptkit.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
+from ptkit.runtime import ServiceSettings
+from ptkit.tokens import KeyFiles, ensure_keys
+
+T = TypeVar("T")
+
+BASE = k8s.BASE
+OVERLAY = ROOT / "deploy" / "k8s" / "overlays" / "production"
+MANIFESTS = sorted(p for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml")
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+SHUTDOWN_MARGIN_SECONDS = 5
+
+
+def load_resources() -> list[dict[str, Any]]:
+    return [doc for path in MANIFESTS for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+RESOURCES = load_resources()
+
+
+def resource(kind: str, name: str) -> dict[str, Any]:
+    found = [r for r in RESOURCES if r["kind"] == kind and r["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def of_kind(kind: str) -> list[dict[str, Any]]:
+    return [r for r in RESOURCES if r["kind"] == kind]
+
+
+def secret_data(secret: dict[str, Any]) -> dict[str, str]:
+    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    return data | (secret.get("stringData") or {})
+
+
+def workload_pod(workload: dict[str, Any]) -> dict[str, Any]:
+    return workload["spec"]["template"]["spec"]
+
+
+def only_container(workload: dict[str, Any]) -> dict[str, Any]:
+    (container,) = workload_pod(workload)["containers"]
+    return container
+
+
+def container_ports(container: dict[str, Any]) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container["ports"]}
+
+
+def prestop_sleep_seconds(container: dict[str, Any]) -> int:
+    command = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep", command
+    return int(command[1])
+
+
+class RecordingEnv(Env):
+    """An :class:`Env` that remembers the name of every variable read through it."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(environ)
+        self.read: set[str] = set()
+
+    def _parse(self, name: str, default: T, parse: Callable[[str], T], expected: str) -> T:
+        self.read.add(name)
+        return super()._parse(name, default, parse, expected)
+
+
+@dataclass
+class ServiceUnderTest:
+    """One service as its Deployment runs it, and as its own code reads that."""
+
+    context: str
+    deployment: dict[str, Any]
+    container: dict[str, Any]
+    environ: dict[str, str]
+    settings: ServiceSettings
+    read: set[str]
+
+
+def container_environ(workload: dict[str, Any]) -> dict[str, str]:
+    """The environment a container gets from env and envFrom (ConfigMaps and Secrets)."""
+    container = only_container(workload)
+    environ: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            environ |= resource("ConfigMap", source["configMapRef"]["name"])["data"]
+        else:
+            environ |= secret_data(resource("Secret", source["secretRef"]["name"]))
+    for variable in container.get("env", []):
+        ref = variable.get("valueFrom", {})
+        if "value" in variable:
+            environ[variable["name"]] = variable["value"]
+        elif "secretKeyRef" in ref:
+            key = ref["secretKeyRef"]
+            environ[variable["name"]] = secret_data(resource("Secret", key["name"]))[key["key"]]
+        elif "configMapKeyRef" in ref:
+            key = ref["configMapKeyRef"]
+            environ[variable["name"]] = resource("ConfigMap", key["name"])["data"][key["key"]]
+        else:
+            raise AssertionError(f"unexpected env source {variable}")
+    return environ
+
+
+def mounted_files(workload: dict[str, Any]) -> dict[str, str]:
+    """Path -> content of every file the pod's Secret and ConfigMap volumes mount."""
+    volumes = {v["name"]: v for v in workload_pod(workload).get("volumes", [])}
+    files = {}
+    for mount in only_container(workload).get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        if "secret" in volume:
+            data = secret_data(resource("Secret", volume["secret"]["secretName"]))
+        elif "configMap" in volume:
+            data = resource("ConfigMap", volume["configMap"]["name"])["data"]
+        else:
+            continue
+        files |= {
+            str(PurePosixPath(mount["mountPath"]) / key): value for key, value in data.items()
+        }
+    return files
+
+
+def names_in_main(context: str) -> set[str]:
+    """PT_* names spelled out in the service's main.py (read outside a from_env, if any)."""
+    tree = ast.parse((ROOT / f"{context}_svc" / "main.py").read_text())
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"PT_[A-Z0-9_]+", node.value)
+    }
+
+
+def read_service_settings(context: str, env: RecordingEnv) -> ServiceSettings:
+    """Run the service's own settings code: a ``from_env`` class in its main.py, else the kit's."""
+    module_name = f"{context}_svc.main"
+    if (
+        importlib.util.find_spec(f"{context}_svc") is None
+        or not (ROOT / f"{context}_svc" / "main.py").exists()
+    ):
+        return ServiceSettings.from_env(context, DEFAULT_SERVICE_PORTS[context], env)
+    module = importlib.import_module(module_name)
+    own = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and value.__module__ == module_name
+        and hasattr(value, "from_env")
+    ]
+    if not own:
+        return ServiceSettings.from_env(
+            context, getattr(module, "DEFAULT_PORT", DEFAULT_SERVICE_PORTS[context]), env
+        )
+    settings = own[0].from_env(env)
+    if isinstance(settings, ServiceSettings):
+        return settings
+    assert is_dataclass(settings)
+    (service,) = [
+        getattr(settings, f.name)
+        for f in fields(settings)
+        if isinstance(getattr(settings, f.name), ServiceSettings)
+    ]
+    return service
+
+
+@pytest.fixture(params=CONTEXTS)
+def service(request: pytest.FixtureRequest, tmp_path: Path) -> ServiceUnderTest:
+    context = request.param
+    deployment = resource("Deployment", f"{context}-svc")
+    environ = container_environ(deployment)
+    # The files the pod mounts exist under tmp_path; a path outside every mount stays
+    # unresolved and the service's settings code refuses it, as it would in the pod.
+    files = mounted_files(deployment)
+    for path, content in files.items():
+        local = tmp_path / path.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(content)
+    local_environ = {
+        name: str(tmp_path / value.lstrip("/")) if value in files else value
+        for name, value in environ.items()
+    }
+    env = RecordingEnv(local_environ)
+    settings = read_service_settings(context, env)
+    read = env.read
+    if (ROOT / f"{context}_svc" / "main.py").exists():
+        read |= names_in_main(context)
+    return ServiceUnderTest(
+        context, deployment, only_container(deployment), environ, settings, read
+    )
+
+
+def test_every_manifest_passes_strict_schema_validation() -> None:
+    versions = [arg for version in KUBERNETES_VERSIONS for arg in ("-k", version)]
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubernetes-validate"),
+            "--strict",
+            "--quiet",
+            *versions,
+            *map(str, MANIFESTS),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # A kind without a schema (a typo) is only a WARN with exit code 0: refuse it too.
+    assert result.returncode == 0 and "WARN" not in result.stdout, result.stdout + result.stderr
+
+
+def test_kustomization_lists_every_manifest_in_the_platform_namespace() -> None:
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(p.name for p in MANIFESTS)
+    assert kustomization["namespace"] == k8s.NAMESPACE
+    assert resource("Namespace", k8s.NAMESPACE)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) is not installed")
+def test_kustomize_builds_the_base_into_one_namespace() -> None:
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(BASE)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(built) if d]
+    assert len(docs) == len(RESOURCES)
+    assert {d["metadata"].get("namespace", k8s.NAMESPACE) for d in docs} == {k8s.NAMESPACE}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) is not installed")
+def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) -> None:
+    deploy = tmp_path / "k8s"
+    # Without the real secrets a deploying machine may keep there.
+    shutil.copytree(ROOT / "deploy" / "k8s", deploy, ignore=shutil.ignore_patterns("secrets"))
+    secrets = deploy / "overlays" / "production" / "secrets"
+    keys = ensure_keys(secrets / "jwt")
+    (secrets / "databases.env").write_text(
+        "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
+    )
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(deploy / "overlays" / "production")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "REPLACE-ME" not in built
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built) if d}
+    assert (
+        secret_data(docs["Secret", "ptplatform-jwt"])["public.pem"] == keys.public_key.read_text()
+    )
+    assert (
+        secret_data(docs["Secret", "ptplatform-jwt-signing"])["private.pem"]
+        == keys.private_key.read_text()
+    )
+    assert secret_data(docs["Secret", "ptplatform-databases"])["order"].startswith(
+        "postgresql://order_svc:"
+    )
+
+
+def test_service_reads_every_env_name_its_deployment_sets(service: ServiceUnderTest) -> None:
+    unread = set(service.environ) - service.read
+    assert not unread, f"{service.context}_svc does not read {sorted(unread)}"
+
+
+def test_deployment_sets_everything_a_service_needs_in_the_cluster(
+    service: ServiceUnderTest,
+) -> None:
+    prefix = f"PT_{service.context.upper()}"
+    required = {
+        f"{prefix}_HOST",
+        f"{prefix}_PORT",
+        f"{prefix}_DATABASE_URL",
+        f"{prefix}_METRICS_PORT",
+        "PT_NATS_URL",
+        "PT_JWT_PUBLIC_KEY_FILE",
+        "PT_JWT_ISSUER",
+        "PT_JWT_AUDIENCE",
+        "PT_SHUTDOWN_GRACE_SECONDS",
+        "PT_LOG_LEVEL",
+        "PT_STREAM_REPLICAS",
+    }
+    # Defaults of addresses, files and URLs point at a developer machine (loopback, var/).
+    required |= {name for name in service.read if name.endswith(("_ADDRESS", "_FILE", "_URL"))}
+    assert required - set(service.environ) == set()
+
+
+def test_service_listens_where_its_ports_and_probes_point(service: ServiceUnderTest) -> None:
+    settings, container = service.settings, service.container
+    ports = container_ports(container)
+    assert settings.host == "0.0.0.0"
+    assert settings.port == ports["grpc"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"]["port"] == settings.port, probe
+    assert settings.metrics_port == ports["metrics"]
+    annotations = service.deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(settings.metrics_port)
+    assert container["command"] == ["python", "-m", f"{service.context}_svc"]
+
+
+def test_service_uses_its_own_postgresql_database(service: ServiceUnderTest) -> None:
+    assert service.settings.database_url.startswith("postgresql")
+    urls = secret_data(resource("Secret", "ptplatform-databases"))
+    assert service.settings.database_url == urls[service.context]
+    assert len(set(urls.values())) == len(CONTEXTS)
+
+
+def test_termination_grace_covers_prestop_drain_and_shutdown_grace(
+    service: ServiceUnderTest,
+) -> None:
+    settings = service.settings
+    needed = (
+        prestop_sleep_seconds(service.container)
+        + getattr(settings, "drain_delay_seconds", 0.0)
+        + settings.grace_seconds
+        + SHUTDOWN_MARGIN_SECONDS
+    )
+    assert workload_pod(service.deployment)["terminationGracePeriodSeconds"] >= needed
+
+
+def test_service_is_reached_per_pod_through_a_headless_service(service: ServiceUnderTest) -> None:
+    svc = resource("Service", f"{service.context}-svc")
+    assert svc["spec"]["clusterIP"] == "None"
+    assert (
+        svc["spec"]["selector"].items()
+        <= service.deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    grpc_port = next(p for p in svc["spec"]["ports"] if p["name"] == "grpc")
+    assert grpc_port["targetPort"] == "grpc"
+    assert grpc_port["port"] == service.settings.port == DEFAULT_SERVICE_PORTS[service.context]
+    assert (k8s.service_host(service.context), service.settings.port) in envoy_endpoints()
+
+
+def test_streams_are_replicated_on_every_nats_server(service: ServiceUnderTest) -> None:
+    nats = resource("StatefulSet", "nats")
+    assert service.settings.stream.replicas == nats["spec"]["replicas"] == 3
+    assert service.settings.nats_url == f"nats://nats.{k8s.NAMESPACE}.svc.cluster.local:4222"
+
+
+@pytest.mark.parametrize("deployment", of_kind("Deployment"), ids=lambda d: d["metadata"]["name"])
+def test_deployment_rolls_out_without_losing_capacity_and_autoscales(
+    deployment: dict[str, Any],
+) -> None:
+    name = deployment["metadata"]["name"]
+    strategy = deployment["spec"]["strategy"]
+    assert strategy == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    assert "replicas" not in deployment["spec"], (
+        "the HorizontalPodAutoscaler owns the replica count"
+    )
+    container = only_container(deployment)
+    assert container["image"] == "ptplatform:latest"
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+    assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+    assert container["readinessProbe"] and container["livenessProbe"]
+    assert workload_pod(deployment)["terminationGracePeriodSeconds"] > prestop_sleep_seconds(
+        container
+    )
+    hpa = resource("HorizontalPodAutoscaler", name)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": name,
+    }
+    assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+    assert hpa["spec"]["minReplicas"] >= 2
+    budget = resource("PodDisruptionBudget", name)
+    assert (
+        budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    )
+
+
+def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
+    config = tmp_path / "nats.conf"
+    config.write_text(resource("ConfigMap", "nats-config")["data"]["nats.conf"])
+    result = subprocess.run(
+        [binary("nats-server"), "-t", "-c", str(config)],
+        env={"SERVER_NAME": "nats-0"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nats_routes_name_every_server_of_the_statefulset() -> None:
+    nats = resource("StatefulSet", "nats")
+    config = resource("ConfigMap", "nats-config")["data"]["nats.conf"]
+    service = nats["spec"]["serviceName"]
+    assert resource("Service", service)["spec"]["clusterIP"] == "None"
+    routes = re.findall(r"nats://(\S+):6222", config)
+    assert routes == [
+        f"nats-{i}.{service}.{k8s.NAMESPACE}.svc.cluster.local"
+        for i in range(nats["spec"]["replicas"])
+    ]
+    claims = nats["spec"]["volumeClaimTemplates"]
+    assert [c["metadata"]["name"] for c in claims] == ["data"]
+    assert "store_dir: /data/jetstream" in config
+
+
+def envoy_config() -> dict[str, Any]:
+    configmap = resource("ConfigMap", k8s.ENVOY_CONFIGMAP_NAME)
+    return yaml.safe_load(configmap["data"][k8s.ENVOY_CONFIG_KEY])
+
+
+def envoy_endpoints() -> set[tuple[str, int]]:
+    return {
+        (
+            e["endpoint"]["address"]["socket_address"]["address"],
+            e["endpoint"]["address"]["socket_address"]["port_value"],
+        )
+        for cluster in envoy_config()["static_resources"]["clusters"]
+        for group in cluster["load_assignment"]["endpoints"]
+        for e in group["lb_endpoints"]
+    }
+
+
+def test_envoy_configmap_is_a_fresh_render_of_the_template() -> None:
+    assert k8s.ENVOY_CONFIGMAP.read_text() == k8s.render_envoy_configmap(), (
+        "deploy/k8s/base/envoy-config.yaml is stale: run `make k8s-envoy-config`"
+    )
+    configmap = resource("ConfigMap", k8s.ENVOY_CONFIGMAP_NAME)
+    assert configmap["data"][k8s.ENVOY_CONFIG_KEY] == k8s.render_envoy_config()
+
+
+def test_envoy_configmap_passes_envoy_validation(tmp_path: Path, keys: KeyFiles) -> None:
+    descriptor = ROOT / "build" / "ptplatform.pb"
+    assert descriptor.exists(), "run `make proto` to build the descriptor set"
+    text = resource("ConfigMap", k8s.ENVOY_CONFIGMAP_NAME)["data"][k8s.ENVOY_CONFIG_KEY]
+    assert str(k8s.DESCRIPTOR) in text and str(k8s.JWKS) in text
+    local = text.replace(str(k8s.DESCRIPTOR), str(descriptor)).replace(
+        str(k8s.JWKS), str(keys.jwks)
+    )
+    config = tmp_path / "envoy.yaml"
+    config.write_text(local)
+    result = subprocess.run(
+        [binary("envoy"), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_envoy_pod_holds_every_file_its_config_reads() -> None:
+    envoy = resource("Deployment", "envoy")
+    container = only_container(envoy)
+    files = mounted_files(envoy)
+    config_path = str(k8s.ENVOY_CONFIG_DIR / k8s.ENVOY_CONFIG_KEY)
+    assert config_path in files and config_path in container["command"]
+    assert str(k8s.JWKS) in files
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"WORKDIR {k8s.DESCRIPTOR.parent.parent}" in dockerfile
+    assert f"protogen protos . {k8s.DESCRIPTOR.parent.name}/{k8s.DESCRIPTOR.name}" in dockerfile
+
+
+def test_envoy_ports_probes_and_services_match_the_rendered_listeners() -> None:
+    envoy = resource("Deployment", "envoy")
+    container = only_container(envoy)
+    ports = container_ports(container)
+    gateway = k8s.GATEWAY
+    listeners = {
+        listener["name"]: listener["address"]["socket_address"]
+        for listener in envoy_config()["static_resources"]["listeners"]
+    }
+    assert {name: (a["address"], a["port_value"]) for name, a in listeners.items()} == {
+        "gateway": ("0.0.0.0", ports["gateway"]),
+        "internal": ("0.0.0.0", ports["internal"]),
+        "stats": ("0.0.0.0", ports["stats"]),
+    }
+    assert (ports["gateway"], ports["internal"], ports["stats"]) == (
+        gateway.gateway_port,
+        gateway.internal.port,
+        gateway.stats_port,
+    )
+    assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "stats"}
+    assert envoy["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(
+        ports["stats"]
+    )
+    public = resource("Service", "gateway")["spec"]["ports"]
+    assert [(p["port"], p["targetPort"]) for p in public] == [(gateway.gateway_port, "gateway")]
+
+
+def test_manager_calls_trainer_through_envoys_internal_listener() -> None:
+    environ = container_environ(resource("Deployment", "manager-svc"))
+    internal = resource("Service", "envoy-internal")
+    port = next(p for p in internal["spec"]["ports"] if p["targetPort"] == "internal")["port"]
+    assert (
+        environ["PT_TRAINER_ADDRESS"] == f"envoy-internal.{k8s.NAMESPACE}.svc.cluster.local:{port}"
+    )
+    assert port == k8s.GATEWAY.internal.port
+
+
+def test_services_and_gateway_agree_on_the_token_issuer_and_audience() -> None:
+    config = resource("ConfigMap", "ptplatform-config")["data"]
+    filters = envoy_config()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    jwt = next(
+        f
+        for f in filters["typed_config"]["http_filters"]
+        if f["name"] == "envoy.filters.http.jwt_authn"
+    )
+    provider = jwt["typed_config"]["providers"]["ptplatform"]
+    assert provider["issuer"] == config["PT_JWT_ISSUER"]
+    assert provider["audiences"] == [config["PT_JWT_AUDIENCE"]]

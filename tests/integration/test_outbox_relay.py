@@ -1,0 +1,171 @@
+"""The transactional outbox and its relay against a real nats-server with JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from order_svc.adapters import sql
+from order_svc.application import handlers
+from ptkit.events import EnvelopeSerializer
+from ptkit.messaging import JetStream
+from ptkit.outbox import OutboxRelay
+from ptkit.sql import create_engine
+from ptplatform.events.v1 import events_pb2
+from tests.conftest import NatsServer
+from tests.helpers import eventually
+
+STREAM = "PT_EVENTS"
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'order.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(sql.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def jetstream(nats_server: NatsServer) -> AsyncIterator[JetStream]:
+    jetstream = JetStream(nats_server.url)
+    await asyncio.wait_for(jetstream.connect(), 15)
+    yield jetstream
+    await jetstream.close()
+
+
+def unit_of_work(engine: AsyncEngine, relay: OutboxRelay | None = None) -> sql.SqlOrderUnitOfWork:
+    return sql.SqlOrderUnitOfWork(
+        engine, sql.messaging, EnvelopeSerializer("order"), on_commit=[relay.wake] if relay else []
+    )
+
+
+async def stream_messages(url: str) -> list[tuple[str, events_pb2.EventEnvelope]]:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        info = await js.stream_info(STREAM)
+        messages = []
+        if info.state.messages == 0:
+            return messages
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            raw = await js.get_msg(STREAM, seq)
+            messages.append((raw.subject, events_pb2.EventEnvelope.FromString(raw.data)))
+        return messages
+    finally:
+        await client.close()
+
+
+async def run_relay(relay: OutboxRelay) -> asyncio.Task[None]:
+    return asyncio.create_task(relay.run())
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def place() -> handlers.PlaceOrder:
+    return handlers.PlaceOrder("alice", "Alice", "Pilates", None, "")
+
+
+async def test_each_state_change_is_published_exactly_once(
+    engine: AsyncEngine, jetstream: JetStream, nats_server: NatsServer
+) -> None:
+    relay = OutboxRelay(engine, sql.messaging, jetstream, "order")
+    task = await run_relay(relay)
+    try:
+        order = await handlers.place_order(place(), unit_of_work(engine, relay))
+        await handlers.cancel_order(
+            handlers.CancelOrder(order.order_id, "ill"), unit_of_work(engine, relay)
+        )
+
+        async def two_published() -> list:
+            messages = await stream_messages(nats_server.url)
+            return messages if len(messages) >= 2 else []
+
+        messages = await eventually(two_published, what="two events on the stream")
+    finally:
+        await stop(task)
+    assert [(subject, e.event_type, e.order_id) for subject, e in messages] == [
+        ("pt.order.OrderPlaced", "OrderPlaced", order.order_id),
+        ("pt.order.OrderCancelled", "OrderCancelled", order.order_id),
+    ]
+    assert await relay.publish_pending() == 0
+
+
+async def test_a_restarted_relay_publishes_what_was_committed_while_it_was_down(
+    engine: AsyncEngine, jetstream: JetStream, nats_server: NatsServer
+) -> None:
+    relay = OutboxRelay(engine, sql.messaging, jetstream, "order")
+    task = await run_relay(relay)
+    await stop(task)  # the relay process dies; commits go on
+    placed = [await handlers.place_order(place(), unit_of_work(engine)) for _ in range(3)]
+    assert await stream_messages(nats_server.url) == []
+
+    restarted = OutboxRelay(engine, sql.messaging, jetstream, "order")
+    task = await run_relay(restarted)
+    try:
+
+        async def all_published() -> list:
+            messages = await stream_messages(nats_server.url)
+            return messages if len(messages) >= 3 else []
+
+        messages = await eventually(all_published, what="pending events published")
+    finally:
+        await stop(task)
+    assert [e.order_id for _, e in messages] == [o.order_id for o in placed]
+
+
+async def test_a_resend_after_a_crash_before_marking_is_deduplicated(
+    engine: AsyncEngine, jetstream: JetStream, nats_server: NatsServer
+) -> None:
+    relay = OutboxRelay(engine, sql.messaging, jetstream, "order")
+    await handlers.place_order(place(), unit_of_work(engine))
+    await handlers.place_order(place(), unit_of_work(engine))
+    assert await relay.publish_pending() == 2
+    # the relay died after publishing but before its "published" mark committed
+    async with engine.begin() as connection:
+        await connection.execute(update(sql.messaging.outbox).values(published_at=None))
+    assert await relay.publish_pending() == 2
+    assert len(await stream_messages(nats_server.url)) == 2
+
+
+async def test_orders_are_placed_while_nats_is_down_and_published_when_it_is_back(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    store = tmp_path / "nats-later"
+    store.mkdir()
+    server = NatsServer(store)  # not started: NATS is down
+    jetstream = JetStream(server.url)
+    relay = OutboxRelay(engine, sql.messaging, jetstream, "order", max_backoff_seconds=0.5)
+    connect = asyncio.create_task(jetstream.connect())
+    task = await run_relay(relay)
+    try:
+        order = await asyncio.wait_for(
+            handlers.place_order(place(), unit_of_work(engine, relay)), 5
+        )
+        server.start()
+
+        async def published() -> list:
+            try:
+                return await stream_messages(server.url)
+            except Exception:
+                return []
+
+        messages = await eventually(
+            published, timeout=20, what="event published after NATS came back"
+        )
+        assert [e.order_id for _, e in messages] == [order.order_id]
+    finally:
+        await stop(task)
+        await stop(connect)
+        await jetstream.close()
+        server.stop()

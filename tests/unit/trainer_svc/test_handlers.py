@@ -1,0 +1,203 @@
+"""trainer_svc use cases and policies against an in-memory unit of work."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Self
+
+import pytest
+
+from ptkit.domain import ConcurrencyConflict
+from trainer_svc.application import handlers
+from trainer_svc.domain.model import (
+    Schedule,
+    ScheduleNotFound,
+    ScheduleOfAnotherTrainer,
+    ScheduleStatus,
+    TimeSlot,
+    TrainerDoubleBooked,
+)
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+
+class FakeSchedules:
+    def __init__(self) -> None:
+        self.rows: dict[str, Schedule] = {}
+
+    async def add(self, schedule: Schedule) -> None:
+        if schedule.order_id in self.rows:
+            raise ConcurrencyConflict("exists")
+        self.rows[schedule.order_id] = schedule
+
+    async def get(self, order_id: str) -> Schedule:
+        if order_id not in self.rows:
+            raise ScheduleNotFound(order_id)
+        return self.rows[order_id]
+
+    async def find(self, order_id: str) -> Schedule | None:
+        return self.rows.get(order_id)
+
+    async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
+        return [
+            s
+            for s in sorted(
+                self.rows.values(), key=lambda s: (s.created_at, s.order_id), reverse=True
+            )
+            if trainer_id in (None, s.trainer_id) and status in (None, s.status)
+        ]
+
+    async def booked_overlapping(
+        self, trainer_id: str, slot: TimeSlot, excluding_order_id: str
+    ) -> list[Schedule]:
+        return [
+            s
+            for s in self.rows.values()
+            if s.trainer_id == trainer_id
+            and s.booked
+            and s.order_id != excluding_order_id
+            and s.slot is not None
+            and s.slot.overlaps(slot)
+        ]
+
+
+class FakeUnitOfWork:
+    def __init__(self) -> None:
+        self.schedules = FakeSchedules()
+        self.published: list[object] = []
+        self.commits = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def commit(self) -> None:
+        self.commits += 1
+        for schedule in self.schedules.rows.values():
+            self.published.extend(schedule.events)
+            schedule.events.clear()
+
+
+def assigned(
+    order_id: str = "o-1", trainer_id: str = "kim", version: int = 1
+) -> handlers.TrainerAssigned:
+    return handlers.TrainerAssigned(order_id, trainer_id, "alice", "Pilates 1:1", version)
+
+
+def confirm(
+    order_id: str = "o-1", trainer_id: str = "kim", start: datetime = TEN
+) -> handlers.ConfirmSchedule:
+    return handlers.ConfirmSchedule(order_id, trainer_id, TimeSlot.of(start, 60))
+
+
+async def opened(*orders: tuple[str, str]) -> FakeUnitOfWork:
+    uow = FakeUnitOfWork()
+    for order_id, trainer_id in orders:
+        await handlers.open_schedule_on_trainer_assigned(
+            assigned(order_id, trainer_id), uow, now=lambda: NOW
+        )
+    return uow
+
+
+def event_names(uow: FakeUnitOfWork) -> list[str]:
+    return [type(e).__name__ for e in uow.published]
+
+
+async def test_trainer_assigned_opens_a_requested_schedule() -> None:
+    uow = await opened(("o-1", "kim"))
+    schedule = uow.schedules.rows["o-1"]
+    assert (schedule.status, schedule.trainer_id, schedule.customer_id) == (
+        ScheduleStatus.REQUESTED,
+        "kim",
+        "alice",
+    )
+    assert uow.commits == 1
+    assert uow.published == []
+
+
+async def test_a_reassignment_moves_the_requested_schedule_and_a_stale_one_is_ignored() -> None:
+    uow = FakeUnitOfWork()
+    await handlers.open_schedule_on_trainer_assigned(assigned(trainer_id="kim", version=1), uow)
+    await handlers.open_schedule_on_trainer_assigned(assigned(trainer_id="lee", version=3), uow)
+    await handlers.open_schedule_on_trainer_assigned(assigned(trainer_id="park", version=2), uow)
+    assert uow.schedules.rows["o-1"].trainer_id == "lee"
+    assert uow.commits == 3
+
+
+async def test_cancel_before_trainer_assigned_keeps_the_schedule_cancelled() -> None:
+    uow = FakeUnitOfWork()
+    cancelled = await handlers.cancel_schedule(
+        handlers.CancelSchedule("o-1", "order cancelled"), uow
+    )
+    await handlers.open_schedule_on_trainer_assigned(assigned(), uow)
+    assert cancelled.status is ScheduleStatus.CANCELLED
+    assert uow.schedules.rows["o-1"].status is ScheduleStatus.CANCELLED
+    assert event_names(uow) == ["ScheduleCancelled"]
+
+
+async def test_a_trainer_cannot_cancel_an_order_without_schedule() -> None:
+    uow = FakeUnitOfWork()
+    with pytest.raises(ScheduleNotFound):
+        await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "", trainer_id="kim"), uow)
+    assert uow.schedules.rows == {}
+
+
+async def test_cancel_schedule_twice_publishes_once() -> None:
+    uow = await opened(("o-1", "kim"))
+    first = await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "order cancelled"), uow)
+    again = await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "other reason"), uow)
+    assert again is first
+    assert again.cancel_reason == "order cancelled"
+    assert event_names(uow) == ["ScheduleCancelled"]
+
+
+async def test_confirm_then_register_result_publishes_both_events() -> None:
+    uow = await opened(("o-1", "kim"))
+    await handlers.confirm_schedule(confirm(), uow)
+    done = await handlers.register_class_result(
+        handlers.RegisterClassResult("o-1", "kim", "well done"), uow
+    )
+    assert done.status is ScheduleStatus.CLASS_COMPLETED
+    assert event_names(uow) == ["ScheduleConfirmed", "ClassResultRegistered"]
+
+
+async def test_confirm_overlapping_schedule_is_refused() -> None:
+    uow = await opened(("o-1", "kim"), ("o-2", "kim"))
+    await handlers.confirm_schedule(confirm("o-1"), uow)
+    with pytest.raises(TrainerDoubleBooked, match="o-1"):
+        await handlers.confirm_schedule(confirm("o-2", start=TEN + timedelta(minutes=59)), uow)
+    assert uow.schedules.rows["o-2"].status is ScheduleStatus.REQUESTED
+    assert event_names(uow) == ["ScheduleConfirmed"]
+
+
+async def test_two_trainers_may_teach_at_the_same_time() -> None:
+    uow = await opened(("o-1", "kim"), ("o-2", "lee"))
+    await handlers.confirm_schedule(confirm("o-1", "kim"), uow)
+    await handlers.confirm_schedule(confirm("o-2", "lee"), uow)
+    assert event_names(uow) == ["ScheduleConfirmed", "ScheduleConfirmed"]
+
+
+async def test_a_trainer_cannot_confirm_a_schedule_moved_to_another_trainer() -> None:
+    uow = await opened(("o-1", "kim"))
+    await handlers.open_schedule_on_trainer_assigned(assigned(trainer_id="lee", version=2), uow)
+    with pytest.raises(ScheduleOfAnotherTrainer):
+        await handlers.confirm_schedule(confirm(trainer_id="kim"), uow)
+
+
+async def test_confirm_unknown_schedule_is_not_found() -> None:
+    with pytest.raises(ScheduleNotFound):
+        await handlers.confirm_schedule(confirm(), FakeUnitOfWork())
+
+
+async def test_list_schedules_filters_by_trainer_and_status() -> None:
+    uow = await opened(("o-1", "kim"), ("o-2", "kim"), ("o-3", "lee"))
+    await handlers.confirm_schedule(confirm("o-2"), uow)
+    kims = await handlers.list_schedules("kim", None, uow)
+    confirmed = await handlers.list_schedules(None, ScheduleStatus.CONFIRMED, uow)
+    everything = await handlers.list_schedules(None, None, uow)
+    assert sorted(s.order_id for s in kims) == ["o-1", "o-2"]
+    assert [s.order_id for s in confirmed] == ["o-2"]
+    assert len(everything) == 3

@@ -1,0 +1,3 @@
+from trainer_svc.main import main
+
+main()

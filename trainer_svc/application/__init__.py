@@ -1,0 +1,1 @@
+"""Use cases of trainer_svc and the ports they need."""

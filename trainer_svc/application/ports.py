@@ -1,0 +1,49 @@
+"""What the use cases need from the outside world."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, Self
+
+from trainer_svc.domain.model import Schedule, ScheduleStatus, TimeSlot
+
+
+class ScheduleRepository(Protocol):
+    async def add(self, schedule: Schedule) -> None:
+        """Raises ConcurrencyConflict when a schedule for the order was added meanwhile."""
+        ...
+
+    async def get(self, order_id: str) -> Schedule:
+        """Raises ScheduleNotFound."""
+        ...
+
+    async def find(self, order_id: str) -> Schedule | None: ...
+
+    async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
+        """Newest first; None means any trainer / any status."""
+        ...
+
+    async def booked_overlapping(
+        self, trainer_id: str, slot: TimeSlot, excluding_order_id: str
+    ) -> list[Schedule]:
+        """The trainer's booked schedules whose slot overlaps ``slot``.
+
+        Serializes confirmations per trainer: until this unit of work ends, a concurrent
+        call for the same trainer waits, and then sees what this one committed.
+        """
+        ...
+
+
+class UnitOfWork(Protocol):
+    schedules: ScheduleRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...

@@ -1,0 +1,45 @@
+"""Composition root of trainer_svc: read settings, build adapters, serve."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ptkit.config import exit_on_config_error
+from ptkit.logs import configure_logging
+from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptplatform.trainer.v1 import trainer_service_pb2 as pb
+from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
+from trainer_svc.adapters import sql
+from trainer_svc.adapters.event_consumer import DURABLE, SUBJECTS, TrainerEventHandler
+from trainer_svc.adapters.grpc_api import TrainerServiceAdapter
+
+DEFAULT_PORT = 50053
+
+
+async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (default: until SIGTERM or SIGINT)."""
+    runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="trainer")
+
+    def new_uow() -> sql.SqlTrainerUnitOfWork:
+        return sql.SqlTrainerUnitOfWork(
+            runtime.engine, sql.messaging, runtime.serializer, on_commit=[runtime.relay.wake]
+        )
+
+    runtime.consume(DURABLE, SUBJECTS, TrainerEventHandler(new_uow()))
+    adapter = TrainerServiceAdapter(new_uow)
+    await runtime.serve(
+        [
+            (
+                pb.DESCRIPTOR.services_by_name["TrainerService"].full_name,
+                lambda server: pb_grpc.add_TrainerServiceServicer_to_server(adapter, server),
+            )
+        ],
+        stop,
+    )
+
+
+def main() -> None:
+    with exit_on_config_error():
+        settings = ServiceSettings.from_env("trainer", DEFAULT_PORT)
+    configure_logging(settings.name, settings.log_level)
+    asyncio.run(serve(settings))
