@@ -25,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptkit.auth import Role
+from ptkit.config import Env
 from ptkit.envoy import GatewaySettings, JwtGateway, render
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, mint_token
 
@@ -143,6 +144,14 @@ def tcp_open(port: int) -> bool:
         return False
 
 
+def _ensure_free(port: int, who: str) -> None:
+    """Refuse to start on a port something else answers on (it would pass our health checks)."""
+    if tcp_open(port):
+        raise StartupError(
+            f"port {port} for {who} is already in use; stop what runs there or move the port"
+        )
+
+
 @dataclass
 class PlatformConfig:
     var_dir: Path
@@ -156,10 +165,18 @@ class PlatformConfig:
     database_urls: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def defaults(cls, var_dir: Path) -> PlatformConfig:
-        config = cls(var_dir=var_dir, gateway=GatewaySettings.from_env())
-        config.service_ports = {c: [DEFAULT_SERVICE_PORTS[c]] for c in config.contexts}
-        config.metrics_ports = {c: [DEFAULT_METRICS_PORTS[c]] for c in config.contexts}
+    def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
+        """The fixed ports of ``make run``; each can be moved by its environment variable."""
+        env = env or Env()
+        config = cls(var_dir=var_dir, gateway=GatewaySettings.from_env(env))
+        config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
+        config.service_ports = {
+            c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
+        }
+        config.metrics_ports = {
+            c: [env.port(f"PT_{c.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[c])]
+            for c in config.contexts
+        }
         return config
 
     @classmethod
@@ -302,6 +319,7 @@ class Platform:
         return self
 
     def start_nats(self, timeout: float = 30.0) -> None:
+        _ensure_free(self.config.nats_port, "nats-server")
         self.nats.start()
         self._wait(self.nats, lambda: tcp_open(self.config.nats_port), timeout)
 
@@ -309,7 +327,10 @@ class Platform:
         self.nats.stop()
 
     def start_service(self, context: str, wait: bool = True, timeout: float = 30.0) -> None:
-        for process in self.services[context]:
+        for port, process in zip(
+            self.config.service_ports[context], self.services[context], strict=True
+        ):
+            _ensure_free(port, process.name)
             process.start()
         if wait:
             self.wait_service(context, timeout)
@@ -331,6 +352,8 @@ class Platform:
         }
         jwt = JwtGateway(DEV_ISSUER, DEV_AUDIENCE, self.keys.jwks)
         self.envoy_config.write_text(render(self.config.gateway, endpoints, DESCRIPTOR, jwt))
+        for port in (self.config.gateway.gateway_port, self.config.gateway.admin_port):
+            _ensure_free(port, "envoy")
         self.envoy.start()
         self._wait(self.envoy, self.gateway_healthy, timeout)
 

@@ -297,3 +297,15 @@ def test_a_trainer_cannot_be_assigned_to_a_cancelled_order(studio: Studio) -> No
         )
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     view_where(studio, placed.order_id, order_status=order.ORDER_STATUS_CANCELLED)
+
+
+def test_ptctl_demo_walks_the_scenario(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ptkit.demo import run_demo
+
+    assert run_demo(platform.gateway_address, platform.var_dir) == 0
+    printed = capsys.readouterr().out
+    assert "notification: Your class result for 'Pilates 1:1' is ready" in printed
+    assert "view: order=CANCELLED assignment=CANCELLED schedule=CANCELLED" in printed
+    assert printed.rstrip().endswith("demo complete.")
