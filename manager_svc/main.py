@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from manager_svc.adapters import sql
-from manager_svc.adapters.event_consumer import DURABLE, SUBJECTS, ManagerEventHandler
+from manager_svc.adapters.event_consumer import (
+    DURABLE,
+    SUBJECTS,
+    TRANSIENT_ERRORS,
+    ManagerEventHandler,
+)
 from manager_svc.adapters.grpc_api import ManagerServiceAdapter
 from manager_svc.adapters.trainer_client import ServiceToken, TrainerCallSettings, TrainerClient
 from ptkit.config import ConfigError, Env, exit_on_config_error
@@ -56,7 +61,10 @@ class ManagerSettings:
 
 
 async def serve(settings: ManagerSettings) -> None:
-    runtime = ServiceRuntime(settings.service, sql.metadata, sql.messaging, source="manager")
+    service = replace(
+        settings.service, consumer=replace(settings.service.consumer, transient=TRANSIENT_ERRORS)
+    )
+    runtime = ServiceRuntime(service, sql.metadata, sql.messaging, source="manager")
 
     def new_uow() -> sql.SqlManagerUnitOfWork:
         """One unit of work per call: each holds its own connection and transaction."""

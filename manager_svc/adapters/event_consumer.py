@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from manager_svc.adapters.sql import SqlManagerUnitOfWork
 from manager_svc.application import handlers
-from manager_svc.application.ports import ScheduleCanceller
+from manager_svc.application.ports import ScheduleCanceller, ScheduleCancelUnavailable
 from ptkit.events import from_timestamp
 from ptkit.sql import Causation
 from ptplatform.events.v1 import events_pb2
 
 DURABLE = "manager_svc"
 SUBJECTS = ("pt.order.OrderPlaced", "pt.order.OrderCancelled", "pt.trainer.ScheduleConfirmed")
+TRANSIENT_ERRORS = (ScheduleCancelUnavailable,)
+"""trainer_svc being down or slow never makes an OrderCancelled poison: it is redelivered
+(backoff capped at 30 s) until the schedule cancel goes through, however long the outage."""
 
 
 class ManagerEventHandler:

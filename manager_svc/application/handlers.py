@@ -5,17 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from manager_svc.application.ports import ScheduleCanceller, ScheduleCancelRefused, UnitOfWork
 from manager_svc.domain.model import SCHEDULE_CANCELLED, Assignment, AssignmentStatus, bounded_text
 from manager_svc.domain.roster import Trainer, least_loaded
+from ptkit.ports import utcnow
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_trainer_id() -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from manager_svc.domain.model import Assignment, AssignmentStatus
 from manager_svc.domain.roster import Trainer
+from ptkit.ports import UnitOfWork as BaseUnitOfWork
 
 
 class TrainerRepository(Protocol):
@@ -43,20 +43,9 @@ class AssignmentRepository(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(BaseUnitOfWork, Protocol):
     trainers: TrainerRepository
     assignments: AssignmentRepository
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class ScheduleCancelRefused(Exception):

@@ -5,16 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from order_svc.application.ports import PageCursor, UnitOfWork
 from order_svc.domain.model import Order
+from ptkit.ports import utcnow
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_order_id() -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
+from ptkit.ports import UnitOfWork as BaseUnitOfWork
 from status_svc.domain.model import OrderStatus, OrderStatusView
 from status_svc.domain.notifications import Notification
 
@@ -57,17 +57,6 @@ class Notifications(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(BaseUnitOfWork, Protocol):
     views: OrderStatusViews
     notifications: Notifications
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from ptkit.ports import utcnow
 from trainer_svc.application.ports import UnitOfWork
 from trainer_svc.domain.model import Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
 
 Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

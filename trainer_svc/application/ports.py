@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
+from ptkit.ports import UnitOfWork as BaseUnitOfWork
 from trainer_svc.domain.model import Schedule, ScheduleStatus, TimeSlot
 
 
@@ -34,16 +34,5 @@ class ScheduleRepository(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(BaseUnitOfWork, Protocol):
     schedules: ScheduleRepository
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

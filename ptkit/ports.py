@@ -1,0 +1,30 @@
+"""Ports every service's application layer shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+
+class UnitOfWork(Protocol):
+    """One atomic change: ``async with uow: ...; await uow.commit()``.
+
+    A service's own unit of work extends this with its repositories.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+def utcnow() -> datetime:
+    """The default clock of use cases; tests pass their own."""
+    return datetime.now(UTC)
