@@ -26,6 +26,10 @@ lint: $(STAMP) $(GEN_STAMP)
 demo: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl demo
 
+# Throughput, latency and memory figures on a platform of its own (free ports, temp dir).
+bench: $(STAMP) $(GEN_STAMP)
+	$(PY) -m ptkit.bench
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -61,13 +61,18 @@ def create_engine(url: str) -> AsyncEngine:
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # One connection: SQLite takes one writer at a time anyway, and queueing in-process is
+    # fair and fast where SQLite's busy handler would sleep and retry.
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives a process crash; only an OS crash or power loss
+        # may undo the last commits (never corrupting). PostgreSQL is the production store.
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
