@@ -135,11 +135,13 @@ class Demo:
             manager.AssignTrainerRequest(order_id=placed.order_id, trainer_id=coach.trainer_id),
             metadata=self.manager,
         )
-        self.view_until(
-            placed.order_id,
-            lambda v: v.schedule_status == trainer.SCHEDULE_STATUS_REQUESTED,
-            "the schedule confirmation request",
+        _poll(
+            lambda: self.trainers.GetSchedule(
+                trainer.GetScheduleRequest(order_id=placed.order_id), metadata=coach_auth
+            ),
+            "the trainer's schedule confirmation request",
         )
+        self.show_view(placed.order_id)
 
         slot = self.free_slot(coach_auth, coach.trainer_id)
         self.step(
