@@ -9,7 +9,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := build/.proto.stamp
 DESCRIPTOR := build/ptplatform.pb
 
-.PHONY: run test proto lint clean demo bench contracts-baseline k8s-envoy-config
+.PHONY: run test proto lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config
 
 run: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl run
@@ -29,6 +29,10 @@ demo: $(STAMP) $(GEN_STAMP)
 # Throughput, latency and memory figures on a platform of its own (free ports, temp dir).
 bench: $(STAMP) $(GEN_STAMP)
 	$(PY) -m ptkit.bench
+
+# The manager -> trainer circuit breaker, measured on a throw-away platform (docs/resilience.md).
+bench-breaker: $(STAMP) $(GEN_STAMP)
+	$(PY) -m tests.bench.breaker
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

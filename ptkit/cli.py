@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 from ptkit.auth import Role
-from ptkit.config import ConfigError
-from ptkit.tokens import ensure_keys, mint_token
+from ptkit.config import ConfigError, Env
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, ensure_keys, mint_token
 
 
 def _var_dir() -> Path:
@@ -55,8 +55,13 @@ def cmd_run(_: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    """Sign with the development key under ``$PT_VAR_DIR/jwt`` (created on first use) for
+    the issuer and audience the platform is configured with."""
+    env = Env()
     keys = ensure_keys(_var_dir() / "jwt")
-    print(mint_token(keys, Role(args.role), args.subject, args.ttl))
+    issuer = env.str("PT_JWT_ISSUER", DEV_ISSUER)
+    audience = env.str("PT_JWT_AUDIENCE", DEV_AUDIENCE)
+    print(mint_token(keys, Role(args.role), args.subject, args.ttl, issuer, audience))
     return 0
 
 

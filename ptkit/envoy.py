@@ -60,6 +60,9 @@ class InternalRouteSettings:
     outlier: OutlierSettings = OutlierSettings(consecutive_5xx=5, consecutive_gateway_failure=3)
     fault_delay_s: float = 0.0
     fault_delay_percent: int = 0
+    fault_port: int = 8082
+    """With a fault delay set, trainer_internal's one host is a loopback listener on this
+    port that delays TrainerService calls, so the slowness sits behind the breaker."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ class GatewaySettings:
                 ),
                 fault_delay_s=env.float("PT_INTERNAL_FAULT_DELAY_SECONDS", 0.0),
                 fault_delay_percent=env.int("PT_INTERNAL_FAULT_DELAY_PERCENT", 0, maximum=100),
+                fault_port=env.port("PT_INTERNAL_FAULT_PORT", 8082),
             ),
         )
 
@@ -146,10 +150,13 @@ def render(
     internal = None
     if "trainer" in endpoints:
         internal = asdict(settings.internal)
+        trainer_hosts = endpoints["trainer"]
+        if settings.internal.fault_delay_percent:
+            trainer_hosts = [(settings.internal.host, settings.internal.fault_port)]
         clusters.append(
             Cluster(
                 "trainer_internal",
-                endpoints["trainer"],
+                trainer_hosts,
                 settings.internal.breaker,
                 settings.internal.outlier,
             )

@@ -25,7 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptkit.auth import Role
-from ptkit.config import Env
+from ptkit.config import ConfigError, Env
 from ptkit.envoy import GatewaySettings, JwtGateway, render
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, mint_token
 
@@ -152,6 +152,40 @@ def _ensure_free(port: int, who: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class TrustedIssuer:
+    """Whose tokens the platform accepts. Without key files: the development key pair under
+    ``<var>/jwt`` that ``ptctl token`` signs with. Production names its identity provider's
+    issuer, audience, JWKS (for Envoy's jwt_authn) and public key (for the services)."""
+
+    issuer: str = DEV_ISSUER
+    audience: str = DEV_AUDIENCE
+    jwks_file: Path | None = None
+    public_key_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> TrustedIssuer:
+        """Read ``PT_JWT_ISSUER``, ``PT_JWT_AUDIENCE``, ``PT_JWT_JWKS_FILE`` and
+        ``PT_JWT_PUBLIC_KEY_FILE``."""
+        env = env or Env()
+        jwks = env.str("PT_JWT_JWKS_FILE", "")
+        public_key = env.str("PT_JWT_PUBLIC_KEY_FILE", "")
+        if bool(jwks) != bool(public_key):
+            raise ConfigError(
+                "set PT_JWT_JWKS_FILE (Envoy) and PT_JWT_PUBLIC_KEY_FILE (services) together: "
+                "the gateway and the services must trust the same keys"
+            )
+        for name, value in (("PT_JWT_JWKS_FILE", jwks), ("PT_JWT_PUBLIC_KEY_FILE", public_key)):
+            if value and not Path(value).is_file():
+                raise ConfigError(f"{name}={value!r} does not exist")
+        return cls(
+            issuer=env.str("PT_JWT_ISSUER", DEV_ISSUER),
+            audience=env.str("PT_JWT_AUDIENCE", DEV_AUDIENCE),
+            jwks_file=Path(jwks) if jwks else None,
+            public_key_file=Path(public_key) if public_key else None,
+        )
+
+
 @dataclass
 class PlatformConfig:
     var_dir: Path
@@ -163,12 +197,15 @@ class PlatformConfig:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     service_env: dict[str, str] = field(default_factory=dict)
     database_urls: dict[str, list[str]] = field(default_factory=dict)
+    jwt: TrustedIssuer = field(default_factory=TrustedIssuer)
 
     @classmethod
     def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
         """The fixed ports of ``make run``; each can be moved by its environment variable."""
         env = env or Env()
-        config = cls(var_dir=var_dir, gateway=GatewaySettings.from_env(env))
+        config = cls(
+            var_dir=var_dir, gateway=GatewaySettings.from_env(env), jwt=TrustedIssuer.from_env(env)
+        )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
         config.service_ports = {
             c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
@@ -199,7 +236,9 @@ class PlatformConfig:
             route_timeout_s=gateway.route_timeout_s,
             health_interval_s=gateway.health_interval_s,
             rate_limit=gateway.rate_limit,
-            internal=type(gateway.internal)(**{**gateway.internal.__dict__, "port": free_port()}),
+            internal=type(gateway.internal)(
+                **{**gateway.internal.__dict__, "port": free_port(), "fault_port": free_port()}
+            ),
         )
         return config
 
@@ -247,6 +286,9 @@ class Platform:
                 "warning",
                 "--drain-time-s",
                 "1",
+                # the access log (stdout) reaches envoy.log within 0.2 s, not Envoy's 10 s
+                "--file-flush-interval-msec",
+                "200",
             ],
             dict(os.environ),
             self.var_dir / "log" / "envoy.log",
@@ -273,7 +315,11 @@ class Platform:
         return f"127.0.0.1:{self.config.service_ports[context][replica]}"
 
     def token(self, role: Role | str, subject: str, ttl_seconds: int = 3600) -> str:
-        return mint_token(self.keys, Role(role), subject, ttl_seconds)
+        """A token signed with the development key, for the configured issuer and audience."""
+        trusted = self.config.jwt
+        return mint_token(
+            self.keys, Role(role), subject, ttl_seconds, trusted.issuer, trusted.audience
+        )
 
     # -- processes ---------------------------------------------------------------------
     def _service_process(self, context: str, replica: int) -> ManagedProcess:
@@ -282,9 +328,9 @@ class Platform:
             **os.environ,
             "PT_VAR_DIR": str(self.var_dir),
             "PT_NATS_URL": self.nats_url,
-            "PT_JWT_PUBLIC_KEY_FILE": str(self.keys.public_key),
-            "PT_JWT_ISSUER": DEV_ISSUER,
-            "PT_JWT_AUDIENCE": DEV_AUDIENCE,
+            "PT_JWT_PUBLIC_KEY_FILE": str(self.config.jwt.public_key_file or self.keys.public_key),
+            "PT_JWT_ISSUER": self.config.jwt.issuer,
+            "PT_JWT_AUDIENCE": self.config.jwt.audience,
             "PT_SIGNING_KEY_FILE": str(self.keys.private_key),
             "PT_TRAINER_ADDRESS": f"127.0.0.1:{self.config.gateway.internal.port}",
             f"{prefix}_PORT": str(self.config.service_ports[context][replica]),
@@ -344,14 +390,19 @@ class Platform:
         for process in self.services[context]:
             process.stop()
 
-    def start_envoy(self, timeout: float = 30.0) -> None:
+    def render_envoy_config(self) -> str:
+        """Envoy's configuration for this platform's services, ports and token issuer."""
         endpoints = {
             context: [("127.0.0.1", port) for port in ports]
             for context, ports in self.config.service_ports.items()
             if context in self.services
         }
-        jwt = JwtGateway(DEV_ISSUER, DEV_AUDIENCE, self.keys.jwks)
-        self.envoy_config.write_text(render(self.config.gateway, endpoints, DESCRIPTOR, jwt))
+        trusted = self.config.jwt
+        jwt = JwtGateway(trusted.issuer, trusted.audience, trusted.jwks_file or self.keys.jwks)
+        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
+
+    def start_envoy(self, timeout: float = 30.0) -> None:
+        self.envoy_config.write_text(self.render_envoy_config())
         for port in (self.config.gateway.gateway_port, self.config.gateway.admin_port):
             _ensure_free(port, "envoy")
         self.envoy.start()

@@ -121,9 +121,26 @@ class ConsumerSettings:
     ack_wait_seconds: float = 30.0
     batch: int = 32
     backoff_seconds: Sequence[float] = field(default=(0.5, 1, 2, 4, 8, 15, 30))
+    transient: tuple[type[BaseException], ...] = ()
+    """Errors that never make an event poison (a dependency is down, e.g. manager_svc's
+    ScheduleCancelUnavailable): the event is redelivered with the capped backoff however
+    many deliveries it takes, and ``max_deliver`` counts only against other errors."""
 
     def delay_after(self, deliveries: int) -> float:
         return self.backoff_seconds[min(deliveries, len(self.backoff_seconds)) - 1]
+
+
+def raise_if_cancelled() -> None:
+    """Raise a cancellation that was swallowed on the way.
+
+    On Python 3.11 ``asyncio.wait_for`` (which nats-py uses for every request and fetch)
+    returns the result instead of raising when a cancellation races the reply; the task
+    still counts the request in ``cancelling()``. Without this check a stopped consumer
+    could keep fetching forever and hang the service's shutdown.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class EventConsumer:
@@ -157,7 +174,7 @@ class EventConsumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.settings.ack_wait_seconds,
-            max_deliver=self.settings.max_deliver,
+            max_deliver=-1 if self.settings.transient else self.settings.max_deliver,
             max_ack_pending=1000,
         )
         await js.add_consumer(self.jetstream.stream.name, config)
@@ -166,6 +183,7 @@ class EventConsumer:
     async def run(self) -> None:
         """Fetch and handle until cancelled; survives NATS outages."""
         while True:
+            raise_if_cancelled()
             await self.jetstream.ready.wait()
             try:
                 subscription = await self._subscribe()
@@ -182,6 +200,7 @@ class EventConsumer:
 
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:
+            raise_if_cancelled()
             try:
                 messages = await subscription.fetch(self.settings.batch, timeout=1.0)
             except (TimeoutError, nats.errors.TimeoutError):
@@ -205,7 +224,8 @@ class EventConsumer:
             await message.ack()
         except Exception as error:
             deliveries = message.metadata.num_delivered
-            if deliveries >= self.settings.max_deliver:
+            poison = not isinstance(error, self.settings.transient)
+            if poison and deliveries >= self.settings.max_deliver:
                 await self._terminate(message, event_type, error, envelope)
                 return
             delay = self.settings.delay_after(deliveries)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit import metrics
-from ptkit.messaging import JetStream
+from ptkit.messaging import JetStream, raise_if_cancelled
 from ptkit.sql import MessagingTables
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = self.poll_seconds
         while True:
+            raise_if_cancelled()
             try:
                 published = await self.publish_pending()
                 backoff = self.poll_seconds

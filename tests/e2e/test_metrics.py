@@ -1,0 +1,231 @@
+"""Every service's Prometheus endpoint during an end-to-end run: a booking through the
+gateway moves the RPC, event and outbox counters of each service it touches."""
+
+from __future__ import annotations
+
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from prometheus_client.parser import text_string_to_metric_families
+
+from ptkit.launcher import Platform
+from ptplatform.manager.v1 import manager_service_pb2 as manager
+from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
+from ptplatform.order.v1 import order_service_pb2 as order
+from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
+from ptplatform.status.v1 import status_service_pb2 as status
+from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
+from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
+from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
+from tests.helpers import bearer, wait_for
+
+CONTEXTS = ("order", "manager", "trainer", "status")
+ORDER = "/ptplatform.order.v1.OrderService/"
+MANAGER = "/ptplatform.manager.v1.ManagerService/"
+TRAINER = "/ptplatform.trainer.v1.TrainerService/"
+STATUS = "/ptplatform.status.v1.StatusService/"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One time series of one service, summed over its replicas."""
+
+    context: str
+    name: str
+    labels: dict[str, str]
+
+    def value(self, scrapes: dict[str, Samples]) -> float | None:
+        return scrapes[self.context].get((self.name, frozenset(self.labels.items())))
+
+    def __str__(self) -> str:
+        labels = ",".join(f'{k}="{v}"' for k, v in self.labels.items())
+        return f"{self.context}_svc {self.name}{{{labels}}}"
+
+
+def rpcs(context: str, method: str, code: str = "OK") -> Sample:
+    return Sample(context, "pt_grpc_requests_total", {"method": method, "code": code})
+
+
+def latency(context: str, method: str) -> Sample:
+    return Sample(context, "pt_grpc_request_seconds_count", {"method": method})
+
+
+def handled(context: str, event_type: str) -> Sample:
+    labels = {"consumer": f"{context}_svc", "event_type": event_type}
+    return Sample(context, "pt_events_handled_total", labels)
+
+
+def published(context: str) -> Sample:
+    return Sample(context, "pt_outbox_published_total", {"source": context})
+
+
+MOVED_BY_A_BOOKING = [
+    rpcs("order", ORDER + "PlaceOrder"),
+    rpcs("order", ORDER + "GetOrder", "INVALID_ARGUMENT"),
+    rpcs("manager", MANAGER + "RegisterTrainer"),
+    rpcs("manager", MANAGER + "AssignTrainer"),
+    rpcs("trainer", TRAINER + "ConfirmSchedule"),
+    rpcs("status", STATUS + "GetOrderStatus"),
+    latency("order", ORDER + "PlaceOrder"),
+    latency("manager", MANAGER + "AssignTrainer"),
+    latency("trainer", TRAINER + "ConfirmSchedule"),
+    latency("status", STATUS + "GetOrderStatus"),
+    handled("order", "ScheduleConfirmed"),
+    handled("manager", "OrderPlaced"),
+    handled("manager", "ScheduleConfirmed"),
+    handled("trainer", "TrainerAssigned"),
+    handled("status", "OrderPlaced"),
+    handled("status", "TrainerAssigned"),
+    handled("status", "ScheduleConfirmed"),
+    handled("status", "OrderConfirmed"),
+    published("order"),
+    published("manager"),
+    published("trainer"),
+]
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def scrape_all(platform: Platform) -> dict[str, Samples]:
+    """Each service's samples, summed over its replicas."""
+    scrapes: dict[str, Samples] = {}
+    for context in CONTEXTS:
+        total: Samples = {}
+        for port in platform.config.metrics_ports[context]:
+            for key, value in scrape(port).items():
+                total[key] = total.get(key, 0.0) + value
+        scrapes[context] = total
+    return scrapes
+
+
+def unmoved(before: dict[str, Samples], after: dict[str, Samples]) -> list[str]:
+    return [
+        str(sample)
+        for sample in MOVED_BY_A_BOOKING
+        if (sample.value(after) or 0.0) <= (sample.value(before) or 0.0)
+    ]
+
+
+@dataclass
+class Booking:
+    orders: order_grpc.OrderServiceStub
+    managers: manager_grpc.ManagerServiceStub
+    trainers: trainer_grpc.TrainerServiceStub
+    status: status_grpc.StatusServiceStub
+    platform: Platform
+
+    def run(self) -> None:
+        """Place as a customer, register and assign a trainer as a manager, confirm as
+        that trainer, read the status view as the customer."""
+        customer = bearer(self.platform.token("customer", f"cust-{uuid.uuid4().hex[:8]}"))
+        desk = bearer(self.platform.token("manager", "manager-1"))
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+        placed = self.orders.PlaceOrder(
+            order.PlaceOrderRequest(customer_name="Mina", class_name="Metrics 1:1"),
+            metadata=customer,
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            self.orders.GetOrder(order.GetOrderRequest(order_id="not-an-id"), metadata=customer)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        coach = self.managers.RegisterTrainer(
+            manager.RegisterTrainerRequest(name="Jun"), metadata=desk
+        )
+        coach_auth = bearer(self.platform.token("trainer", coach.trainer_id))
+        get_assignment = manager.GetAssignmentRequest(order_id=placed.order_id)
+        poll(lambda: self.managers.GetAssignment(get_assignment, metadata=desk), "assignment")
+        self.managers.AssignTrainer(
+            manager.AssignTrainerRequest(order_id=placed.order_id, trainer_id=coach.trainer_id),
+            metadata=desk,
+        )
+        get_schedule = trainer.GetScheduleRequest(order_id=placed.order_id)
+        poll(lambda: self.trainers.GetSchedule(get_schedule, metadata=coach_auth), "schedule")
+        stamp = Timestamp()
+        stamp.FromDatetime(start)
+        self.trainers.ConfirmSchedule(
+            trainer.ConfirmScheduleRequest(
+                order_id=placed.order_id, start_time=stamp, duration_minutes=60
+            ),
+            metadata=coach_auth,
+        )
+        get_status = status.GetOrderStatusRequest(order_id=placed.order_id)
+        poll(lambda: self.status.GetOrderStatus(get_status, metadata=customer), "status view")
+
+
+def poll(call: Callable[[], object], what: str) -> object:
+    """Call until the read model has the order (NOT_FOUND until its event arrived)."""
+
+    def found() -> object:
+        try:
+            return call()
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    return wait_for(found, timeout=20, interval=0.1, what=what)
+
+
+@pytest.fixture(scope="module")
+def before_booking(platform: Platform) -> dict[str, Samples]:
+    """Every service's samples before one booking, which has run when the test starts."""
+    before = scrape_all(platform)
+    with grpc.insecure_channel(platform.gateway_address) as channel:
+        Booking(
+            orders=order_grpc.OrderServiceStub(channel),
+            managers=manager_grpc.ManagerServiceStub(channel),
+            trainers=trainer_grpc.TrainerServiceStub(channel),
+            status=status_grpc.StatusServiceStub(channel),
+            platform=platform,
+        ).run()
+    return before
+
+
+def test_a_booking_moves_the_counters_of_every_service_it_touches(
+    platform: Platform, before_booking: dict[str, Samples]
+) -> None:
+    last: list[str] = []
+
+    def all_moved() -> bool:
+        nonlocal last
+        last = unmoved(before_booking, scrape_all(platform))
+        return not last
+
+    try:
+        wait_for(all_moved, timeout=20, interval=0.2, what="counters moved")
+    except AssertionError:
+        pytest.fail(f"counters that did not move: {last}")
+
+
+def test_every_service_reports_its_outbox_backlog_and_rpc_latency_histograms(
+    platform: Platform, before_booking: dict[str, Samples]
+) -> None:
+    scrapes = scrape_all(platform)
+    for context in CONTEXTS:
+        for gauge in ("pt_outbox_backlog", "pt_outbox_oldest_age_seconds"):
+            assert Sample(context, gauge, {"source": context}).value(scrapes) is not None, gauge
+        names = {name for name, _ in scrapes[context]}
+        histogram = {f"pt_grpc_request_seconds_{part}" for part in ("bucket", "count", "sum")}
+        assert histogram <= names, context
+    place_order_buckets = {
+        dict(labels)["le"]
+        for name, labels in scrapes["order"]
+        if name == "pt_grpc_request_seconds_bucket" and ("method", ORDER + "PlaceOrder") in labels
+    }
+    assert {"0.005", "0.1", "1.0", "+Inf"} <= place_order_buckets

@@ -1,0 +1,166 @@
+"""The gateway configuration as ``ptctl run`` renders it: valid for Envoy, admin on
+loopback, JSON errors for HTTP callers, and the token issuer set by configuration."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ptkit.config import ConfigError, Env
+from ptkit.envoy import GatewaySettings, RateLimitSettings
+from ptkit.launcher import Platform, PlatformConfig, TrustedIssuer, binary
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys
+
+
+def rendered(config: PlatformConfig) -> dict[str, Any]:
+    return yaml.safe_load(Platform(config).render_envoy_config())
+
+
+def http_filters(envoy: dict[str, Any]) -> dict[str, Any]:
+    gateway = next(
+        listener
+        for listener in envoy["static_resources"]["listeners"]
+        if listener["name"] == "gateway"
+    )
+    manager = gateway["filter_chains"][0]["filters"][0]["typed_config"]
+    return {"manager": manager} | {f["name"]: f["typed_config"] for f in manager["http_filters"]}
+
+
+def test_the_default_config_passes_envoy_validation(tmp_path: Path) -> None:
+    platform = Platform(PlatformConfig.defaults(tmp_path, Env({})))
+    config = tmp_path / "envoy.yaml"
+    config.write_text(platform.render_envoy_config())
+    result = subprocess.run(
+        [binary("envoy"), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_admin_listens_on_loopback_and_the_gateway_on_the_configured_port(
+    tmp_path: Path,
+) -> None:
+    envoy = rendered(PlatformConfig.defaults(tmp_path, Env({"PT_GATEWAY_PORT": "18080"})))
+    assert envoy["admin"]["address"]["socket_address"] == {
+        "address": "127.0.0.1",
+        "port_value": 9901,
+    }
+    listeners = {
+        listener["name"]: listener["address"]["socket_address"]
+        for listener in envoy["static_resources"]["listeners"]
+    }
+    assert listeners["gateway"] == {"address": "127.0.0.1", "port_value": 18080}
+
+
+def test_errors_envoy_makes_are_json_for_http_callers_only(tmp_path: Path) -> None:
+    mappers = http_filters(rendered(PlatformConfig.defaults(tmp_path, Env({}))))["manager"][
+        "local_reply_config"
+    ]["mappers"]
+
+    def status_and_code(mapper: dict[str, Any]) -> tuple[str, int, int]:
+        status = mapper["filter"]["and_filter"]["filters"][0]["status_code_filter"]["comparison"]
+        code = mapper["body_format_override"]["json_format"]["code"]
+        return status["op"], status["value"]["default_value"], code
+
+    assert [status_and_code(m) for m in mappers] == [
+        ("EQ", 400, 3),
+        ("EQ", 401, 16),
+        ("EQ", 403, 7),
+        ("EQ", 404, 5),
+        ("EQ", 429, 8),
+        ("EQ", 503, 14),
+        ("EQ", 504, 4),
+        ("GE", 400, 2),
+    ]
+    for mapper in mappers:
+        http_caller = mapper["filter"]["and_filter"]["filters"][1]["or_filter"]["filters"]
+        no_grpc_content_type, transcoded = (f["header_filter"]["header"] for f in http_caller)
+        assert no_grpc_content_type["invert_match"] is True
+        assert no_grpc_content_type["treat_missing_header_as_empty"] is True
+        assert transcoded == {"name": "x-envoy-original-path", "present_match": True}
+
+
+def test_the_rate_limit_is_set_by_configuration(tmp_path: Path) -> None:
+    env = Env({"PT_RATE_LIMIT_BURST": "7", "PT_RATE_LIMIT_PER_SECOND": "3"})
+    limit = http_filters(rendered(PlatformConfig.defaults(tmp_path, env)))[
+        "envoy.filters.http.local_ratelimit"
+    ]
+    assert limit["token_bucket"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "1s"}
+    assert limit["rate_limited_as_resource_exhausted"] is True
+
+
+def test_an_ephemeral_platform_keeps_the_rate_limit_it_was_given(tmp_path: Path) -> None:
+    gateway = GatewaySettings(rate_limit=RateLimitSettings(burst=3, per_second=1))
+    config = PlatformConfig.ephemeral(tmp_path, contexts=["order"], gateway=gateway)
+    assert config.gateway.rate_limit == RateLimitSettings(burst=3, per_second=1)
+    assert config.gateway.gateway_port != 8080
+
+
+def test_without_configuration_the_development_keys_are_trusted(tmp_path: Path) -> None:
+    platform = Platform(PlatformConfig.defaults(tmp_path, Env({})))
+    provider = http_filters(yaml.safe_load(platform.render_envoy_config()))[
+        "envoy.filters.http.jwt_authn"
+    ]["providers"]["ptplatform"]
+    assert provider["issuer"] == DEV_ISSUER
+    assert provider["audiences"] == [DEV_AUDIENCE]
+    assert provider["local_jwks"]["filename"] == str(platform.keys.jwks.resolve())
+    env = platform.services["order"][0].env
+    assert env["PT_JWT_PUBLIC_KEY_FILE"] == str(platform.keys.public_key)
+    assert (env["PT_JWT_ISSUER"], env["PT_JWT_AUDIENCE"]) == (DEV_ISSUER, DEV_AUDIENCE)
+
+
+@pytest.fixture
+def idp(tmp_path: Path) -> KeyFiles:
+    """Stands in for a production identity provider's published keys."""
+    return ensure_keys(tmp_path / "idp")
+
+
+def test_a_production_issuer_and_its_keys_are_set_by_configuration(
+    tmp_path: Path, idp: KeyFiles
+) -> None:
+    env = Env(
+        {
+            "PT_JWT_ISSUER": "https://login.studio.example",
+            "PT_JWT_AUDIENCE": "studio-api",
+            "PT_JWT_JWKS_FILE": str(idp.jwks),
+            "PT_JWT_PUBLIC_KEY_FILE": str(idp.public_key),
+        }
+    )
+    platform = Platform(PlatformConfig.defaults(tmp_path / "var", env))
+    provider = http_filters(yaml.safe_load(platform.render_envoy_config()))[
+        "envoy.filters.http.jwt_authn"
+    ]["providers"]["ptplatform"]
+    assert provider["issuer"] == "https://login.studio.example"
+    assert provider["audiences"] == ["studio-api"]
+    assert provider["local_jwks"]["filename"] == str(idp.jwks.resolve())
+    for processes in platform.services.values():
+        service_env = processes[0].env
+        assert service_env["PT_JWT_PUBLIC_KEY_FILE"] == str(idp.public_key)
+        assert service_env["PT_JWT_ISSUER"] == "https://login.studio.example"
+        assert service_env["PT_JWT_AUDIENCE"] == "studio-api"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"PT_JWT_JWKS_FILE": "jwks.json"},
+        {"PT_JWT_PUBLIC_KEY_FILE": "public.pem"},
+        {"PT_JWT_JWKS_FILE": "missing/jwks.json", "PT_JWT_PUBLIC_KEY_FILE": "public.pem"},
+    ],
+    ids=["jwks without public key", "public key without jwks", "missing file"],
+)
+def test_a_half_configured_issuer_is_refused(
+    tmp_path: Path, idp: KeyFiles, variables: dict[str, str]
+) -> None:
+    env = {
+        name: str(idp.directory / value) if "missing" not in value else value
+        for name, value in variables.items()
+    }
+    with pytest.raises(ConfigError, match="PT_JWT_"):
+        TrustedIssuer.from_env(Env(env))
