@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -44,10 +45,29 @@ def available_contexts() -> list[str]:
     return [c for c in CONTEXTS if importlib.util.find_spec(f"{c}_svc") is not None]
 
 
+_TEST_PORTS = range(20000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port for a server we are about to start.
+
+    Drawn below the kernel's ephemeral range (32768+), so that no outgoing connection
+    takes it as its local port before our server binds it, and never handed out twice
+    by this process.
+    """
+    for _ in range(500):
+        port = random.choice(_TEST_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StartupError("no free loopback port found")
 
 
 def binary(name: str) -> str:

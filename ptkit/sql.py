@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from sqlalchemy import (
     Column,
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     event,
     insert,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -155,10 +156,14 @@ class TrackingRepository:
     """Base of SQL repositories: remembers the aggregates it handed out, so the unit of
     work can collect their events and write back the changed ones.
 
-    Subclasses insert new aggregates at once (:meth:`_track` them afterwards) and
-    implement :meth:`_update`, which writes an aggregate only where the stored version
-    is still the one that was read (optimistic locking).
+    Subclasses name their ``table`` and its ``key`` column (also the aggregate's id
+    attribute), insert new aggregates at once (:meth:`_track` them afterwards) and say
+    in :meth:`state` which columns a change writes. A changed aggregate is written only
+    where the stored version is still the one that was read (optimistic locking).
     """
+
+    table: ClassVar[Table]
+    key: ClassVar[str]
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
@@ -169,9 +174,22 @@ class TrackingRepository:
         self.seen.append(aggregate)
         self._loaded_versions[id(aggregate)] = aggregate.version
 
+    @staticmethod
+    def state(aggregate: Any) -> dict[str, object]:
+        """The columns a change of the aggregate writes, version included."""
+        raise NotImplementedError
+
     async def _update(self, aggregate: Aggregate, expected_version: int) -> int:
         """Write the aggregate WHERE version = expected_version; return the row count."""
-        raise NotImplementedError
+        result = await self.connection.execute(
+            update(self.table)
+            .where(
+                self.table.c[self.key] == getattr(aggregate, self.key),
+                self.table.c.version == expected_version,
+            )
+            .values(**self.state(aggregate))
+        )
+        return result.rowcount
 
     async def flush(self) -> None:
         for aggregate in self.seen:

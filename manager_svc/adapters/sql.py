@@ -17,7 +17,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -108,7 +107,15 @@ def _assignment_state(assignment: Assignment) -> dict[str, object]:
     }
 
 
+def _trainer_state(trainer: Trainer) -> dict[str, object]:
+    return {"name": trainer.name, "active": trainer.active, "version": trainer.version}
+
+
 class SqlTrainerRepository(TrackingRepository):
+    table = trainers
+    key = "trainer_id"
+    state = staticmethod(_trainer_state)
+
     async def add(self, trainer: Trainer) -> None:
         await self.connection.execute(
             insert(trainers).values(
@@ -143,19 +150,12 @@ class SqlTrainerRepository(TrackingRepository):
         query = select(trainers).order_by(trainers.c.name, trainers.c.trainer_id)
         return [_to_trainer(row) for row in await self.connection.execute(query)]
 
-    async def _update(self, aggregate: Trainer, expected_version: int) -> int:  # type: ignore[override]
-        result = await self.connection.execute(
-            update(trainers)
-            .where(
-                trainers.c.trainer_id == aggregate.trainer_id,
-                trainers.c.version == expected_version,
-            )
-            .values(name=aggregate.name, active=aggregate.active, version=aggregate.version)
-        )
-        return result.rowcount
-
 
 class SqlAssignmentRepository(TrackingRepository):
+    table = assignments
+    key = "order_id"
+    state = staticmethod(_assignment_state)
+
     async def add(self, assignment: Assignment) -> None:
         try:
             await self.connection.execute(
@@ -208,17 +208,6 @@ class SqlAssignmentRepository(TrackingRepository):
             .group_by(assignments.c.trainer_id)
         )
         return {trainer_id: count for trainer_id, count in await self.connection.execute(query)}
-
-    async def _update(self, aggregate: Assignment, expected_version: int) -> int:  # type: ignore[override]
-        result = await self.connection.execute(
-            update(assignments)
-            .where(
-                assignments.c.order_id == aggregate.order_id,
-                assignments.c.version == expected_version,
-            )
-            .values(**_assignment_state(aggregate))
-        )
-        return result.rowcount
 
 
 class SqlManagerUnitOfWork(SqlUnitOfWork):

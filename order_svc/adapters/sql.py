@@ -17,7 +17,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
@@ -77,6 +76,10 @@ def _state(order: Order) -> dict[str, object]:
 
 
 class SqlOrderRepository(TrackingRepository):
+    table = orders
+    key = "order_id"
+    state = staticmethod(_state)
+
     async def add(self, order: Order) -> None:
         try:
             await self.connection.execute(
@@ -137,14 +140,6 @@ class SqlOrderRepository(TrackingRepository):
                 )
             )
         return [_to_order(row) for row in await self.connection.execute(query)]
-
-    async def _update(self, aggregate: Order, expected_version: int) -> int:  # type: ignore[override]
-        result = await self.connection.execute(
-            update(orders)
-            .where(orders.c.order_id == aggregate.order_id, orders.c.version == expected_version)
-            .values(**_state(aggregate))
-        )
-        return result.rowcount
 
 
 class SqlOrderUnitOfWork(SqlUnitOfWork):

@@ -21,7 +21,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -135,6 +134,10 @@ def _state(view: OrderStatusView) -> dict[str, object]:
 
 
 class SqlOrderStatusViews(TrackingRepository):
+    table = order_status_views
+    key = "order_id"
+    state = staticmethod(_state)
+
     async def find(self, order_id: str) -> OrderStatusView | None:
         query = select(order_status_views).where(order_status_views.c.order_id == order_id)
         row = (await self.connection.execute(query)).first()
@@ -184,17 +187,6 @@ class SqlOrderStatusViews(TrackingRepository):
             .order_by(views.result_recorded_at, views.order_id)
         )
         return [_to_view(row) for row in await self.connection.execute(query)]
-
-    async def _update(self, aggregate: OrderStatusView, expected_version: int) -> int:  # type: ignore[override]
-        result = await self.connection.execute(
-            update(order_status_views)
-            .where(
-                order_status_views.c.order_id == aggregate.order_id,
-                order_status_views.c.version == expected_version,
-            )
-            .values(**_state(aggregate))
-        )
-        return result.rowcount
 
 
 def _to_notification(row: Row) -> Notification:

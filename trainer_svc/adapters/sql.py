@@ -15,7 +15,6 @@ from sqlalchemy import (
     Text,
     insert,
     select,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -96,6 +95,10 @@ def _state(schedule: Schedule) -> dict[str, object]:
 
 
 class SqlScheduleRepository(TrackingRepository):
+    table = schedules
+    key = "order_id"
+    state = staticmethod(_state)
+
     async def add(self, schedule: Schedule) -> None:
         try:
             await self.connection.execute(
@@ -158,16 +161,6 @@ class SqlScheduleRepository(TrackingRepository):
                 set_={"revision": trainer_calendars.c.revision + 1},
             )
         )
-
-    async def _update(self, aggregate: Schedule, expected_version: int) -> int:  # type: ignore[override]
-        result = await self.connection.execute(
-            update(schedules)
-            .where(
-                schedules.c.order_id == aggregate.order_id, schedules.c.version == expected_version
-            )
-            .values(**_state(aggregate))
-        )
-        return result.rowcount
 
 
 class SqlTrainerUnitOfWork(SqlUnitOfWork):
