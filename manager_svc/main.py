@@ -18,6 +18,7 @@ from manager_svc.adapters.trainer_client import ServiceToken, TrainerCallSetting
 from ptkit.config import ConfigError, Env, exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.server import registration
 from ptkit.tokens import KeyFiles
 from ptplatform.manager.v1 import manager_service_pb2 as pb
 from ptplatform.manager.v1 import manager_service_pb2_grpc as pb_grpc
@@ -65,13 +66,7 @@ async def serve(settings: ManagerSettings) -> None:
         settings.service, consumer=replace(settings.service.consumer, transient=TRANSIENT_ERRORS)
     )
     runtime = ServiceRuntime(service, sql.metadata, sql.messaging, source="manager")
-
-    def new_uow() -> sql.SqlManagerUnitOfWork:
-        """One unit of work per call: each holds its own connection and transaction."""
-        return sql.SqlManagerUnitOfWork(
-            runtime.engine, sql.messaging, runtime.serializer, on_commit=[runtime.relay.wake]
-        )
-
+    new_uow = runtime.unit_of_work_factory(sql.SqlManagerUnitOfWork)
     token = ServiceToken(
         settings.signing_keys,
         issuer=settings.service.jwt.issuer,
@@ -81,13 +76,13 @@ async def serve(settings: ManagerSettings) -> None:
     runtime.consume(
         DURABLE, SUBJECTS, ManagerEventHandler(new_uow(), trainer_client, settings.auto_assign)
     )
-    adapter = ManagerServiceAdapter(new_uow)
     try:
         await runtime.serve(
             [
-                (
-                    pb.DESCRIPTOR.services_by_name["ManagerService"].full_name,
-                    lambda server: pb_grpc.add_ManagerServiceServicer_to_server(adapter, server),
+                registration(
+                    pb.DESCRIPTOR.services_by_name["ManagerService"],
+                    pb_grpc.add_ManagerServiceServicer_to_server,
+                    ManagerServiceAdapter(new_uow),
                 )
             ]
         )

@@ -10,6 +10,7 @@ from order_svc.adapters.grpc_api import OrderServiceAdapter
 from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.server import registration
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
 
@@ -18,20 +19,14 @@ DEFAULT_PORT = 50051
 
 async def serve(settings: ServiceSettings) -> None:
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="order")
-
-    def new_uow() -> sql.SqlOrderUnitOfWork:
-        """One unit of work per call: each holds its own connection and transaction."""
-        return sql.SqlOrderUnitOfWork(
-            runtime.engine, sql.messaging, runtime.serializer, on_commit=[runtime.relay.wake]
-        )
-
+    new_uow = runtime.unit_of_work_factory(sql.SqlOrderUnitOfWork)
     runtime.consume(DURABLE, SUBJECTS, OrderEventHandler(new_uow()))
-    adapter = OrderServiceAdapter(new_uow)
     await runtime.serve(
         [
-            (
-                pb.DESCRIPTOR.services_by_name["OrderService"].full_name,
-                lambda server: pb_grpc.add_OrderServiceServicer_to_server(adapter, server),
+            registration(
+                pb.DESCRIPTOR.services_by_name["OrderService"],
+                pb_grpc.add_OrderServiceServicer_to_server,
+                OrderServiceAdapter(new_uow),
             )
         ]
     )

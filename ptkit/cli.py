@@ -9,14 +9,23 @@ import threading
 from pathlib import Path
 
 from ptkit.auth import Role
-from ptkit.config import ConfigError, Env
+from ptkit.config import ConfigError, Env, exit_on_config_error
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, ensure_keys, mint_token
 
 
 def _var_dir() -> Path:
-    import os
+    return Env().path("PT_VAR_DIR", Path("var"))
 
-    return Path(os.environ.get("PT_VAR_DIR", "var"))
+
+def default_gateway(env: Env) -> str:
+    """Where ``ptctl run`` puts the gateway: ``PT_GATEWAY_HOST`` (a wildcard bind address
+    is reached on loopback) and ``PT_GATEWAY_PORT``."""
+    host = env.str("PT_GATEWAY_HOST", "127.0.0.1")
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{env.port('PT_GATEWAY_PORT', 8080)}"
 
 
 def cmd_run(_: argparse.Namespace) -> int:
@@ -68,7 +77,9 @@ def cmd_token(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ptkit.demo import run_demo
 
-    return run_demo(args.gateway, _var_dir())
+    with exit_on_config_error():
+        gateway = args.gateway or default_gateway(Env())
+    return run_demo(gateway, _var_dir())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=cmd_token)
     demo = commands.add_parser("demo", help="walk the booking scenario against a running platform")
-    demo.add_argument("--gateway", default="127.0.0.1:8080")
+    demo.add_argument(
+        "--gateway",
+        help="host:port of the gateway (default: $PT_GATEWAY_HOST:$PT_GATEWAY_PORT, "
+        "127.0.0.1:8080)",
+    )
     demo.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -221,7 +221,9 @@ class PlatformConfig:
 
     @classmethod
     def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
-        """The fixed ports of ``make run``; each can be moved by its environment variable."""
+        """The fixed ports of ``make run``; each can be moved by its environment variable.
+        A context whose ``PT_<CTX>_DATABASE_URL`` is set uses that database (one replica);
+        the others get SQLite under ``var_dir``."""
         env = env or Env()
         config = cls(
             var_dir=var_dir, gateway=GatewaySettings.from_env(env), jwt=TrustedIssuer.from_env(env)
@@ -234,6 +236,10 @@ class PlatformConfig:
             c: [env.port(f"PT_{c.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[c])]
             for c in config.contexts
         }
+        for context in config.contexts:
+            name = f"PT_{context.upper()}_DATABASE_URL"
+            if env.str(name, ""):
+                config.database_urls[context] = [env.database_url(name, "")]
         return config
 
     @classmethod

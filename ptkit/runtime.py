@@ -5,9 +5,10 @@ and the gRPC host. A service's ``main.py`` declares only what differs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import MetaData
 
@@ -18,8 +19,10 @@ from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream,
 from ptkit.metrics import serve_metrics
 from ptkit.outbox import OutboxRelay
 from ptkit.server import Registrar, ServiceHost
-from ptkit.sql import MessagingTables, create_engine
+from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
+
+U = TypeVar("U", bound=SqlUnitOfWork)
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:14222"
 
@@ -94,6 +97,15 @@ class ServiceRuntime:
         self.jetstream = JetStream(settings.nats_url, settings.stream, name=settings.name)
         self.relay = OutboxRelay(self.engine, tables, self.jetstream, source)
         self.consumers: list[EventConsumer] = []
+
+    def unit_of_work_factory(self, cls: type[U]) -> Callable[[], U]:
+        """Units of work of the service's own kind: one per call or event, each with its
+        own connection and transaction; their commits wake the outbox relay."""
+
+        def new_unit_of_work() -> U:
+            return cls(self.engine, self.tables, self.serializer, on_commit=[self.relay.wake])
+
+        return new_unit_of_work
 
     def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
         self.consumers.append(

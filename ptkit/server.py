@@ -118,6 +118,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 Registrar = Callable[[grpc.aio.Server], None]
 
 
+def registration(
+    service: Any, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any
+) -> tuple[str, Registrar]:
+    """A servicer and the full name of the service it implements, ready for ServiceHost."""
+    return service.full_name, lambda server: add_to_server(servicer, server)
+
+
 def public_service_names() -> list[str]:
     """Full names of the platform's public gRPC services (their descriptors get loaded)."""
     from ptplatform.manager.v1 import manager_service_pb2

@@ -7,7 +7,7 @@ import asyncio
 from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
-from ptkit.server import stop_on_signals
+from ptkit.server import registration, stop_on_signals
 from ptplatform.status.v1 import status_service_pb2 as pb
 from ptplatform.status.v1 import status_service_pb2_grpc as pb_grpc
 from status_svc.adapters import sql
@@ -23,17 +23,14 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
     stop = stop or stop_on_signals()
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="status")
     bell = NotificationBell()
-
-    def new_uow() -> sql.SqlStatusUnitOfWork:
-        return sql.SqlStatusUnitOfWork(runtime.engine, sql.messaging, runtime.serializer)
-
+    new_uow = runtime.unit_of_work_factory(sql.SqlStatusUnitOfWork)
     runtime.consume(DURABLE, SUBJECTS, StatusEventHandler(new_uow(), bell))
-    adapter = StatusServiceAdapter(new_uow, bell, closing=stop)
     await runtime.serve(
         [
-            (
-                pb.DESCRIPTOR.services_by_name["StatusService"].full_name,
-                lambda server: pb_grpc.add_StatusServiceServicer_to_server(adapter, server),
+            registration(
+                pb.DESCRIPTOR.services_by_name["StatusService"],
+                pb_grpc.add_StatusServiceServicer_to_server,
+                StatusServiceAdapter(new_uow, bell, closing=stop),
             )
         ],
         stop,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from ptkit.launcher import ManagedProcess, Platform, PlatformConfig, binary, free_port, tcp_open
 from ptkit.tokens import KeyFiles, ensure_keys
@@ -64,17 +66,28 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
+def _postgres_address() -> tuple[str, int]:
+    """Host and port of the PostgreSQL server named by PT_TEST_POSTGRES_URL."""
+    url = make_url(POSTGRES_ADMIN_URL)
+    return url.host or "127.0.0.1", url.port or 5432
+
+
 def _postgres_available() -> bool:
-    return tcp_open(5432)
+    try:
+        with socket.create_connection(_postgres_address(), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database, dropped afterwards. Skipped (not on CI) without a server."""
     if not _postgres_available():
+        host, port = _postgres_address()
         if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL on 127.0.0.1:5432 is required when CI=true")
-        pytest.skip("no PostgreSQL answers on 127.0.0.1:5432")
+            pytest.fail(f"PostgreSQL on {host}:{port} is required when CI=true")
+        pytest.skip(f"no PostgreSQL answers on {host}:{port}")
     import asyncio
 
     import asyncpg

@@ -7,6 +7,7 @@ import asyncio
 from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.server import registration
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from trainer_svc.adapters import sql
@@ -19,19 +20,14 @@ DEFAULT_PORT = 50053
 async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (default: until SIGTERM or SIGINT)."""
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="trainer")
-
-    def new_uow() -> sql.SqlTrainerUnitOfWork:
-        return sql.SqlTrainerUnitOfWork(
-            runtime.engine, sql.messaging, runtime.serializer, on_commit=[runtime.relay.wake]
-        )
-
+    new_uow = runtime.unit_of_work_factory(sql.SqlTrainerUnitOfWork)
     runtime.consume(DURABLE, SUBJECTS, TrainerEventHandler(new_uow()))
-    adapter = TrainerServiceAdapter(new_uow)
     await runtime.serve(
         [
-            (
-                pb.DESCRIPTOR.services_by_name["TrainerService"].full_name,
-                lambda server: pb_grpc.add_TrainerServiceServicer_to_server(adapter, server),
+            registration(
+                pb.DESCRIPTOR.services_by_name["TrainerService"],
+                pb_grpc.add_TrainerServiceServicer_to_server,
+                TrainerServiceAdapter(new_uow),
             )
         ],
         stop,

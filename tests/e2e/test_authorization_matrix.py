@@ -50,7 +50,7 @@ ManagerService
 TrainerService
   ConfirmSchedule     unauth  unauth  unauth   denied     denied      ok        denied     denied
   RegisterClassResult unauth  unauth  unauth   denied     denied      ok        denied     denied
-  CancelSchedule      unauth  unauth  unauth   denied     denied      ok        denied     ok
+  CancelSchedule      unauth  unauth  unauth   denied     denied      denied    denied     ok
   GetSchedule         unauth  unauth  unauth   denied     denied      ok        denied     ok
   ListSchedules       unauth  unauth  unauth   denied     denied      ok        denied     ok
 StatusService

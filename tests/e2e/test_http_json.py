@@ -211,7 +211,11 @@ def test_trainer_service_confirms_records_and_cancels_schedules_over_http(
     clashing = studio.booked_order(trainer_id, "Boxing")
     status, code, message = studio.confirm(clashing, trainer_id, start).error()
     assert (status, code) == (400, FAILED_PRECONDITION), message
-    cancelled = ok(rest.post(f"/v1/schedules/{clashing}:cancel", coach, {"reason": "sick"}))
+    refused = rest.post(f"/v1/schedules/{clashing}:cancel", coach, {"reason": "sick"})
+    assert refused.error()[:2] == (403, PERMISSION_DENIED)
+    cancelled = ok(
+        rest.post(f"/v1/schedules/{clashing}:cancel", studio.manager, {"reason": "sick"})
+    )
     assert (cancelled["status"], cancelled["cancel_reason"]) == (
         "SCHEDULE_STATUS_CANCELLED",
         "sick",

@@ -102,19 +102,12 @@ class TrainerServiceAdapter(pb_grpc.TrainerServiceServicer):
     async def CancelSchedule(
         self, request: pb.CancelScheduleRequest, context: grpc.aio.ServicerContext
     ) -> pb.Schedule:
-        caller = current_caller()
-        caller.require(Role.TRAINER, Role.MANAGER)
+        current_caller().require(Role.MANAGER)
         order_id = require_uuid("order_id", request.order_id)
         reason = require_text(
             "reason", request.reason, max_length=MAX_REASON_LENGTH, required=False
         )
-        acting_trainer = None
-        if caller.role is Role.TRAINER:
-            await self._readable_schedule(order_id)
-            acting_trainer = caller.subject
-        command = handlers.CancelSchedule(
-            order_id=order_id, reason=reason, trainer_id=acting_trainer
-        )
+        command = handlers.CancelSchedule(order_id=order_id, reason=reason)
         return schedule_to_proto(await handlers.cancel_schedule(command, self.new_uow()))
 
     async def GetSchedule(

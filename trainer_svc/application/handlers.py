@@ -8,7 +8,7 @@ from datetime import datetime
 
 from ptkit.ports import utcnow
 from trainer_svc.application.ports import UnitOfWork
-from trainer_svc.domain.model import Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
+from trainer_svc.domain.model import Schedule, ScheduleStatus, TimeSlot
 
 Clock = Callable[[], datetime]
 
@@ -42,8 +42,6 @@ class RegisterClassResult:
 class CancelSchedule:
     order_id: str
     reason: str
-    trainer_id: str | None = None
-    """The cancelling trainer; None when a manager cancels."""
 
 
 async def open_schedule_on_trainer_assigned(
@@ -95,19 +93,17 @@ async def register_class_result(
 
 
 async def cancel_schedule(cmd: CancelSchedule, uow: UnitOfWork, now: Clock = utcnow) -> Schedule:
-    """Cancel the order's schedule. A manager cancelling an order that has no schedule
+    """A manager cancels the order's schedule. Cancelling an order that has no schedule
     yet records a cancelled one, so the trainer assignment still on its way is ignored."""
     async with uow:
         schedule = await uow.schedules.find(cmd.order_id)
         if schedule is None:
-            if cmd.trainer_id is not None:
-                raise ScheduleNotFound(cmd.order_id)
             schedule = Schedule.cancelled_before_assignment(
                 order_id=cmd.order_id, reason=cmd.reason, now=now()
             )
             await uow.schedules.add(schedule)
         else:
-            schedule.cancel(cmd.reason, now(), trainer_id=cmd.trainer_id)
+            schedule.cancel(cmd.reason, now())
         await uow.commit()
         return schedule
 

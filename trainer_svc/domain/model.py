@@ -262,14 +262,12 @@ class Schedule(Aggregate):
             )
         )
 
-    def cancel(self, reason: str, now: datetime, trainer_id: str | None = None) -> None:
-        """Cancel the schedule; ``trainer_id`` is the acting trainer (None for a manager).
+    def cancel(self, reason: str, now: datetime) -> None:
+        """A manager cancels the schedule (trainers ask a manager to re-assign or cancel).
 
         Cancelling a cancelled schedule changes nothing; a held class stays held.
         """
         reason = require_text("reason", reason, max_length=MAX_REASON_LENGTH, required=False)
-        if trainer_id is not None:
-            self._require_trainer(trainer_id)
         if self.status is ScheduleStatus.CANCELLED:
             return
         if self.status is ScheduleStatus.CLASS_COMPLETED:

@@ -138,13 +138,6 @@ async def test_cancel_before_trainer_assigned_keeps_the_schedule_cancelled() -> 
     assert event_names(uow) == ["ScheduleCancelled"]
 
 
-async def test_a_trainer_cannot_cancel_an_order_without_schedule() -> None:
-    uow = FakeUnitOfWork()
-    with pytest.raises(ScheduleNotFound):
-        await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "", trainer_id="kim"), uow)
-    assert uow.schedules.rows == {}
-
-
 async def test_cancel_schedule_twice_publishes_once() -> None:
     uow = await opened(("o-1", "kim"))
     first = await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "order cancelled"), uow)

@@ -310,14 +310,6 @@ def test_cancel_after_class_held_is_refused() -> None:
         in_state(ScheduleStatus.CLASS_COMPLETED).cancel("too late", NOW)
 
 
-def test_the_trainer_may_cancel_own_schedule_but_not_anothers() -> None:
-    own = requested()
-    own.cancel("sick", NOW, trainer_id="kim")
-    assert own.status is ScheduleStatus.CANCELLED
-    with pytest.raises(ScheduleOfAnotherTrainer):
-        requested().cancel("sick", NOW, trainer_id="lee")
-
-
 def test_a_too_long_cancel_reason_is_invalid_and_changes_nothing() -> None:
     schedule = requested()
     with pytest.raises(InvalidValue, match="reason"):
