@@ -19,7 +19,7 @@ from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream,
 from ptkit.metrics import serve_metrics
 from ptkit.outbox import OutboxRelay
 from ptkit.server import Registrar, ServiceHost
-from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
+from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine, create_schema
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
 
 U = TypeVar("U", bound=SqlUnitOfWork)
@@ -113,8 +113,7 @@ class ServiceRuntime:
         )
 
     async def create_schema(self) -> None:
-        async with self.engine.begin() as connection:
-            await connection.run_sync(self.metadata.create_all)
+        await create_schema(self.engine, self.metadata)
 
     async def serve(
         self, services: Sequence[tuple[str, Registrar]], stop: asyncio.Event | None = None

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     event,
     insert,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -83,6 +84,21 @@ def create_engine(url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+_SCHEMA_LOCK = 0x50545363  # any constant: one service per database
+
+
+async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
+    """Create missing tables. Replicas starting together on one PostgreSQL database take
+    turns under an advisory lock (concurrent CREATE TABLE would collide); SQLite's
+    ``BEGIN IMMEDIATE`` already serializes them."""
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
+            )
+        await connection.run_sync(metadata.create_all)
 
 
 @dataclass(frozen=True)

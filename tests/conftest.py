@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,8 +81,9 @@ def _postgres_available() -> bool:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database, dropped afterwards. Skipped (not on CI) without a server."""
+def postgres_databases() -> Iterator[Callable[[], str]]:
+    """Creates fresh PostgreSQL databases on demand, all dropped afterwards.
+    Skipped (not on CI) without a server."""
     if not _postgres_available():
         host, port = _postgres_address()
         if os.environ.get("CI") == "true":
@@ -92,8 +93,8 @@ def postgres_url() -> Iterator[str]:
 
     import asyncpg
 
-    name = f"pt_test_{uuid.uuid4().hex[:12]}"
     admin = POSTGRES_ADMIN_URL
+    created: list[str] = []
 
     async def run(sql: str) -> None:
         connection = await asyncpg.connect(admin)
@@ -102,11 +103,23 @@ def postgres_url() -> Iterator[str]:
         finally:
             await connection.close()
 
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    def create() -> str:
+        name = f"pt_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(run(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return admin.rsplit("/", 1)[0] + f"/{name}"
+
     try:
-        yield admin.rsplit("/", 1)[0] + f"/{name}"
+        yield create
     finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for name in created:
+            asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def postgres_url(postgres_databases: Callable[[], str]) -> str:
+    """A fresh PostgreSQL database, dropped afterwards."""
+    return postgres_databases()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TypeVar
+
+from sqlalchemy import MetaData, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ptkit.sql import MessagingTables, create_engine, create_schema
+from ptplatform.events.v1 import events_pb2
 
 T = TypeVar("T")
 
@@ -44,3 +51,23 @@ async def eventually(
 def bearer(token: str) -> tuple[tuple[str, str]]:
     """gRPC call metadata carrying a bearer token."""
     return (("authorization", f"Bearer {token}"),)
+
+
+@asynccontextmanager
+async def database(url: str, metadata: MetaData) -> AsyncIterator[AsyncEngine]:
+    """An engine on ``url`` with the service's tables created; disposed afterwards."""
+    engine = create_engine(url)
+    try:
+        await create_schema(engine, metadata)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def outbox_envelopes(
+    engine: AsyncEngine, tables: MessagingTables
+) -> list[events_pb2.EventEnvelope]:
+    """The events in a service's outbox, oldest first."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(tables.outbox).order_by(tables.outbox.c.seq))).all()
+    return [events_pb2.EventEnvelope.FromString(row.payload) for row in rows]

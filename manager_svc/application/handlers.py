@@ -10,6 +10,7 @@ from datetime import datetime
 from manager_svc.application.ports import ScheduleCanceller, ScheduleCancelRefused, UnitOfWork
 from manager_svc.domain.model import SCHEDULE_CANCELLED, Assignment, AssignmentStatus, bounded_text
 from manager_svc.domain.roster import Trainer, least_loaded
+from ptkit.domain import ConcurrencyConflict
 from ptkit.ports import utcnow
 
 Clock = Callable[[], datetime]
@@ -146,13 +147,25 @@ async def confirm_assignment_on_schedule_confirmed(
 async def cancel_assignment_on_order_cancelled(
     cmd: CancelAssignment, uow: UnitOfWork, schedules: ScheduleCanceller, now: Clock = utcnow
 ) -> Assignment:
-    """Cancel the assignment and, before committing, the trainer's schedule.
+    """Cancel the assignment and the trainer's schedule: both happen or neither.
 
-    Both happen or neither: if trainer_svc cannot be asked (ScheduleCancelUnavailable),
-    the error leaves the unit of work uncommitted and the event is redelivered later. If
-    trainer_svc refuses (the class was already held), the refusal is recorded on the
-    assignment and committed: asking again would not change the answer.
+    trainer_svc is asked first, outside any database transaction, so no lock is held
+    while it answers. If it cannot be asked (ScheduleCancelUnavailable) nothing was
+    written and the event is redelivered later; CancelSchedule is idempotent, so asking
+    again then, or after a failed commit, is safe. If it refuses (the class was already
+    held) the refusal is recorded on the assignment: asking again would not change the
+    answer. The assignment is cancelled only if it is still the one trainer_svc was
+    asked about; if it changed meanwhile, ConcurrencyConflict sends the event round again.
     """
+    async with uow:
+        asked_about = await uow.assignments.find(cmd.order_id)
+    note = ""
+    if asked_about is not None and asked_about.holds_schedule:
+        try:
+            await schedules.cancel_schedule(cmd.order_id, bounded_text(cmd.reason))
+            note = SCHEDULE_CANCELLED
+        except ScheduleCancelRefused as refusal:
+            note = f"schedule not cancelled: {refusal}"
     async with uow:
         assignment = await uow.assignments.find(cmd.order_id)
         if assignment is None:
@@ -160,14 +173,11 @@ async def cancel_assignment_on_order_cancelled(
                 order_id=cmd.order_id, reason=cmd.reason, now=now()
             )
             await uow.assignments.add(assignment)
-        elif not assignment.is_cancelled:
-            note = ""
-            if assignment.holds_schedule:
-                try:
-                    await schedules.cancel_schedule(cmd.order_id, bounded_text(cmd.reason))
-                    note = SCHEDULE_CANCELLED
-                except ScheduleCancelRefused as refusal:
-                    note = f"schedule not cancelled: {refusal}"
+        elif asked_about is None or assignment.version != asked_about.version:
+            raise ConcurrencyConflict(
+                f"assignment of order {cmd.order_id} changed while its schedule was cancelled"
+            )
+        else:
             assignment.cancel(cmd.reason, now(), schedule_note=note)
         await uow.commit()
         return assignment

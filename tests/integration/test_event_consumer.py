@@ -27,7 +27,7 @@ from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream
 from ptkit.sql import create_engine
 from ptplatform.events.v1 import events_pb2
 from tests.conftest import NatsServer
-from tests.helpers import eventually
+from tests.helpers import database, eventually
 
 SUBJECT = "pt.trainer.ScheduleConfirmed"
 EVENT_TYPE = "ScheduleConfirmed"
@@ -39,11 +39,8 @@ POISON_SETTINGS = ConsumerSettings(
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'order.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(sql.metadata.create_all)
-    yield engine
-    await engine.dispose()
+    async with database(f"sqlite:///{tmp_path / 'order.db'}", sql.metadata) as engine:
+        yield engine
 
 
 @pytest.fixture

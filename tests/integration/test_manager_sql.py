@@ -16,8 +16,9 @@ from manager_svc.domain.model import AssignmentNotFound, AssignmentStatus
 from manager_svc.domain.roster import TrainerNotFound
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
-from ptkit.sql import AlreadyHandled, Causation, create_engine
+from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
+from tests.helpers import database, outbox_envelopes
 
 START = datetime(2025, 3, 10, 18, 0, tzinfo=UTC)
 ORDER_1 = "11111111-1111-4111-8111-111111111111"
@@ -27,13 +28,8 @@ ORDER_3 = "33333333-3333-4333-8333-333333333333"
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    async with engine.begin() as connection:
-        await connection.run_sync(sql.metadata.create_all)
-    try:
+    async with database(database_url, sql.metadata) as engine:
         yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -61,11 +57,7 @@ def placed(order_id: str) -> handlers.OpenAssignment:
 
 
 async def outbox(engine: AsyncEngine) -> list[events_pb2.EventEnvelope]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(sql.messaging.outbox).order_by(sql.messaging.outbox.c.seq)
-        )
-        return [events_pb2.EventEnvelope.FromString(row.payload) for row in rows]
+    return await outbox_envelopes(engine, sql.messaging)
 
 
 async def count(engine: AsyncEngine, table: Table) -> int:

@@ -15,19 +15,17 @@ from order_svc.application import handlers
 from order_svc.domain.model import OrderNotFound, OrderStatus
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
-from ptkit.sql import AlreadyHandled, Causation, create_engine
+from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
+from tests.helpers import database, outbox_envelopes
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    async with engine.begin() as connection:
-        await connection.run_sync(sql.metadata.create_all)
-    yield engine
-    await engine.dispose()
+    async with database(database_url, sql.metadata) as engine:
+        yield engine
 
 
 def unit_of_work(engine: AsyncEngine) -> sql.SqlOrderUnitOfWork:
@@ -35,13 +33,7 @@ def unit_of_work(engine: AsyncEngine) -> sql.SqlOrderUnitOfWork:
 
 
 async def outbox(engine: AsyncEngine) -> list[events_pb2.EventEnvelope]:
-    async with engine.connect() as connection:
-        rows = (
-            await connection.execute(
-                select(sql.messaging.outbox).order_by(sql.messaging.outbox.c.seq)
-            )
-        ).all()
-    return [events_pb2.EventEnvelope.FromString(row.payload) for row in rows]
+    return await outbox_envelopes(engine, sql.messaging)
 
 
 async def count_orders(engine: AsyncEngine) -> int:

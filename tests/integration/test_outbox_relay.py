@@ -16,21 +16,17 @@ from order_svc.application import handlers
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import JetStream
 from ptkit.outbox import OutboxRelay
-from ptkit.sql import create_engine
 from ptplatform.events.v1 import events_pb2
 from tests.conftest import NatsServer
-from tests.helpers import eventually
+from tests.helpers import database, eventually
 
 STREAM = "PT_EVENTS"
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite:///{tmp_path / 'order.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(sql.metadata.create_all)
-    yield engine
-    await engine.dispose()
+    async with database(f"sqlite:///{tmp_path / 'order.db'}", sql.metadata) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
-from ptkit.sql import AlreadyHandled, Causation, create_engine
+from ptkit.sql import AlreadyHandled, Causation
 from status_svc.adapters import sql
 from status_svc.adapters.event_consumer import DURABLE
 from status_svc.application import handlers
@@ -21,16 +21,14 @@ from status_svc.application.ports import StatusFilter
 from status_svc.application.watch import NotificationWatch
 from status_svc.domain.events import ObservedEvent
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
+from tests.helpers import database
 from tests.status_flows import OrderFlow
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    async with engine.begin() as connection:
-        await connection.run_sync(sql.metadata.create_all)
-    yield engine
-    await engine.dispose()
+    async with database(database_url, sql.metadata) as engine:
+        yield engine
 
 
 def unit_of_work(engine: AsyncEngine) -> sql.SqlStatusUnitOfWork:

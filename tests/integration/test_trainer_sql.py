@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer, from_timestamp
-from ptkit.sql import AlreadyHandled, Causation, create_engine
+from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
+from tests.helpers import database, outbox_envelopes
 from trainer_svc.adapters import sql
 from trainer_svc.application import handlers
 from trainer_svc.domain.model import (
@@ -30,11 +31,8 @@ TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    async with engine.begin() as connection:
-        await connection.run_sync(sql.metadata.create_all)
-    yield engine
-    await engine.dispose()
+    async with database(database_url, sql.metadata) as engine:
+        yield engine
 
 
 def unit_of_work(engine: AsyncEngine) -> sql.SqlTrainerUnitOfWork:
@@ -42,10 +40,7 @@ def unit_of_work(engine: AsyncEngine) -> sql.SqlTrainerUnitOfWork:
 
 
 async def outbox(engine: AsyncEngine) -> list[events_pb2.EventEnvelope]:
-    table = sql.messaging.outbox
-    async with engine.connect() as connection:
-        rows = (await connection.execute(select(table).order_by(table.c.seq))).all()
-    return [events_pb2.EventEnvelope.FromString(row.payload) for row in rows]
+    return await outbox_envelopes(engine, sql.messaging)
 
 
 def new_order_id() -> str:

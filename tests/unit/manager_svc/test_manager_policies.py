@@ -11,6 +11,7 @@ from manager_svc.application.ports import ScheduleCancelUnavailable
 from manager_svc.domain.events import AssignmentCancelled, TrainerAssigned
 from manager_svc.domain.model import AssignmentNotFound, AssignmentStatus
 from manager_svc.domain.roster import Trainer, TrainerNotFound
+from ptkit.domain import ConcurrencyConflict
 from tests.unit.manager_svc.fakes import FakeScheduleCanceller, FakeUnitOfWork, refused, unavailable
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -200,6 +201,33 @@ async def test_order_cancelled_commits_nothing_when_trainer_svc_is_unreachable(
         )
     assert uow.assignment("o-1").status is AssignmentStatus.TRAINER_ASSIGNED
     assert (len(uow.published), uow.commits) == (published, commits)
+
+
+async def test_order_cancelled_while_a_manager_reassigns_is_sent_round_again(
+    uow: FakeUnitOfWork,
+) -> None:
+    await register(uow, "Ahn", "t-1")
+    await register(uow, "Baek", "t-2")
+    await open_and_assign(uow, "o-1", "t-1")
+
+    class ReassignDuringTheCall(FakeScheduleCanceller):
+        async def cancel_schedule(self, order_id: str, reason: str) -> None:
+            await super().cancel_schedule(order_id, reason)
+            await handlers.assign_trainer(handlers.AssignTrainer(order_id, "t-2"), uow, clock)
+
+    with pytest.raises(ConcurrencyConflict):
+        await handlers.cancel_assignment_on_order_cancelled(
+            handlers.CancelAssignment("o-1", "moved away"), uow, ReassignDuringTheCall(), clock
+        )
+    assert uow.assignment("o-1").trainer_id == "t-2"
+    assert uow.assignment("o-1").status is AssignmentStatus.TRAINER_ASSIGNED
+
+    redelivered = FakeScheduleCanceller()
+    await handlers.cancel_assignment_on_order_cancelled(
+        handlers.CancelAssignment("o-1", "moved away"), uow, redelivered, clock
+    )
+    assert redelivered.calls == [("o-1", "moved away")]
+    assert uow.assignment("o-1").status is AssignmentStatus.CANCELLED
 
 
 async def test_redelivered_cancellation_succeeds_once_trainer_svc_is_back(

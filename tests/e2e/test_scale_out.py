@@ -1,0 +1,87 @@
+"""Scale-out: two replicas of order_svc and of status_svc, each pair sharing its own
+PostgreSQL database and its durable consumer, behind the one gateway."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ptkit.launcher import Platform, PlatformConfig
+from ptplatform.order.v1 import order_service_pb2 as order
+from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
+from ptplatform.status.v1 import status_service_pb2 as status
+from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
+from tests.helpers import bearer, wait_for
+
+ORDERS = 30
+PLACE_ORDER = "/ptplatform.order.v1.OrderService/PlaceOrder"
+
+
+@pytest.fixture
+def replicated(tmp_path: Path, postgres_databases: Callable[[], str]) -> Iterator[Platform]:
+    order_db, status_db = postgres_databases(), postgres_databases()
+    config = PlatformConfig.ephemeral(
+        tmp_path,
+        contexts=["order", "status"],
+        replicas={"order": 2, "status": 2},
+        database_urls={"order": [order_db, order_db], "status": [status_db, status_db]},
+    )
+    with Platform(config) as platform:
+        yield platform
+
+
+def sample(platform: Platform, context: str, replica: int, name: str, **labels: str) -> float:
+    port = platform.config.metrics_ports[context][replica]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_replicas_share_the_load_and_every_event_takes_effect_once(replicated: Platform) -> None:
+    auth = bearer(replicated.token("customer", "scale-customer"))
+    with grpc.insecure_channel(replicated.gateway_address) as channel:
+        orders = order_grpc.OrderServiceStub(channel)
+        views = status_grpc.StatusServiceStub(channel)
+        placed = {
+            orders.PlaceOrder(
+                order.PlaceOrderRequest(customer_name="Sam", class_name=f"Class {n}"), metadata=auth
+            ).order_id
+            for n in range(ORDERS)
+        }
+
+        def all_views() -> set[str]:
+            found = views.ListOrderStatuses(status.ListOrderStatusesRequest(), metadata=auth)
+            ids = {s.order_id for s in found.statuses}
+            return ids if ids == placed else set()
+
+        wait_for(all_views, timeout=30, what="a status view of every order")
+
+    served = [
+        sample(replicated, "order", r, "pt_grpc_requests_total", method=PLACE_ORDER, code="OK")
+        for r in (0, 1)
+    ]
+    assert sum(served) == ORDERS
+    assert all(count > 0 for count in served), f"gateway did not balance PlaceOrder: {served}"
+
+    handled = [
+        sample(
+            replicated,
+            "status",
+            r,
+            "pt_events_handled_total",
+            consumer="status_svc",
+            event_type="OrderPlaced",
+        )
+        for r in (0, 1)
+    ]
+    assert sum(handled) == ORDERS, f"each OrderPlaced takes effect exactly once: {handled}"
