@@ -164,3 +164,11 @@ def test_a_half_configured_issuer_is_refused(
     }
     with pytest.raises(ConfigError, match="PT_JWT_"):
         TrustedIssuer.from_env(Env(env))
+
+
+def test_a_notification_watch_is_never_cut_by_a_timeout(tmp_path: Path) -> None:
+    envoy = rendered(PlatformConfig.defaults(tmp_path, Env({})))
+    routes = http_filters(envoy)["manager"]["route_config"]["virtual_hosts"][0]["routes"]
+    [watch] = [r for r in routes if "WatchNotifications" in r["match"]["prefix"]]
+    assert watch["route"]["timeout"] == "0s"
+    assert watch["route"]["idle_timeout"] == "0s"
