@@ -33,6 +33,9 @@ class StreamSettings:
     name: str = "PT_EVENTS"
     duplicate_window_seconds: float = 120.0
     replicas: int = 1
+    max_age_days: float = 30.0
+    """How long the stream keeps an event: how long a consumer may be down and still
+    catch up, and how long processed-event marks must be kept."""
 
 
 class JetStream:
@@ -84,6 +87,7 @@ class JetStream:
             storage=StorageType.FILE,
             duplicate_window=self.stream.duplicate_window_seconds,
             num_replicas=self.stream.replicas,
+            max_age=self.stream.max_age_days * 86400,
         )
         try:
             await js.add_stream(config)

@@ -18,6 +18,7 @@ from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream, StreamSettings
 from ptkit.metrics import serve_metrics
 from ptkit.outbox import OutboxRelay
+from ptkit.retention import Retention, RetentionSettings
 from ptkit.server import Registrar, ServiceHost
 from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine, create_schema
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
@@ -41,6 +42,7 @@ class ServiceSettings:
     stream: StreamSettings
     consumer: ConsumerSettings
     drain_delay_seconds: float = 0.5
+    outbox_retention_hours: float = 24.0
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -76,8 +78,10 @@ class ServiceSettings:
                     "PT_STREAM_DUPLICATE_WINDOW_SECONDS", 120.0, minimum=1
                 ),
                 replicas=env.int("PT_STREAM_REPLICAS", 1, minimum=1, maximum=5),
+                max_age_days=env.float("PT_STREAM_MAX_AGE_DAYS", 30.0, minimum=1),
             ),
             drain_delay_seconds=env.float("PT_SHUTDOWN_DRAIN_DELAY_SECONDS", 0.5),
+            outbox_retention_hours=env.float("PT_OUTBOX_RETENTION_HOURS", 24.0),
             consumer=ConsumerSettings(
                 max_deliver=env.int("PT_CONSUMER_MAX_DELIVER", 8, minimum=1, maximum=1000),
                 ack_wait_seconds=env.float("PT_CONSUMER_ACK_WAIT_SECONDS", 30.0, minimum=1),
@@ -96,6 +100,14 @@ class ServiceRuntime:
         self.serializer = EnvelopeSerializer(source)
         self.jetstream = JetStream(settings.nats_url, settings.stream, name=settings.name)
         self.relay = OutboxRelay(self.engine, tables, self.jetstream, source)
+        self.retention = Retention(
+            self.engine,
+            tables,
+            RetentionSettings(
+                outbox_hours=settings.outbox_retention_hours,
+                processed_days=settings.stream.max_age_days,
+            ),
+        )
         self.consumers: list[EventConsumer] = []
 
     def unit_of_work_factory(self, cls: type[U]) -> Callable[[], U]:
@@ -126,7 +138,12 @@ class ServiceRuntime:
             port=self.settings.port,
             verifier=TokenVerifier(self.settings.jwt),
             services=services,
-            background=[self.jetstream.connect, self.relay.run, *(c.run for c in self.consumers)],
+            background=[
+                self.jetstream.connect,
+                self.relay.run,
+                self.retention.run,
+                *(c.run for c in self.consumers),
+            ],
             on_shutdown=[self.jetstream.close, self.engine.dispose],
             grace_seconds=self.settings.grace_seconds,
             drain_delay_seconds=self.settings.drain_delay_seconds,
