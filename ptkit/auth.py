@@ -12,6 +12,7 @@ import contextvars
 import enum
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -78,16 +79,40 @@ def unbind_caller(token: contextvars.Token[Caller]) -> None:
 @dataclass(frozen=True)
 class JwtSettings:
     public_key_file: Path
+    """A PEM public key, or a JWKS (JSON) of several keys told apart by their ``kid``."""
     issuer: str
     audience: str
 
 
+def load_verification_keys(path: Path) -> dict[str | None, Any]:
+    """The keys a token may be signed with, by key id; a lone PEM key has id None."""
+    text = path.read_text()
+    if not text.lstrip().startswith("{"):
+        return {None: text.encode()}
+    return {key.key_id: key.key for key in jwt.PyJWKSet.from_json(text).keys}
+
+
 class TokenVerifier:
-    """Verifies RS256 bearer tokens: signature, expiry, issuer, audience, role."""
+    """Verifies RS256 bearer tokens: signature, expiry, issuer, audience, role.
+
+    Trusting a JWKS of several keys lets the identity provider's keys and the platform's
+    own service key (manager_svc's calls to trainer_svc) stand side by side.
+    """
 
     def __init__(self, settings: JwtSettings) -> None:
         self.settings = settings
-        self._key = settings.public_key_file.read_bytes()
+        self._keys = load_verification_keys(settings.public_key_file)
+
+    def _key_for(self, token: str) -> Any:
+        if None in self._keys:
+            return self._keys[None]
+        try:
+            key_id = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated(f"invalid token: {error}") from None
+        if key_id not in self._keys:
+            raise Unauthenticated(f"invalid token: signed with an unknown key {key_id!r}")
+        return self._keys[key_id]
 
     def caller_from(self, authorization: str | None) -> Caller:
         if not authorization:
@@ -98,7 +123,7 @@ class TokenVerifier:
         try:
             claims = jwt.decode(
                 token.strip(),
-                self._key,
+                self._key_for(token.strip()),
                 algorithms=["RS256"],
                 issuer=self.settings.issuer,
                 audience=self.settings.audience,

@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.envoy import GatewaySettings, JwtGateway, render
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, mint_token
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, merge_jwks, mint_token
 
 log = logging.getLogger(__name__)
 
@@ -174,35 +174,26 @@ def _ensure_free(port: int, who: str) -> None:
 
 @dataclass(frozen=True)
 class TrustedIssuer:
-    """Whose tokens the platform accepts. Without key files: the development key pair under
-    ``<var>/jwt`` that ``ptctl token`` signs with. Production names its identity provider's
-    issuer, audience, JWKS (for Envoy's jwt_authn) and public key (for the services)."""
+    """Whose tokens the platform accepts. Without a JWKS file: the development key pair
+    under ``<var>/jwt`` that ``ptctl token`` signs with. Production names its identity
+    provider's issuer, audience and JWKS: Envoy's jwt_authn trusts that JWKS, the services
+    trust it plus the platform's own service key (manager_svc's calls to trainer_svc)."""
 
     issuer: str = DEV_ISSUER
     audience: str = DEV_AUDIENCE
     jwks_file: Path | None = None
-    public_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> TrustedIssuer:
-        """Read ``PT_JWT_ISSUER``, ``PT_JWT_AUDIENCE``, ``PT_JWT_JWKS_FILE`` and
-        ``PT_JWT_PUBLIC_KEY_FILE``."""
+        """Read ``PT_JWT_ISSUER``, ``PT_JWT_AUDIENCE`` and ``PT_JWT_JWKS_FILE``."""
         env = env or Env()
         jwks = env.str("PT_JWT_JWKS_FILE", "")
-        public_key = env.str("PT_JWT_PUBLIC_KEY_FILE", "")
-        if bool(jwks) != bool(public_key):
-            raise ConfigError(
-                "set PT_JWT_JWKS_FILE (Envoy) and PT_JWT_PUBLIC_KEY_FILE (services) together: "
-                "the gateway and the services must trust the same keys"
-            )
-        for name, value in (("PT_JWT_JWKS_FILE", jwks), ("PT_JWT_PUBLIC_KEY_FILE", public_key)):
-            if value and not Path(value).is_file():
-                raise ConfigError(f"{name}={value!r} does not exist")
+        if jwks and not Path(jwks).is_file():
+            raise ConfigError(f"PT_JWT_JWKS_FILE={jwks!r} does not exist")
         return cls(
             issuer=env.str("PT_JWT_ISSUER", DEV_ISSUER),
             audience=env.str("PT_JWT_AUDIENCE", DEV_AUDIENCE),
             jwks_file=Path(jwks) if jwks else None,
-            public_key_file=Path(public_key) if public_key else None,
         )
 
 
@@ -276,6 +267,7 @@ class Platform:
         self.config = config
         self.var_dir = config.var_dir.resolve()
         self.keys: KeyFiles = ensure_keys(self.var_dir / "jwt")
+        self.service_keys: KeyFiles = ensure_keys(self.var_dir / "jwt" / "service")
         self.nats = ManagedProcess(
             "nats-server",
             [
@@ -347,6 +339,16 @@ class Platform:
             self.keys, Role(role), subject, ttl_seconds, trusted.issuer, trusted.audience
         )
 
+    @property
+    def services_trust(self) -> Path:
+        """The keys services verify tokens with: the users' keys (the identity provider's
+        JWKS, or the development key) plus the platform's service key, which manager_svc
+        signs its calls to trainer_svc with. The gateway trusts the users' keys only."""
+        users = self.config.jwt.jwks_file or self.keys.jwks
+        return merge_jwks(
+            [users, self.service_keys.jwks], self.var_dir / "jwt" / "services-jwks.json"
+        )
+
     # -- processes ---------------------------------------------------------------------
     def _service_process(self, context: str, replica: int) -> ManagedProcess:
         prefix = f"PT_{context.upper()}"
@@ -354,10 +356,10 @@ class Platform:
             **os.environ,
             "PT_VAR_DIR": str(self.var_dir),
             "PT_NATS_URL": self.nats_url,
-            "PT_JWT_PUBLIC_KEY_FILE": str(self.config.jwt.public_key_file or self.keys.public_key),
+            "PT_JWT_PUBLIC_KEY_FILE": str(self.services_trust),
             "PT_JWT_ISSUER": self.config.jwt.issuer,
             "PT_JWT_AUDIENCE": self.config.jwt.audience,
-            "PT_SIGNING_KEY_FILE": str(self.keys.private_key),
+            "PT_SIGNING_KEY_FILE": str(self.service_keys.private_key),
             "PT_TRAINER_ADDRESS": f"127.0.0.1:{self.config.gateway.internal.port}",
             f"{prefix}_PORT": str(self.config.service_ports[context][replica]),
             f"{prefix}_METRICS_PORT": str(

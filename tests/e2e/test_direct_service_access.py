@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptkit.auth import Role
 from ptkit.launcher import Platform
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KEY_ID, mint_token
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, key_id_of, mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2 as order
@@ -78,7 +78,8 @@ def unsigned_token() -> str:
 
 def hmac_with_public_key(public_key: Path) -> str:
     """The algorithm-confusion attack: HS256 keyed with the (public) RSA key."""
-    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": KEY_ID}).encode())
+    key_id = key_id_of(public_key.read_bytes())
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": key_id}).encode())
     payload = _b64(json.dumps(_claims()).encode())
     signature = hmac.new(public_key.read_bytes(), f"{header}.{payload}".encode(), hashlib.sha256)
     return f"{header}.{payload}.{_b64(signature.digest())}"
@@ -111,7 +112,12 @@ def forged_metadata(platform: Platform, untrusted: Path) -> dict[str, tuple[tupl
             mint_token(platform.keys, Role.MANAGER, MANAGER, audience="someone-else")
         ),
         "unknown role": bearer(
-            jwt.encode(_claims("admin"), signing_key, algorithm="RS256", headers={"kid": KEY_ID})
+            jwt.encode(
+                _claims("admin"),
+                signing_key,
+                algorithm="RS256",
+                headers={"kid": key_id_of(platform.keys.public_key.read_bytes())},
+            )
         ),
     }
 

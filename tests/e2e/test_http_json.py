@@ -306,7 +306,7 @@ BAD_CALLS = [
         "another key",
         401,
         UNAUTHENTICATED,
-        "Jwt verification fails",
+        "Jwks doesn't have key to match kid",
     ),
     BadCall("wrong role", "GET", "/v1/trainers", "customer", 403, PERMISSION_DENIED, "may not"),
     BadCall(

@@ -13,10 +13,13 @@ import pytest
 from ptkit.auth import Role
 from ptkit.launcher import Platform, TrustedIssuer
 from ptkit.tokens import KeyFiles, ensure_keys, mint_token
+from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
+from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from tests.conftest import fresh_platform
 from tests.e2e.rest import Rest
+from tests.fault_kit import Desk
 from tests.helpers import bearer
 
 ISSUER = "https://login.studio.example"
@@ -31,7 +34,7 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory: pytest.TempPathFactory, idp: KeyFiles) -> Iterator[Platform]:
-    trusted = TrustedIssuer(ISSUER, AUDIENCE, jwks_file=idp.jwks, public_key_file=idp.public_key)
+    trusted = TrustedIssuer(ISSUER, AUDIENCE, jwks_file=idp.jwks)
     var_dir: Path = tmp_path_factory.mktemp("studio")
     with fresh_platform(var_dir, contexts=["order"], jwt=trusted) as platform:
         yield platform
@@ -58,3 +61,30 @@ def test_a_development_token_is_refused_once_a_provider_is_configured(studio: Pl
                 pb.ListOrdersRequest(), metadata=bearer(dev_token), timeout=5
             )
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_manager_svc_still_cancels_schedules_under_a_provider(
+    tmp_path: Path, idp: KeyFiles
+) -> None:
+    """manager_svc signs its calls to trainer_svc with the platform's service key, which
+    the services trust beside the provider's keys (the gateway trusts only the provider)."""
+    trusted = TrustedIssuer(ISSUER, AUDIENCE, jwks_file=idp.jwks)
+    contexts = ["order", "manager", "trainer"]
+    with (
+        fresh_platform(tmp_path, contexts=contexts, jwt=trusted) as studio,
+        grpc.insecure_channel(studio.gateway_address) as channel,
+    ):
+        desk = Desk(studio, channel)
+        desk.customer = bearer(
+            mint_token(idp, Role.CUSTOMER, desk.customer_id, issuer=ISSUER, audience=AUDIENCE)
+        )
+        desk.manager = bearer(
+            mint_token(idp, Role.MANAGER, "m-prod", issuer=ISSUER, audience=AUDIENCE)
+        )
+        order_id = desk.place_order()
+        desk.assign(order_id, desk.register_trainer())
+
+        desk.cancel_order(order_id)
+
+        desk.schedule_in(order_id, (trainer.SCHEDULE_STATUS_CANCELLED,))
+        desk.assignment_in(order_id, (manager.ASSIGNMENT_STATUS_CANCELLED,))

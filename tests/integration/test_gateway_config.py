@@ -3,6 +3,7 @@ loopback, JSON errors for HTTP callers, and the token issuer set by configuratio
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,10 @@ def test_an_ephemeral_platform_keeps_the_rate_limit_it_was_given(tmp_path: Path)
     assert config.gateway.gateway_port != 8080
 
 
+def kids(keys: KeyFiles) -> set[str]:
+    return {key["kid"] for key in json.loads(keys.jwks.read_text())["keys"]}
+
+
 def test_without_configuration_the_development_keys_are_trusted(tmp_path: Path) -> None:
     platform = Platform(PlatformConfig.defaults(tmp_path, Env({})))
     provider = http_filters(yaml.safe_load(platform.render_envoy_config()))[
@@ -111,7 +116,10 @@ def test_without_configuration_the_development_keys_are_trusted(tmp_path: Path) 
     assert provider["audiences"] == [DEV_AUDIENCE]
     assert provider["local_jwks"]["filename"] == str(platform.keys.jwks.resolve())
     env = platform.services["order"][0].env
-    assert env["PT_JWT_PUBLIC_KEY_FILE"] == str(platform.keys.public_key)
+    trusted = json.loads(Path(env["PT_JWT_PUBLIC_KEY_FILE"]).read_text())
+    assert {key["kid"] for key in trusted["keys"]} == kids(platform.keys) | kids(
+        platform.service_keys
+    )
     assert (env["PT_JWT_ISSUER"], env["PT_JWT_AUDIENCE"]) == (DEV_ISSUER, DEV_AUDIENCE)
 
 
@@ -129,7 +137,6 @@ def test_a_production_issuer_and_its_keys_are_set_by_configuration(
             "PT_JWT_ISSUER": "https://login.studio.example",
             "PT_JWT_AUDIENCE": "studio-api",
             "PT_JWT_JWKS_FILE": str(idp.jwks),
-            "PT_JWT_PUBLIC_KEY_FILE": str(idp.public_key),
         }
     )
     platform = Platform(PlatformConfig.defaults(tmp_path / "var", env))
@@ -141,29 +148,16 @@ def test_a_production_issuer_and_its_keys_are_set_by_configuration(
     assert provider["local_jwks"]["filename"] == str(idp.jwks.resolve())
     for processes in platform.services.values():
         service_env = processes[0].env
-        assert service_env["PT_JWT_PUBLIC_KEY_FILE"] == str(idp.public_key)
+        trusted = json.loads(Path(service_env["PT_JWT_PUBLIC_KEY_FILE"]).read_text())
+        assert {key["kid"] for key in trusted["keys"]} == kids(idp) | kids(platform.service_keys)
         assert service_env["PT_JWT_ISSUER"] == "https://login.studio.example"
         assert service_env["PT_JWT_AUDIENCE"] == "studio-api"
 
 
-@pytest.mark.parametrize(
-    "variables",
-    [
-        {"PT_JWT_JWKS_FILE": "jwks.json"},
-        {"PT_JWT_PUBLIC_KEY_FILE": "public.pem"},
-        {"PT_JWT_JWKS_FILE": "missing/jwks.json", "PT_JWT_PUBLIC_KEY_FILE": "public.pem"},
-    ],
-    ids=["jwks without public key", "public key without jwks", "missing file"],
-)
-def test_a_half_configured_issuer_is_refused(
-    tmp_path: Path, idp: KeyFiles, variables: dict[str, str]
-) -> None:
-    env = {
-        name: str(idp.directory / value) if "missing" not in value else value
-        for name, value in variables.items()
-    }
-    with pytest.raises(ConfigError, match="PT_JWT_"):
-        TrustedIssuer.from_env(Env(env))
+def test_a_missing_jwks_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as refused:
+        TrustedIssuer.from_env(Env({"PT_JWT_JWKS_FILE": "missing/jwks.json"}))
+    assert str(refused.value) == "PT_JWT_JWKS_FILE='missing/jwks.json' does not exist"
 
 
 def test_a_notification_watch_is_never_cut_by_a_timeout(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from ptkit import k8s
 from ptkit.config import Env
 from ptkit.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
 from ptkit.runtime import ServiceSettings
-from ptkit.tokens import KeyFiles, ensure_keys
+from ptkit.tokens import KeyFiles, ensure_keys, merge_jwks
 
 T = TypeVar("T")
 
@@ -257,6 +257,7 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     shutil.copytree(ROOT / "deploy" / "k8s", deploy, ignore=shutil.ignore_patterns("secrets"))
     secrets = deploy / "overlays" / "production" / "secrets"
     keys = ensure_keys(secrets / "jwt")
+    services_jwks = merge_jwks([keys.jwks], secrets / "jwt" / "services-jwks.json")
     (secrets / "databases.env").write_text(
         "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
     )
@@ -269,9 +270,9 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     ).stdout
     assert "REPLACE-ME" not in built
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built) if d}
-    assert (
-        secret_data(docs["Secret", "ptplatform-jwt"])["public.pem"] == keys.public_key.read_text()
-    )
+    jwt_secret = secret_data(docs["Secret", "ptplatform-jwt"])
+    assert jwt_secret["jwks.json"] == keys.jwks.read_text()
+    assert jwt_secret["services-jwks.json"] == services_jwks.read_text()
     assert (
         secret_data(docs["Secret", "ptplatform-jwt-signing"])["private.pem"]
         == keys.private_key.read_text()

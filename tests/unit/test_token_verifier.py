@@ -1,0 +1,64 @@
+"""Token verification against a PEM key or a JWKS of several keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier, Unauthenticated
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, merge_jwks, mint_token
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> KeyFiles:
+    return ensure_keys(tmp_path / "provider")
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> KeyFiles:
+    return ensure_keys(tmp_path / "service")
+
+
+def verifier(key_file: Path) -> TokenVerifier:
+    return TokenVerifier(JwtSettings(key_file, DEV_ISSUER, DEV_AUDIENCE))
+
+
+def bearer(keys: KeyFiles, subject: str) -> str:
+    return f"Bearer {mint_token(keys, Role.MANAGER, subject)}"
+
+
+def test_a_jwks_of_two_keys_trusts_tokens_of_both(
+    tmp_path: Path, provider: KeyFiles, service: KeyFiles
+) -> None:
+    trusted = verifier(merge_jwks([provider.jwks, service.jwks], tmp_path / "trusted.json"))
+    assert trusted.caller_from(bearer(provider, "kim")) == Caller("kim", Role.MANAGER)
+    assert trusted.caller_from(bearer(service, "manager_svc")) == Caller(
+        "manager_svc", Role.MANAGER
+    )
+
+
+def test_a_token_of_a_key_outside_the_jwks_is_refused(
+    tmp_path: Path, provider: KeyFiles, service: KeyFiles
+) -> None:
+    stranger = ensure_keys(tmp_path / "stranger")
+    trusted = verifier(merge_jwks([provider.jwks, service.jwks], tmp_path / "trusted.json"))
+    with pytest.raises(Unauthenticated, match="unknown key"):
+        trusted.caller_from(bearer(stranger, "mallory"))
+
+
+def test_a_pem_key_trusts_its_own_tokens_only(provider: KeyFiles, service: KeyFiles) -> None:
+    trusted = verifier(provider.public_key)
+    assert trusted.caller_from(bearer(provider, "kim")).subject == "kim"
+    with pytest.raises(Unauthenticated, match="invalid token"):
+        trusted.caller_from(bearer(service, "manager_svc"))
+
+
+def key_id(keys: KeyFiles) -> str:
+    return json.loads(keys.jwks.read_text())["keys"][0]["kid"]
+
+
+def test_each_key_pair_has_its_own_stable_key_id(provider: KeyFiles, service: KeyFiles) -> None:
+    assert key_id(provider) != key_id(service)
+    assert key_id(ensure_keys(provider.directory)) == key_id(provider)
