@@ -195,6 +195,20 @@ class TrackingRepository:
         """The columns a change of the aggregate writes, version included."""
         raise NotImplementedError
 
+    async def _insert(self, aggregate: Any, **columns: object) -> None:
+        """Insert a new aggregate: its key, the ``columns`` written only once, its state.
+        A row with the same key or unique values written meanwhile is a conflict."""
+        key = getattr(aggregate, self.key)
+        try:
+            await self.connection.execute(
+                insert(self.table).values({self.key: key, **columns, **self.state(aggregate)})
+            )
+        except IntegrityError:
+            raise ConcurrencyConflict(
+                f"{type(aggregate).__name__} {key} was created concurrently; retry the request"
+            ) from None
+        self._track(aggregate)
+
     async def _update(self, aggregate: Aggregate, expected_version: int) -> int:
         """Write the aggregate WHERE version = expected_version; return the row count."""
         result = await self.connection.execute(

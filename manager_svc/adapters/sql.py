@@ -15,11 +15,9 @@ from sqlalchemy import (
     String,
     Table,
     func,
-    insert,
     select,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from manager_svc.domain.model import (
@@ -29,7 +27,6 @@ from manager_svc.domain.model import (
     AssignmentStatus,
 )
 from manager_svc.domain.roster import Trainer, TrainerNotFound
-from ptkit.domain import ConcurrencyConflict
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
 
 metadata = MetaData()
@@ -117,16 +114,7 @@ class SqlTrainerRepository(TrackingRepository):
     state = staticmethod(_trainer_state)
 
     async def add(self, trainer: Trainer) -> None:
-        await self.connection.execute(
-            insert(trainers).values(
-                trainer_id=trainer.trainer_id,
-                name=trainer.name,
-                active=trainer.active,
-                created_at=trainer.created_at,
-                version=trainer.version,
-            )
-        )
-        self._track(trainer)
+        await self._insert(trainer, created_at=trainer.created_at)
 
     async def find(self, trainer_id: str) -> Trainer | None:
         row = (
@@ -157,19 +145,7 @@ class SqlAssignmentRepository(TrackingRepository):
     state = staticmethod(_assignment_state)
 
     async def add(self, assignment: Assignment) -> None:
-        try:
-            await self.connection.execute(
-                insert(assignments).values(
-                    order_id=assignment.order_id,
-                    created_at=assignment.created_at,
-                    **_assignment_state(assignment),
-                )
-            )
-        except IntegrityError:
-            raise ConcurrencyConflict(
-                f"the assignment for order {assignment.order_id} was created concurrently; retry"
-            ) from None
-        self._track(assignment)
+        await self._insert(assignment, created_at=assignment.created_at)
 
     async def find(self, order_id: str) -> Assignment | None:
         row = (

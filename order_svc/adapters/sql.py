@@ -14,17 +14,14 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
-    insert,
     or_,
     select,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order_svc.application.ports import PageCursor
 from order_svc.domain.model import Order, OrderNotFound, OrderStatus
-from ptkit.domain import ConcurrencyConflict
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
 
 metadata = MetaData()
@@ -81,24 +78,15 @@ class SqlOrderRepository(TrackingRepository):
     state = staticmethod(_state)
 
     async def add(self, order: Order) -> None:
-        try:
-            await self.connection.execute(
-                insert(orders).values(
-                    order_id=order.order_id,
-                    customer_id=order.customer_id,
-                    customer_name=order.customer_name,
-                    class_name=order.class_name,
-                    preferred_start=order.preferred_start,
-                    request_id=order.request_id or None,
-                    created_at=order.created_at,
-                    **_state(order),
-                )
-            )
-        except IntegrityError:
-            raise ConcurrencyConflict(
-                "an order with this request_id is being placed concurrently; retry the request"
-            ) from None
-        self._track(order)
+        await self._insert(
+            order,
+            customer_id=order.customer_id,
+            customer_name=order.customer_name,
+            class_name=order.class_name,
+            preferred_start=order.preferred_start,
+            request_id=order.request_id or None,
+            created_at=order.created_at,
+        )
 
     async def get(self, order_id: str) -> Order:
         row = (

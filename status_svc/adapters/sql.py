@@ -19,15 +19,12 @@ from sqlalchemy import (
     Table,
     Text,
     func,
-    insert,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ptkit.domain import ConcurrencyConflict
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
 from status_svc.application.ports import StatusFilter
 from status_svc.domain.model import (
@@ -154,15 +151,7 @@ class SqlOrderStatusViews(TrackingRepository):
         return view
 
     async def add(self, view: OrderStatusView) -> None:
-        try:
-            await self.connection.execute(
-                insert(order_status_views).values(order_id=view.order_id, **_state(view))
-            )
-        except IntegrityError:
-            raise ConcurrencyConflict(
-                f"the view of order {view.order_id} was created concurrently; retry"
-            ) from None
-        self._track(view)
+        await self._insert(view)
 
     async def list(self, wanted: StatusFilter) -> list[OrderStatusView]:
         views = order_status_views.c

@@ -13,15 +13,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    insert,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ptkit.domain import ConcurrencyConflict
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
 from trainer_svc.domain.model import BOOKED, Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
 
@@ -100,17 +97,7 @@ class SqlScheduleRepository(TrackingRepository):
     state = staticmethod(_state)
 
     async def add(self, schedule: Schedule) -> None:
-        try:
-            await self.connection.execute(
-                insert(schedules).values(
-                    order_id=schedule.order_id, created_at=schedule.created_at, **_state(schedule)
-                )
-            )
-        except IntegrityError:
-            raise ConcurrencyConflict(
-                f"the schedule of order {schedule.order_id} is being created concurrently; retry"
-            ) from None
-        self._track(schedule)
+        await self._insert(schedule, created_at=schedule.created_at)
 
     async def get(self, order_id: str) -> Schedule:
         schedule = await self.find(order_id)
