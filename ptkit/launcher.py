@@ -134,17 +134,6 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise StartupError(f"{what} not ready after {timeout:.0f}s")
-
-
 def grpc_serving(address: str) -> bool:
     try:
         with grpc.insecure_channel(address) as channel:

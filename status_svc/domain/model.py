@@ -241,10 +241,6 @@ class OrderStatusView(Aggregate):
             return ScheduleStatus.REQUESTED
         return None
 
-    @property
-    def has_class_result(self) -> bool:
-        return bool(self.class_result)
-
 
 @dataclass(frozen=True)
 class ClassResult:
