@@ -15,6 +15,7 @@ run: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl run
 
 test: $(STAMP) $(GEN_STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 proto: $(GEN_STAMP)
@@ -22,13 +23,14 @@ proto: $(GEN_STAMP)
 lint: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 demo: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl demo
 
 # Throughput, latency and memory figures on a platform of its own (free ports, temp dir).
 bench: $(STAMP) $(GEN_STAMP)
-	$(PY) -m ptkit.bench
+	$(PY) -m ptctl.bench
 
 # The manager -> trainer circuit breaker, measured on a throw-away platform (docs/resilience.md).
 bench-breaker: $(STAMP) $(GEN_STAMP)
@@ -37,13 +39,13 @@ bench-breaker: $(STAMP) $(GEN_STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[dev]'
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[tools,dev]'
 	touch $@
 
 # Python + gRPC code into ./ptplatform (git-ignored) and the descriptor set Envoy's transcoder reads.
 $(GEN_STAMP): $(PROTOS) $(STAMP)
 	rm -rf ptplatform && mkdir -p build
-	$(PY) -m ptkit.protogen protos . $(DESCRIPTOR)
+	$(PY) -m ptctl.protogen protos . $(DESCRIPTOR)
 	touch $@
 
 # The committed contract baseline that `buf breaking` compares protos/ with: rewrite it
@@ -53,7 +55,7 @@ contracts-baseline: $(STAMP)
 
 # Envoy's ConfigMap for Kubernetes, rendered from envoy/envoy.yaml.j2.
 k8s-envoy-config: $(STAMP)
-	$(PY) -m ptkit.k8s
+	$(PY) -m ptctl.k8s
 
 clean:
 	rm -rf $(VENV) build ptplatform var .pytest_cache .ruff_cache

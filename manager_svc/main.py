@@ -20,6 +20,7 @@ from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
 from ptkit.server import registration
 from ptkit.tokens import KeyFiles
+from ptplatform import public_api
 from ptplatform.manager.v1 import manager_service_pb2 as pb
 from ptplatform.manager.v1 import manager_service_pb2_grpc as pb_grpc
 
@@ -84,7 +85,8 @@ async def serve(settings: ManagerSettings) -> None:
                     pb_grpc.add_ManagerServiceServicer_to_server,
                     ManagerServiceAdapter(new_uow),
                 )
-            ]
+            ],
+            described=public_api.SERVICES,
         )
     finally:
         await trainer_client.close()

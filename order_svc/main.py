@@ -11,6 +11,7 @@ from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
 from ptkit.server import registration
+from ptplatform import public_api
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
 
@@ -28,7 +29,8 @@ async def serve(settings: ServiceSettings) -> None:
                 pb_grpc.add_OrderServiceServicer_to_server,
                 OrderServiceAdapter(new_uow),
             )
-        ]
+        ],
+        described=public_api.SERVICES,
     )
 
 

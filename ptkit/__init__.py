@@ -1,5 +1,8 @@
-"""ptkit: the cross-cutting plumbing every PtPlatform service shares.
+"""ptkit: the runtime kit every PtPlatform service imports, and nothing more.
 
-Server bootstrap, configuration, logging, JetStream publishing and consuming, the
-transactional outbox, authentication claims, the launcher and the ``ptctl`` command.
+gRPC server bootstrap with health, reflection and graceful shutdown (``server``), the
+error table (``grpc_errors``), authentication (``auth``, ``tokens``), JetStream publishing
+and consuming (``messaging``, ``events``), the transactional outbox and its relay
+(``sql``, ``outbox``, ``retention``), configuration (``config``), logging and metrics.
+Developer and operator tooling lives in ``ptctl``, which no service imports.
 """

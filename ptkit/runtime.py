@@ -128,8 +128,12 @@ class ServiceRuntime:
         await create_schema(self.engine, self.metadata)
 
     async def serve(
-        self, services: Sequence[tuple[str, Registrar]], stop: asyncio.Event | None = None
+        self,
+        services: Sequence[tuple[str, Registrar]],
+        stop: asyncio.Event | None = None,
+        described: Sequence[str] = (),
     ) -> None:
+        """Serve ``services`` until ``stop``; reflection also describes ``described``."""
         await self.create_schema()
         serve_metrics(self.settings.host, self.settings.metrics_port)
         host = ServiceHost(
@@ -138,6 +142,7 @@ class ServiceRuntime:
             port=self.settings.port,
             verifier=TokenVerifier(self.settings.jwt),
             services=services,
+            described=described,
             background=[
                 self.jetstream.connect,
                 self.relay.run,

@@ -125,25 +125,6 @@ def registration(
     return service.full_name, lambda server: add_to_server(servicer, server)
 
 
-def public_service_names() -> list[str]:
-    """Full names of the platform's public gRPC services (their descriptors get loaded)."""
-    from ptplatform.manager.v1 import manager_service_pb2
-    from ptplatform.order.v1 import order_service_pb2
-    from ptplatform.status.v1 import status_service_pb2
-    from ptplatform.trainer.v1 import trainer_service_pb2
-
-    return [
-        service.full_name
-        for module in (
-            order_service_pb2,
-            manager_service_pb2,
-            trainer_service_pb2,
-            status_service_pb2,
-        )
-        for service in module.DESCRIPTOR.services_by_name.values()
-    ]
-
-
 @dataclass
 class ServiceHost:
     """Everything one service process runs: its gRPC services and background tasks."""
@@ -153,6 +134,9 @@ class ServiceHost:
     port: int
     verifier: TokenVerifier
     services: Sequence[tuple[str, Registrar]]
+    described: Sequence[str] = ()
+    """Further services reflection describes (the whole public API, whichever service
+    answers the reflection calls the gateway routes to one of them)."""
     background: Sequence[Callable[[], Awaitable[None]]] = ()
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
     grace_seconds: float = 10.0
@@ -167,11 +151,9 @@ class ServiceHost:
             register(server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        # Reflection describes the whole public API, whichever service answers it: the
-        # gateway routes grpcurl's reflection calls to one of them.
         reflection.enable_server_reflection(
             [
-                *sorted({*names, *public_service_names()}),
+                *sorted({*names, *self.described}),
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ],

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from ptkit.launcher import ManagedProcess, Platform, PlatformConfig, binary, free_port, tcp_open
-from ptkit.tokens import KeyFiles, ensure_keys
+from ptctl.keys import ensure_keys
+from ptctl.launcher import ManagedProcess, Platform, PlatformConfig, binary, free_port, tcp_open
+from ptkit.tokens import KeyFiles
 from tests.helpers import wait_for
 
 POSTGRES_ADMIN_URL = os.environ.get(

@@ -8,6 +8,7 @@ from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
 from ptkit.server import registration
+from ptplatform import public_api
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from trainer_svc.adapters import sql
@@ -31,6 +32,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
             )
         ],
         stop,
+        described=public_api.SERVICES,
     )
 
 

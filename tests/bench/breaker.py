@@ -28,8 +28,8 @@ from pathlib import Path
 
 import grpc
 
-from ptkit.envoy import GatewaySettings, InternalRouteSettings
-from ptkit.launcher import Platform, PlatformConfig
+from ptctl.envoy import GatewaySettings, InternalRouteSettings
+from ptctl.launcher import Platform, PlatformConfig
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
 from tests.fault_kit import (

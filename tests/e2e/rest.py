@@ -12,9 +12,10 @@ from email.message import Message
 from pathlib import Path
 from typing import Any
 
+from ptctl.keys import ensure_keys
+from ptctl.launcher import Platform
 from ptkit.auth import Role
-from ptkit.launcher import Platform
-from ptkit.tokens import ensure_keys, mint_token
+from ptkit.tokens import mint_token
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import uuid
 import grpc
 import yaml
 
-from ptkit.launcher import Platform
+from ptctl.launcher import Platform
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
 from tests.e2e.rest import Rest, access_log_entry

@@ -15,7 +15,7 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from ptkit.launcher import Platform
+from ptctl.launcher import Platform
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2 as order
@@ -302,7 +302,7 @@ def test_a_trainer_cannot_be_assigned_to_a_cancelled_order(studio: Studio) -> No
 def test_ptctl_demo_walks_the_scenario(
     platform: Platform, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ptkit.demo import run_demo
+    from ptctl.demo import run_demo
 
     assert run_demo(platform.gateway_address, platform.var_dir) == 0
     printed = capsys.readouterr().out

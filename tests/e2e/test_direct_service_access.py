@@ -21,8 +21,8 @@ import jwt
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ptctl.launcher import Platform
 from ptkit.auth import Role
-from ptkit.launcher import Platform
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, key_id_of, mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc

@@ -13,8 +13,8 @@ from typing import TypeVar
 
 import grpc
 
-from ptkit.envoy import GatewaySettings, InternalRouteSettings
-from ptkit.launcher import Platform
+from ptctl.envoy import GatewaySettings, InternalRouteSettings
+from ptctl.launcher import Platform
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer

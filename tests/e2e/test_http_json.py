@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ptkit.launcher import Platform
+from ptctl.launcher import Platform
 from tests.e2e.rest import Reply, Rest, expired_token, ok, token_signed_by_another_key
 from tests.helpers import wait_for
 

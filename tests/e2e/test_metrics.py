@@ -14,7 +14,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client.parser import text_string_to_metric_families
 
-from ptkit.launcher import Platform
+from ptctl.launcher import Platform
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2 as order

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from ptkit.launcher import Platform, binary
+from ptctl.launcher import Platform, binary
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import bearer

@@ -10,9 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ptctl.keys import ensure_keys
+from ptctl.launcher import Platform, TrustedIssuer
 from ptkit.auth import Role
-from ptkit.launcher import Platform, TrustedIssuer
-from ptkit.tokens import KeyFiles, ensure_keys, mint_token
+from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc

@@ -14,8 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from ptkit.envoy import GatewaySettings, RateLimitSettings
-from ptkit.launcher import Platform
+from ptctl.envoy import GatewaySettings, RateLimitSettings
+from ptctl.launcher import Platform
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
 from tests.conftest import fresh_platform

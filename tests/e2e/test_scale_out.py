@@ -11,7 +11,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ptkit.launcher import Platform, PlatformConfig
+from ptctl.launcher import Platform, PlatformConfig
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status

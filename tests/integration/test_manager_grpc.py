@@ -15,9 +15,9 @@ from manager_svc.adapters import sql
 from manager_svc.adapters.grpc_api import ManagerServiceAdapter
 from manager_svc.application import handlers
 from manager_svc.application.ports import ScheduleCancelRefused
+from ptctl.launcher import free_port
 from ptkit.auth import JwtSettings, Role, TokenVerifier
 from ptkit.events import EnvelopeSerializer
-from ptkit.launcher import free_port
 from ptkit.server import ServiceHost
 from ptkit.sql import create_engine
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ptctl.launcher import Platform, PlatformConfig
 from ptkit.config import ConfigError, Env
-from ptkit.launcher import Platform, PlatformConfig
 
 POSTGRES = "postgresql+psycopg://pt:secret@db.example:5432/orders"
 

@@ -12,8 +12,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ptctl.launcher import free_port
 from ptkit.auth import JwtSettings, Role, TokenVerifier
-from ptkit.launcher import free_port
 from ptkit.server import ServiceHost
 from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.order.v1 import order_service_pb2 as pb
@@ -127,7 +127,7 @@ def test_the_service_exits_cleanly_on_sigterm(keys: KeyFiles, tmp_path: Path) ->
         [sys.executable, "-m", "order_svc"], env=env, stderr=subprocess.PIPE, text=True
     )
     try:
-        from ptkit.launcher import grpc_serving
+        from ptctl.launcher import grpc_serving
         from tests.helpers import wait_for
 
         wait_for(lambda: grpc_serving(f"127.0.0.1:{port}"), timeout=20, what="order_svc serving")

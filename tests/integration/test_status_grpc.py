@@ -13,9 +13,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ptctl.launcher import free_port
 from ptkit.auth import Role
 from ptkit.config import Env
-from ptkit.launcher import free_port
 from ptkit.messaging import JetStream
 from ptkit.runtime import ServiceSettings
 from ptkit.tokens import KeyFiles, mint_token

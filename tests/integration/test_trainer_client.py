@@ -18,8 +18,8 @@ from manager_svc.adapters.trainer_client import (
     TrainerClient,
 )
 from manager_svc.application.ports import ScheduleCancelRefused, ScheduleCancelUnavailable
+from ptctl.launcher import free_port
 from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier
-from ptkit.launcher import free_port
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc

@@ -18,10 +18,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.js.errors import NotFoundError
 
+from ptctl.launcher import ManagedProcess, free_port, grpc_serving
 from ptkit.auth import Role
 from ptkit.config import Env
 from ptkit.events import from_timestamp, to_timestamp
-from ptkit.launcher import ManagedProcess, free_port, grpc_serving
 from ptkit.messaging import JetStream
 from ptkit.runtime import ServiceSettings
 from ptkit.tokens import KeyFiles, mint_token

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ptkit.cli import default_gateway, main
+from ptctl.cli import default_gateway, main
+from ptctl.launcher import free_port
 from ptkit.config import Env
-from ptkit.launcher import free_port
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ptctl.cli import main
 from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier, Unauthenticated
-from ptkit.cli import main
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles
 
 

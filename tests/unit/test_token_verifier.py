@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from ptctl.keys import ensure_keys, merge_jwks
 from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier, Unauthenticated
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, merge_jwks, mint_token
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ptctl.keys import ensure_keys
 from ptkit.auth import Role
-from ptkit.tokens import ensure_keys, mint_token
+from ptkit.tokens import mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2 as order

@@ -8,9 +8,10 @@ import sys
 import threading
 from pathlib import Path
 
+from ptctl.keys import ensure_keys
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env, exit_on_config_error
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, ensure_keys, mint_token
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, mint_token
 
 
 def _var_dir() -> Path:
@@ -29,7 +30,7 @@ def default_gateway(env: Env) -> str:
 
 
 def cmd_run(_: argparse.Namespace) -> int:
-    from ptkit.launcher import Platform, PlatformConfig, StartupError
+    from ptctl.launcher import Platform, PlatformConfig, StartupError
 
     try:
         config = PlatformConfig.defaults(_var_dir())
@@ -75,7 +76,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ptkit.demo import run_demo
+    from ptctl.demo import run_demo
 
     with exit_on_config_error():
         gateway = args.gateway or default_gateway(Env())

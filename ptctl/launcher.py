@@ -25,10 +25,11 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ptctl.envoy import GatewaySettings, JwtGateway, render
+from ptctl.keys import ensure_keys, merge_jwks
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
-from ptkit.envoy import GatewaySettings, JwtGateway, render
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, ensure_keys, merge_jwks, mint_token
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 
 log = logging.getLogger(__name__)
 

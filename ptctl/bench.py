@@ -17,8 +17,8 @@ from pathlib import Path
 
 import grpc
 
-from ptkit.envoy import GatewaySettings, RateLimitSettings
-from ptkit.launcher import Platform, PlatformConfig
+from ptctl.envoy import GatewaySettings, RateLimitSettings
+from ptctl.launcher import Platform, PlatformConfig
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status
