@@ -1,0 +1,195 @@
+"""The in-memory unit of work for unit tests of domains and use cases.
+
+It keeps the promises of :class:`ptkit.sql.SqlUnitOfWork`, so a use case that passes
+against it behaves the same on SQLite and PostgreSQL (the repository contract suites
+run both):
+
+- a unit of work works on its own copy: what it read or added is written back when it
+  commits, and seen by later units of work only then; leaving the block without commit
+  rolls everything back;
+- an aggregate changed since it was read, or a second aggregate with the same key, is a
+  :class:`ConcurrencyConflict` at commit (optimistic locking, as the SQL ``WHERE
+  version = ...``);
+- the events the tracked aggregates recorded land in :attr:`MemoryStore.outbox` with
+  their causation, in the same commit as the state;
+- a unit of work bound to an event its consumer already handled raises
+  :class:`AlreadyHandled`.
+
+A service's tests declare an in-memory repository per port by subclassing
+:class:`InMemoryRepository` (a table name, the key attribute, and the port's queries
+over :meth:`InMemoryRepository._rows`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+from ptkit.domain import Aggregate, ConcurrencyConflict, DomainEvent
+from ptkit.sql import AlreadyHandled, Causation
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """What the SQL unit of work would write to the outbox table for one event."""
+
+    event: DomainEvent
+    aggregate_version: int
+    causation_id: str
+
+
+@dataclass
+class MemoryStore:
+    """The committed state that the units of work of one test share: one database."""
+
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outbox: list[OutboxEntry] = field(default_factory=list)
+    processed: set[tuple[str, str]] = field(default_factory=set)
+    commits: int = 0
+
+    def table(self, name: str) -> dict[str, Any]:
+        return self.tables.setdefault(name, {})
+
+    @property
+    def events(self) -> list[DomainEvent]:
+        """The committed events, oldest first."""
+        return [entry.event for entry in self.outbox]
+
+
+class InMemoryRepository(Generic[T]):
+    """Rows of one table, keyed by the ``key`` attribute of what they hold.
+
+    Aggregates handed out by :meth:`_find` and added by :meth:`_insert` are tracked: the
+    unit of work checks their versions and collects their events at commit. Lists hand
+    out copies, as a SQL query hands out new objects.
+    """
+
+    table: ClassVar[str]
+    key: ClassVar[str]
+
+    def __init__(self, rows: dict[str, T], store: MemoryStore) -> None:
+        self.rows = rows
+        self._store = store
+        self.seen: list[T] = []
+        self.loaded_versions: dict[int, int | None] = {}
+
+    def _track(self, item: T, loaded_version: int | None) -> None:
+        self.seen.append(item)
+        self.loaded_versions[id(item)] = loaded_version
+
+    def _insert(self, item: T) -> None:
+        key = getattr(item, self.key)
+        if key in self.rows:
+            raise ConcurrencyConflict(f"{type(item).__name__} {key} was created concurrently")
+        self.rows[key] = item
+        self._track(item, None)
+
+    def _find(self, key: str) -> T | None:
+        item = self.rows.get(key)
+        if item is not None and all(item is not seen for seen in self.seen):
+            self._track(item, getattr(item, "version", None))
+        return item
+
+    def _rows(self) -> list[T]:
+        return [copy.deepcopy(item) for item in self.rows.values()]
+
+    def conflicts(self) -> Iterable[str]:
+        """Keys whose committed row moved on since this unit of work read or added it."""
+        for item in self.seen:
+            if not isinstance(item, Aggregate):
+                continue
+            key = getattr(item, self.key)
+            loaded = self.loaded_versions[id(item)]
+            if item.version == loaded:
+                continue
+            stored = self._store.table(self.table).get(key)
+            if (stored is None) != (loaded is None) or (
+                stored is not None and stored.version != loaded
+            ):
+                yield key
+
+
+class FakeUnitOfWork:
+    """``FakeUnitOfWork(orders=InMemoryOrders)``: one repository attribute per keyword.
+
+    Units of work made with :meth:`sibling` or :meth:`handling` share the store, as the
+    SQL ones share the database.
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore | None = None,
+        causation: Causation | None = None,
+        on_commit: Iterable[Callable[[], None]] = (),
+        **repositories: type[InMemoryRepository[Any]],
+    ) -> None:
+        self.store = store or MemoryStore()
+        self.causation = causation
+        self._on_commit = tuple(on_commit)
+        self._repository_types = repositories
+        self._working: dict[str, dict[str, Any]] | None = None
+        self._opened: list[InMemoryRepository[Any]] = []
+
+    def sibling(self) -> Self:
+        """Another unit of work on the same store (what a factory hands out)."""
+        return type(self)(self.store, None, self._on_commit, **self._repository_types)
+
+    def handling(self, causation: Causation) -> Self:
+        """A unit of work on the same store, bound to an incoming event."""
+        return type(self)(self.store, causation, self._on_commit, **self._repository_types)
+
+    async def __aenter__(self) -> Self:
+        if self.causation is not None and self._handled(self.causation):
+            raise AlreadyHandled(self.causation.event_id)
+        self._working = copy.deepcopy(self.store.tables)
+        self._opened = []
+        for name, repository_type in self._repository_types.items():
+            rows = self._working.setdefault(repository_type.table, {})
+            repository = repository_type(rows, self.store)
+            setattr(self, name, repository)
+            self._opened.append(repository)
+        return self
+
+    def _handled(self, causation: Causation) -> bool:
+        return (causation.consumer, causation.event_id) in self.store.processed
+
+    async def commit(self) -> None:
+        assert self._working is not None, "commit outside 'async with'"
+        if self.causation is not None and self._handled(self.causation):
+            raise AlreadyHandled(self.causation.event_id)
+        for repository in self._opened:
+            for key in repository.conflicts():
+                raise ConcurrencyConflict(f"{repository.table} {key} changed concurrently")
+        causation_id = self.causation.event_id if self.causation else ""
+        for repository in self._opened:
+            table = self.store.table(repository.table)
+            for item in repository.seen:
+                if isinstance(item, Aggregate):
+                    self.store.outbox.extend(
+                        OutboxEntry(event, item.version, causation_id) for event in item.events
+                    )
+                    item.events.clear()
+                table[getattr(item, repository.key)] = copy.deepcopy(item)
+        if self.causation is not None:
+            self.store.processed.add((self.causation.consumer, self.causation.event_id))
+        self.store.commits += 1
+        self._working = None
+        for callback in self._on_commit:
+            callback()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._working = None
+
+    def committed(self, table: str, key: str) -> Any:
+        """The committed row of ``table`` with ``key`` (KeyError when there is none)."""
+        return self.store.tables[table][key]
