@@ -7,11 +7,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ptctl.keys import ensure_keys
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env, exit_on_config_error
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, mint_token
+
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
 
 
 def _var_dir() -> Path:
@@ -83,6 +87,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(gateway, _var_dir())
 
 
+MIGRATED_SERVICES = ("order", "manager", "trainer", "status")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Upgrade each chosen service's database (``PT_<CTX>_DATABASE_URL``, as the service
+    reads it) to its newest revision, as the service would at start."""
+    import asyncio
+    import importlib
+
+    from ptkit.migrations import upgrade_schema
+    from ptkit.sql import create_engine
+
+    async def migrate(url: str, metadata: MetaData) -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade_schema(engine, metadata)
+        finally:
+            await engine.dispose()
+
+    env, var_dir = Env(), _var_dir()
+    contexts = MIGRATED_SERVICES if args.service == "all" else (args.service,)
+    with exit_on_config_error():
+        urls = {
+            context: env.database_url(
+                f"PT_{context.upper()}_DATABASE_URL", f"sqlite:///{var_dir / f'{context}_svc.db'}"
+            )
+            for context in contexts
+        }
+    for context, url in urls.items():
+        sql = importlib.import_module(f"{context}_svc.adapters.sql")
+        asyncio.run(migrate(url, sql.metadata))
+        print(f"{context}_svc: migrated to the newest revision")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ptctl", description="PtPlatform developer tool")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         "127.0.0.1:8080)",
     )
     demo.set_defaults(func=cmd_demo)
+    migrate = commands.add_parser("migrate", help="upgrade the services' database schemas")
+    migrate.add_argument("--service", choices=[*MIGRATED_SERVICES, "all"], default="all")
+    migrate.set_defaults(func=cmd_migrate)
     args = parser.parse_args(argv)
     return args.func(args)
 

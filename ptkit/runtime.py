@@ -17,10 +17,11 @@ from ptkit.config import ConfigError, Env
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream, StreamSettings
 from ptkit.metrics import serve_metrics
+from ptkit.migrations import upgrade_schema
 from ptkit.outbox import OutboxRelay
 from ptkit.retention import Retention, RetentionSettings
 from ptkit.server import Registrar, ServiceHost
-from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine, create_schema
+from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
 
 U = TypeVar("U", bound=SqlUnitOfWork)
@@ -125,7 +126,8 @@ class ServiceRuntime:
         )
 
     async def create_schema(self) -> None:
-        await create_schema(self.engine, self.metadata)
+        """Run the service's migrations (adopting a database created before them)."""
+        await upgrade_schema(self.engine, self.metadata)
 
     async def serve(
         self,

@@ -24,10 +24,9 @@ from sqlalchemy import (
     Table,
     event,
     insert,
-    text,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -37,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from ptkit.domain import Aggregate, ConcurrencyConflict, DomainEvent
+from ptkit.mapping import AggregateMapper
 
 log = logging.getLogger(__name__)
 
@@ -84,21 +84,6 @@ def create_engine(url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-_SCHEMA_LOCK = 0x50545363  # any constant: one service per database
-
-
-async def create_schema(engine: AsyncEngine, metadata: MetaData) -> None:
-    """Create missing tables. Replicas starting together on one PostgreSQL database take
-    turns under an advisory lock (concurrent CREATE TABLE would collide); SQLite's
-    ``BEGIN IMMEDIATE`` already serializes them."""
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK}
-            )
-        await connection.run_sync(metadata.create_all)
 
 
 @dataclass(frozen=True)
@@ -161,49 +146,44 @@ class AlreadyHandled(Exception):
     """This consumer already committed the effect of this event (a redelivery)."""
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time in PtPlatform is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
-
-
 class TrackingRepository:
     """Base of SQL repositories: remembers the aggregates it handed out, so the unit of
     work can collect their events and write back the changed ones.
 
-    Subclasses name their ``table`` and its ``key`` column (also the aggregate's id
-    attribute), insert new aggregates at once (:meth:`_track` them afterwards) and say
-    in :meth:`state` which columns a change writes. A changed aggregate is written only
-    where the stored version is still the one that was read (optimistic locking).
+    Subclasses name the ``mapper`` of their aggregate (its table, key and columns),
+    :meth:`_insert` new aggregates and :meth:`_load` the rows they read. A changed
+    aggregate is written only where the stored version is still the one that was read
+    (optimistic locking).
     """
 
-    table: ClassVar[Table]
-    key: ClassVar[str]
+    mapper: ClassVar[AggregateMapper[Any]]
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
         self.seen: list[Aggregate] = []
         self._loaded_versions: dict[int, int] = {}
 
+    @property
+    def table(self) -> Table:
+        return self.mapper.table
+
     def _track(self, aggregate: Aggregate) -> None:
         self.seen.append(aggregate)
         self._loaded_versions[id(aggregate)] = aggregate.version
 
-    @staticmethod
-    def state(aggregate: Any) -> dict[str, object]:
-        """The columns a change of the aggregate writes, version included."""
-        raise NotImplementedError
+    def _load(self, row: Row[Any]) -> Any:
+        """The aggregate of a row, tracked: its changes are written back on commit."""
+        aggregate = self.mapper.load(row)
+        self._track(aggregate)
+        return aggregate
 
-    async def _insert(self, aggregate: Any, **columns: object) -> None:
-        """Insert a new aggregate: its key, the ``columns`` written only once, its state.
-        A row with the same key or unique values written meanwhile is a conflict."""
-        key = getattr(aggregate, self.key)
+    async def _insert(self, aggregate: Any) -> None:
+        """Insert a new aggregate. A row with the same key or unique values written
+        meanwhile is a conflict."""
         try:
-            await self.connection.execute(
-                insert(self.table).values({self.key: key, **columns, **self.state(aggregate)})
-            )
+            await self.connection.execute(insert(self.table).values(self.mapper.values(aggregate)))
         except IntegrityError:
+            key = getattr(aggregate, self.mapper.key)
             raise ConcurrencyConflict(
                 f"{type(aggregate).__name__} {key} was created concurrently; retry the request"
             ) from None
@@ -211,13 +191,12 @@ class TrackingRepository:
 
     async def _update(self, aggregate: Aggregate, expected_version: int) -> int:
         """Write the aggregate WHERE version = expected_version; return the row count."""
+        key = self.mapper.key
+        values = self.mapper.values(aggregate)
         result = await self.connection.execute(
             update(self.table)
-            .where(
-                self.table.c[self.key] == getattr(aggregate, self.key),
-                self.table.c.version == expected_version,
-            )
-            .values(**self.state(aggregate))
+            .where(self.table.c[key] == values.pop(key), self.table.c.version == expected_version)
+            .values(values)
         )
         return result.rowcount
 

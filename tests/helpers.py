@@ -11,7 +11,8 @@ from typing import TypeVar
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ptkit.sql import MessagingTables, create_engine, create_schema
+from ptkit.migrations import upgrade_schema
+from ptkit.sql import MessagingTables, create_engine
 from ptplatform.events.v1 import events_pb2
 
 T = TypeVar("T")
@@ -55,10 +56,11 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
 
 @asynccontextmanager
 async def database(url: str, metadata: MetaData) -> AsyncIterator[AsyncEngine]:
-    """An engine on ``url`` with the service's tables created; disposed afterwards."""
+    """An engine on ``url`` with the service's schema migrated to head, as a service
+    start would; disposed afterwards."""
     engine = create_engine(url)
     try:
-        await create_schema(engine, metadata)
+        await upgrade_schema(engine, metadata)
         yield engine
     finally:
         await engine.dispose()

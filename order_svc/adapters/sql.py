@@ -3,90 +3,49 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
-    and_,
-    or_,
-    select,
-)
-from sqlalchemy.engine import Row
+from sqlalchemy import Index, String, UniqueConstraint, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order_svc.application.ports import PageCursor
-from order_svc.domain.model import Order, OrderNotFound, OrderStatus
-from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
+from order_svc.domain.model import Order, OrderNotFound
+from ptkit.mapping import AggregateMapper, Stored
+from ptkit.migrations import service_metadata
+from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
 
-metadata = MetaData()
+metadata = service_metadata(Path(__file__).with_name("migrations"))
 messaging = MessagingTables.add_to(metadata)
 
-orders = Table(
+order_rows = AggregateMapper(
+    Order,
     "orders",
     metadata,
-    Column("order_id", String(36), primary_key=True),
-    Column("customer_id", String(64), nullable=False),
-    Column("customer_name", String(100), nullable=False),
-    Column("class_name", String(100), nullable=False),
-    Column("preferred_start", DateTime(timezone=True), nullable=True),
-    Column("request_id", String(64), nullable=True),
-    Column("status", String(16), nullable=False),
-    Column("cancel_reason", String(500), nullable=False, default=""),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("version", Integer, nullable=False),
     UniqueConstraint("customer_id", "request_id", name="uq_orders_customer_request"),
     Index("ix_orders_customer_created", "customer_id", "created_at"),
     Index("ix_orders_created", "created_at", "order_id"),
+    key="order_id",
+    columns={
+        "order_id": String(36),
+        "customer_id": String(64),
+        "customer_name": String(100),
+        "class_name": String(100),
+        # no request id is NULL, which the unique constraint lets repeat
+        "request_id": Stored(
+            String(64), nullable=True, write=lambda v: v or None, read=lambda v: v or ""
+        ),
+        "status": String(16),
+        "cancel_reason": String(500),
+    },
 )
-
-
-def _to_order(row: Row) -> Order:
-    return Order(
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        customer_name=row.customer_name,
-        class_name=row.class_name,
-        preferred_start=as_utc(row.preferred_start),
-        request_id=row.request_id or "",
-        status=OrderStatus(row.status),
-        cancel_reason=row.cancel_reason,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
-        version=row.version,
-    )
-
-
-def _state(order: Order) -> dict[str, object]:
-    return {
-        "status": order.status.value,
-        "cancel_reason": order.cancel_reason,
-        "updated_at": order.updated_at,
-        "version": order.version,
-    }
+orders = order_rows.table
 
 
 class SqlOrderRepository(TrackingRepository):
-    table = orders
-    key = "order_id"
-    state = staticmethod(_state)
+    mapper = order_rows
 
     async def add(self, order: Order) -> None:
-        await self._insert(
-            order,
-            customer_id=order.customer_id,
-            customer_name=order.customer_name,
-            class_name=order.class_name,
-            preferred_start=order.preferred_start,
-            request_id=order.request_id or None,
-            created_at=order.created_at,
-        )
+        await self._insert(order)
 
     async def get(self, order_id: str) -> Order:
         row = (
@@ -94,9 +53,7 @@ class SqlOrderRepository(TrackingRepository):
         ).first()
         if row is None:
             raise OrderNotFound(order_id)
-        order = _to_order(row)
-        self._track(order)
-        return order
+        return self._load(row)
 
     async def find_by_request(self, customer_id: str, request_id: str) -> Order | None:
         row = (
@@ -106,7 +63,7 @@ class SqlOrderRepository(TrackingRepository):
                 )
             )
         ).first()
-        return None if row is None else _to_order(row)
+        return None if row is None else order_rows.load(row)
 
     async def list(
         self, customer_id: str | None, limit: int, after: PageCursor | None
@@ -127,7 +84,7 @@ class SqlOrderRepository(TrackingRepository):
                     ),
                 )
             )
-        return [_to_order(row) for row in await self.connection.execute(query)]
+        return [order_rows.load(row) for row in await self.connection.execute(query)]
 
 
 class SqlOrderUnitOfWork(SqlUnitOfWork):

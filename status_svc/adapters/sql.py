@@ -4,16 +4,14 @@ status_svc's unit of work."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from pathlib import Path
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
     DateTime,
     Index,
     Integer,
-    MetaData,
     Select,
     String,
     Table,
@@ -25,43 +23,39 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
+from ptkit.mapping import AggregateMapper, as_utc
+from ptkit.migrations import service_metadata
+from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
 from status_svc.application.ports import StatusFilter
-from status_svc.domain.model import (
-    AssignmentStatus,
-    OrderStatus,
-    OrderStatusNotFound,
-    OrderStatusView,
-    ScheduleStatus,
-)
+from status_svc.domain.model import OrderStatusNotFound, OrderStatusView
 from status_svc.domain.notifications import Notification
 
-metadata = MetaData()
+metadata = service_metadata(Path(__file__).with_name("migrations"))
 messaging = MessagingTables.add_to(metadata)
 
-order_status_views = Table(
+# ``stamps`` and ``trainer_names`` (JSON) are the bookkeeping that keeps the view
+# independent of arrival order (see the domain model).
+view_rows = AggregateMapper(
+    OrderStatusView,
     "order_status_views",
     metadata,
-    Column("order_id", String(36), primary_key=True),
-    Column("customer_id", String(64), nullable=False, default=""),
-    Column("customer_name", String(100), nullable=False, default=""),
-    Column("class_name", String(100), nullable=False, default=""),
-    Column("trainer_id", String(64), nullable=False, default=""),
-    Column("start_time", DateTime(timezone=True), nullable=True),
-    Column("class_result", Text, nullable=False, default=""),
-    Column("result_recorded_at", DateTime(timezone=True), nullable=True),
-    Column("order_status", String(16), nullable=True),
-    Column("reported_assignment_status", String(24), nullable=True),
-    Column("reported_schedule_status", String(24), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=True),
-    # bookkeeping that keeps the view independent of arrival order (see the domain model)
-    Column("stamps", JSON, nullable=False),
-    Column("trainer_names", JSON, nullable=False),
-    Column("version", Integer, nullable=False),
     Index("ix_order_status_views_customer", "customer_id", "updated_at"),
     Index("ix_order_status_views_trainer", "trainer_id", "updated_at"),
     Index("ix_order_status_views_updated", "updated_at"),
+    key="order_id",
+    columns={
+        "order_id": String(36),
+        "customer_id": String(64),
+        "customer_name": String(100),
+        "class_name": String(100),
+        "trainer_id": String(64),
+        "class_result": Text(),
+        "order_status": String(16),
+        "reported_assignment_status": String(24),
+        "reported_schedule_status": String(24),
+    },
 )
+order_status_views = view_rows.table
 
 notifications = Table(
     "notifications",
@@ -78,71 +72,13 @@ notifications = Table(
 )
 
 
-Status = TypeVar("Status", OrderStatus, AssignmentStatus, ScheduleStatus)
-
-
-def _enum(kind: type[Status], value: str | None) -> Status | None:
-    return None if value is None else kind(value)
-
-
-def _value(status: OrderStatus | AssignmentStatus | ScheduleStatus | None) -> str | None:
-    return None if status is None else status.value
-
-
-def _to_view(row: Row) -> OrderStatusView:
-    return OrderStatusView(
-        order_id=row.order_id,
-        customer_id=row.customer_id,
-        customer_name=row.customer_name,
-        class_name=row.class_name,
-        trainer_id=row.trainer_id,
-        start_time=as_utc(row.start_time),
-        class_result=row.class_result,
-        result_recorded_at=as_utc(row.result_recorded_at),
-        order_status=_enum(OrderStatus, row.order_status),
-        reported_assignment_status=_enum(AssignmentStatus, row.reported_assignment_status),
-        reported_schedule_status=_enum(ScheduleStatus, row.reported_schedule_status),
-        updated_at=as_utc(row.updated_at),
-        stamps={name: (stamp[0], stamp[1]) for name, stamp in row.stamps.items()},
-        trainer_names={
-            trainer: (known[0], known[1]) for trainer, known in row.trainer_names.items()
-        },
-        version=row.version,
-    )
-
-
-def _state(view: OrderStatusView) -> dict[str, object]:
-    return {
-        "customer_id": view.customer_id,
-        "customer_name": view.customer_name,
-        "class_name": view.class_name,
-        "trainer_id": view.trainer_id,
-        "start_time": view.start_time,
-        "class_result": view.class_result,
-        "result_recorded_at": view.result_recorded_at,
-        "order_status": _value(view.order_status),
-        "reported_assignment_status": _value(view.reported_assignment_status),
-        "reported_schedule_status": _value(view.reported_schedule_status),
-        "updated_at": view.updated_at,
-        "stamps": {name: list(stamp) for name, stamp in view.stamps.items()},
-        "trainer_names": {trainer: list(known) for trainer, known in view.trainer_names.items()},
-        "version": view.version,
-    }
-
-
 class SqlOrderStatusViews(TrackingRepository):
-    table = order_status_views
-    key = "order_id"
-    state = staticmethod(_state)
+    mapper = view_rows
 
     async def find(self, order_id: str) -> OrderStatusView | None:
         query = select(order_status_views).where(order_status_views.c.order_id == order_id)
         row = (await self.connection.execute(query)).first()
-        if row is None:
-            return None
-        view = _to_view(row)
-        self._track(view)
-        return view
+        return None if row is None else self._load(row)
 
     async def get(self, order_id: str) -> OrderStatusView:
         view = await self.find(order_id)
@@ -166,7 +102,7 @@ class SqlOrderStatusViews(TrackingRepository):
             query = query.where(views.trainer_id == wanted.trainer_id)
         if wanted.order_status is not None:
             query = query.where(views.order_status == wanted.order_status.value)
-        return [_to_view(row) for row in await self.connection.execute(query)]
+        return [view_rows.load(row) for row in await self.connection.execute(query)]
 
     async def with_class_results(self, customer_id: str) -> list[OrderStatusView]:
         views = order_status_views.c
@@ -175,7 +111,7 @@ class SqlOrderStatusViews(TrackingRepository):
             .where(views.customer_id == customer_id, views.class_result != "")
             .order_by(views.result_recorded_at, views.order_id)
         )
-        return [_to_view(row) for row in await self.connection.execute(query)]
+        return [view_rows.load(row) for row in await self.connection.execute(query)]
 
 
 def _to_notification(row: Row) -> Notification:

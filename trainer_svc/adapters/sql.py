@@ -3,48 +3,65 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    select,
-)
+from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository, as_utc
+from ptkit.mapping import AggregateMapper, Embedded, as_utc
+from ptkit.migrations import service_metadata
+from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
 from trainer_svc.domain.model import BOOKED, Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
 
-metadata = MetaData()
+metadata = service_metadata(Path(__file__).with_name("migrations"))
 messaging = MessagingTables.add_to(metadata)
 
-schedules = Table(
+
+def _slot_columns(slot: TimeSlot | None) -> dict[str, object]:
+    """The end is stored too, for the overlap query; no slot yet is duration 0."""
+    if slot is None:
+        return {"start_time": None, "end_time": None, "duration_minutes": 0}
+    return {
+        "start_time": slot.start,
+        "end_time": slot.end,
+        "duration_minutes": slot.duration_minutes,
+    }
+
+
+def _slot(row: Row) -> TimeSlot | None:
+    start = as_utc(row.start_time)
+    return None if start is None else TimeSlot(start, row.duration_minutes)
+
+
+schedule_rows = AggregateMapper(
+    Schedule,
     "schedules",
     metadata,
-    Column("order_id", String(36), primary_key=True),
-    Column("trainer_id", String(64), nullable=False),
-    Column("customer_id", String(64), nullable=False),
-    Column("class_name", String(100), nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("start_time", DateTime(timezone=True), nullable=True),
-    Column("end_time", DateTime(timezone=True), nullable=True),
-    Column("duration_minutes", Integer, nullable=False),
-    Column("class_result", Text, nullable=False),
-    Column("cancel_reason", String(500), nullable=False),
-    Column("assignment_version", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("version", Integer, nullable=False),
     Index("ix_schedules_trainer_status_start", "trainer_id", "status", "start_time"),
     Index("ix_schedules_created", "created_at", "order_id"),
+    key="order_id",
+    columns={
+        "order_id": String(36),
+        "trainer_id": String(64),
+        "customer_id": String(64),
+        "class_name": String(100),
+        "status": String(16),
+        "slot": Embedded(
+            columns=(
+                Column("start_time", DateTime(timezone=True), nullable=True),
+                Column("end_time", DateTime(timezone=True), nullable=True),
+                Column("duration_minutes", Integer, nullable=False),
+            ),
+            write=_slot_columns,
+            read=_slot,
+        ),
+        "class_result": Text(),
+        "cancel_reason": String(500),
+    },
 )
+schedules = schedule_rows.table
 
 trainer_calendars = Table(
     "trainer_calendars",
@@ -55,49 +72,11 @@ trainer_calendars = Table(
 """One row per trainer, written by every confirmation: the row lock serializes them."""
 
 
-def _to_schedule(row: Row) -> Schedule:
-    start = as_utc(row.start_time)
-    return Schedule(
-        order_id=row.order_id,
-        trainer_id=row.trainer_id,
-        customer_id=row.customer_id,
-        class_name=row.class_name,
-        status=ScheduleStatus(row.status),
-        slot=None if start is None else TimeSlot(start, row.duration_minutes),
-        class_result=row.class_result,
-        cancel_reason=row.cancel_reason,
-        assignment_version=row.assignment_version,
-        created_at=as_utc(row.created_at),
-        updated_at=as_utc(row.updated_at),
-        version=row.version,
-    )
-
-
-def _state(schedule: Schedule) -> dict[str, object]:
-    slot = schedule.slot
-    return {
-        "trainer_id": schedule.trainer_id,
-        "customer_id": schedule.customer_id,
-        "class_name": schedule.class_name,
-        "status": schedule.status.value,
-        "start_time": slot.start if slot else None,
-        "end_time": slot.end if slot else None,
-        "duration_minutes": slot.duration_minutes if slot else 0,
-        "class_result": schedule.class_result,
-        "cancel_reason": schedule.cancel_reason,
-        "assignment_version": schedule.assignment_version,
-        "updated_at": schedule.updated_at,
-        "version": schedule.version,
-    }
-
-
 class SqlScheduleRepository(TrackingRepository):
-    table = schedules
-    key = "order_id"
-    state = staticmethod(_state)
+    mapper = schedule_rows
 
     async def add(self, schedule: Schedule) -> None:
-        await self._insert(schedule, created_at=schedule.created_at)
+        await self._insert(schedule)
 
     async def get(self, order_id: str) -> Schedule:
         schedule = await self.find(order_id)
@@ -108,11 +87,7 @@ class SqlScheduleRepository(TrackingRepository):
     async def find(self, order_id: str) -> Schedule | None:
         query = select(schedules).where(schedules.c.order_id == order_id)
         row = (await self.connection.execute(query)).first()
-        if row is None:
-            return None
-        schedule = _to_schedule(row)
-        self._track(schedule)
-        return schedule
+        return None if row is None else self._load(row)
 
     async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
         query = select(schedules).order_by(
@@ -122,7 +97,7 @@ class SqlScheduleRepository(TrackingRepository):
             query = query.where(schedules.c.trainer_id == trainer_id)
         if status is not None:
             query = query.where(schedules.c.status == status.value)
-        return [_to_schedule(row) for row in await self.connection.execute(query)]
+        return [schedule_rows.load(row) for row in await self.connection.execute(query)]
 
     async def booked_overlapping(
         self, trainer_id: str, slot: TimeSlot, excluding_order_id: str
@@ -135,7 +110,7 @@ class SqlScheduleRepository(TrackingRepository):
             schedules.c.start_time < slot.end,
             schedules.c.end_time > slot.start,
         )
-        return [_to_schedule(row) for row in await self.connection.execute(query)]
+        return [schedule_rows.load(row) for row in await self.connection.execute(query)]
 
     async def _lock_calendar(self, trainer_id: str) -> None:
         """Upsert the trainer's calendar row: PostgreSQL holds its row lock until the

@@ -1,0 +1,1 @@
+"""manager_svc's schema history (alembic): one revision per schema change."""

@@ -1,0 +1,1 @@
+"""order_svc's schema history (alembic): one revision per schema change."""

@@ -1,0 +1,1 @@
+"""trainer_svc's schema history (alembic): one revision per schema change."""
