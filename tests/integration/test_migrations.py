@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from manager_svc.adapters import sql as manager_sql
 from order_svc.adapters import sql as order_sql
 from order_svc.domain.model import Order, OrderStatus
-from ptkit.cli import main as ptctl
+from ptctl.cli import main as ptctl
 from ptkit.mapping import AggregateMapper, Stored
 from ptkit.migrations import alembic_config, history_of, schema_drift, upgrade_schema
 from ptkit.sql import MessagingTables, create_engine
