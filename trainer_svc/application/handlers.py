@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
-from ptkit.ports import utcnow
+from ptkit.ports import Clock, utcnow
 from trainer_svc.application.ports import UnitOfWork
 from trainer_svc.domain.model import Schedule, ScheduleStatus, TimeSlot
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
 class TrainerAssigned:
-    """The manager assigned (or re-assigned) a trainer to an order."""
+    """manager_svc assigned (or re-assigned) a trainer to an order; ``aggregate_version``
+    is the assignment's version, so a late, older assignment is ignored."""
 
     order_id: str
     trainer_id: str
     customer_id: str
     class_name: str
-    assignment_version: int
+    aggregate_version: int
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ async def open_schedule_on_trainer_assigned(
                 trainer_id=event.trainer_id,
                 customer_id=event.customer_id,
                 class_name=event.class_name,
-                assignment_version=event.assignment_version,
+                assignment_version=event.aggregate_version,
                 now=now(),
             )
             await uow.schedules.add(schedule)
@@ -65,7 +62,7 @@ async def open_schedule_on_trainer_assigned(
                 trainer_id=event.trainer_id,
                 customer_id=event.customer_id,
                 class_name=event.class_name,
-                assignment_version=event.assignment_version,
+                assignment_version=event.aggregate_version,
                 now=now(),
             )
         await uow.commit()
