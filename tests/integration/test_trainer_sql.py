@@ -67,9 +67,7 @@ async def confirmed(
     engine: AsyncEngine, start: datetime, minutes: int = 60, trainer_id: str = "kim"
 ) -> str:
     order_id = await open_schedule(engine, trainer_id)
-    command = handlers.ConfirmSchedule(
-        order_id, Caller(trainer_id, Role.TRAINER), TimeSlot.of(start, minutes)
-    )
+    command = handlers.ConfirmSchedule(order_id, Caller(trainer_id, Role.TRAINER), start, minutes)
     await handlers.confirm_schedule(command, unit_of_work(engine))
     return order_id
 
@@ -168,7 +166,8 @@ async def test_concurrent_overlapping_confirmations_of_one_trainer_are_serialize
                 handlers.ConfirmSchedule(
                     second,
                     Caller("kim", Role.TRAINER),
-                    TimeSlot.of(TEN + timedelta(minutes=30), 60),
+                    TEN + timedelta(minutes=30),
+                    60,
                 ),
                 unit_of_work(engine),
             )

@@ -18,7 +18,6 @@ from trainer_svc.application.ports import UnitOfWork
 from trainer_svc.domain.model import (
     Schedule,
     ScheduleStatus,
-    TimeSlot,
 )
 
 _STATUS = {
@@ -73,7 +72,8 @@ class TrainerServiceAdapter(pb_grpc.TrainerServiceServicer):
         command = handlers.ConfirmSchedule(
             order_id=require_uuid("order_id", request.order_id),
             caller=current_caller(),
-            slot=TimeSlot.of(start_time_of(request), request.duration_minutes),
+            start_time=start_time_of(request),
+            duration_minutes=request.duration_minutes,
         )
         return schedule_to_proto(await handlers.confirm_schedule(command, self.new_uow()))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from ptkit.auth import Caller
 from ptkit.ports import Clock, utcnow
@@ -28,7 +29,8 @@ class TrainerAssigned:
 class ConfirmSchedule:
     order_id: str
     caller: Caller
-    slot: TimeSlot
+    start_time: datetime | None
+    duration_minutes: int
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,14 @@ async def open_schedule_on_trainer_assigned(
 
 async def confirm_schedule(cmd: ConfirmSchedule, uow: UnitOfWork, now: Clock = utcnow) -> Schedule:
     access.may_work_on_schedules(cmd.caller)
+    slot = TimeSlot.of(cmd.start_time, cmd.duration_minutes)
     async with uow:
         schedule = await uow.schedules.get(cmd.order_id)
         access.may_use(cmd.caller, schedule)
         booked = await uow.schedules.booked_overlapping(
-            schedule.trainer_id, cmd.slot, schedule.order_id
+            schedule.trainer_id, slot, schedule.order_id
         )
-        schedule.confirm(cmd.caller.subject, cmd.slot, booked, now())
+        schedule.confirm(cmd.caller.subject, slot, booked, now())
         await uow.commit()
         return schedule
 

@@ -101,7 +101,7 @@ def assigned(
 def confirm(
     order_id: str = "o-1", trainer_id: str = "kim", start: datetime = TEN
 ) -> handlers.ConfirmSchedule:
-    return handlers.ConfirmSchedule(order_id, trainer(trainer_id), TimeSlot.of(start, 60))
+    return handlers.ConfirmSchedule(order_id, trainer(trainer_id), start, 60)
 
 
 async def opened(*orders: tuple[str, str]) -> FakeUnitOfWork:
