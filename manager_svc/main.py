@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from manager_svc.adapters import sql
-from manager_svc.adapters.event_consumer import (
-    DURABLE,
-    SUBJECTS,
-    TRANSIENT_ERRORS,
-    ManagerEventHandler,
-)
 from manager_svc.adapters.grpc_api import ManagerServiceAdapter
 from manager_svc.adapters.trainer_client import ServiceToken, TrainerCallSettings, TrainerClient
+from manager_svc.application.policies import POLICIES, TRANSIENT_ERRORS
 from ptkit.config import ConfigError, Env, exit_on_config_error
 from ptkit.logs import configure_logging
+from ptkit.messaging import bind
 from ptkit.runtime import ServiceRuntime, ServiceSettings
 from ptkit.server import registration
 from ptkit.tokens import KeyFiles
@@ -63,10 +59,7 @@ class ManagerSettings:
 
 
 async def serve(settings: ManagerSettings) -> None:
-    service = replace(
-        settings.service, consumer=replace(settings.service.consumer, transient=TRANSIENT_ERRORS)
-    )
-    runtime = ServiceRuntime(service, sql.metadata, sql.messaging, source="manager")
+    runtime = ServiceRuntime(settings.service, sql.metadata, sql.messaging, source="manager")
     new_uow = runtime.unit_of_work_factory(sql.SqlManagerUnitOfWork)
     token = ServiceToken(
         settings.signing_keys,
@@ -75,7 +68,9 @@ async def serve(settings: ManagerSettings) -> None:
     )
     trainer_client = TrainerClient(settings.trainer, token)
     runtime.consume(
-        DURABLE, SUBJECTS, ManagerEventHandler(new_uow(), trainer_client, settings.auto_assign)
+        bind(POLICIES, schedules=trainer_client, auto_assign=settings.auto_assign),
+        new_uow,
+        TRANSIENT_ERRORS,
     )
     try:
         await runtime.serve(

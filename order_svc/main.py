@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from order_svc.adapters import sql
-from order_svc.adapters.event_consumer import DURABLE, SUBJECTS, OrderEventHandler
 from order_svc.adapters.grpc_api import OrderServiceAdapter
+from order_svc.application.policies import POLICIES, TRANSIENT_ERRORS
 from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.runtime import ServiceRuntime, ServiceSettings
@@ -21,7 +21,7 @@ DEFAULT_PORT = 50051
 async def serve(settings: ServiceSettings) -> None:
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="order")
     new_uow = runtime.unit_of_work_factory(sql.SqlOrderUnitOfWork)
-    runtime.consume(DURABLE, SUBJECTS, OrderEventHandler(new_uow()))
+    runtime.consume(POLICIES, new_uow, TRANSIENT_ERRORS)
     await runtime.serve(
         [
             registration(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -20,6 +22,25 @@ from ptkit.sql import OutboxMessage
 from ptplatform.events.v1 import events_pb2
 
 STREAM_SUBJECTS = "pt.>"
+
+PUBLISHERS: Mapping[str, str] = {
+    "OrderPlaced": "order",
+    "OrderCancelled": "order",
+    "OrderConfirmed": "order",
+    "OrderCompleted": "order",
+    "TrainerAssigned": "manager",
+    "AssignmentCancelled": "manager",
+    "ScheduleConfirmed": "trainer",
+    "ScheduleCancelled": "trainer",
+    "ClassResultRegistered": "trainer",
+}
+"""The context that publishes each event type of ``events.proto``: a consumer's
+subjects are derived from it."""
+
+ENVELOPE_FIELDS = frozenset({"event_id", "order_id", "aggregate_version", "occurred_at"})
+"""What an inbound event dataclass may take from the envelope rather than the payload."""
+
+E = TypeVar("E")
 
 
 def snake_case(name: str) -> str:
@@ -98,3 +119,39 @@ def payload_of(envelope: events_pb2.EventEnvelope) -> Message:
             f"envelope {envelope.event_id!r}: type {envelope.event_type!r} has no payload"
         )
     return getattr(envelope, kind)
+
+
+def subject_of(kind: type) -> str:
+    """The subject an inbound event class is published on (``pt.<source>.<EventType>``)."""
+    if kind.__name__ not in PUBLISHERS:
+        raise ValueError(f"{kind.__name__} is not an event of events.proto")
+    return subject_for(PUBLISHERS[kind.__name__], kind.__name__)
+
+
+def check_decodable(kind: type) -> None:
+    """Raise TypeError unless every field of the dataclass ``kind`` comes from the envelope
+    or from its payload: a misspelt field fails at start-up, not on the first event."""
+    subject_of(kind)
+    payload = events_pb2.EventEnvelope.DESCRIPTOR.fields_by_name[snake_case(kind.__name__)]
+    known = ENVELOPE_FIELDS | set(payload.message_type.fields_by_name)
+    unknown = [f.name for f in dataclasses.fields(kind) if f.name not in known]
+    if unknown:
+        raise TypeError(f"{kind.__name__} has fields the envelope does not carry: {unknown}")
+
+
+def decode_event(envelope: events_pb2.EventEnvelope, kind: type[E]) -> E:
+    """The event in an envelope as the consuming context declares it: a dataclass whose
+    fields are taken by name from the payload, or from the envelope for event_id,
+    order_id, aggregate_version and occurred_at; Timestamps become aware datetimes (None
+    when unset). Raises ValueError for an envelope whose payload does not match its type."""
+    if envelope.event_type != kind.__name__:
+        raise ValueError(f"envelope {envelope.event_id!r} holds a {envelope.event_type!r}")
+    payload = payload_of(envelope)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(kind):  # type: ignore[arg-type]
+        source: Message = envelope if field.name in ENVELOPE_FIELDS else payload
+        value = getattr(source, field.name)
+        if isinstance(value, Timestamp):
+            value = from_timestamp(value, source.HasField(field.name))
+        values[field.name] = value
+    return kind(**values)

@@ -1,12 +1,16 @@
-"""NATS JetStream: the connection, the domain-event stream, publishing and durable
-consumers with explicit ack, nak with backoff and term for poison messages."""
+"""NATS JetStream: the connection, the domain-event stream, publishing, durable
+consumers with explicit ack, nak with backoff and term for poison messages, and the
+policy tables that turn a service's ``{event type: policy}`` into a consumer."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, Self
 
 import nats
 from nats.aio.client import Client
@@ -17,8 +21,9 @@ from nats.js.errors import BadRequestError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from ptkit import metrics
-from ptkit.events import STREAM_SUBJECTS
-from ptkit.sql import AlreadyHandled
+from ptkit.events import STREAM_SUBJECTS, check_decodable, decode_event, subject_of
+from ptkit.ports import UnitOfWork
+from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -272,3 +277,63 @@ class EventConsumer:
             },
         )
         await message.term()
+
+
+Policy = Callable[[Any, Any], Awaitable[object]]
+"""A reaction to an event: ``await policy(event, uow)``; other ports are bound by name
+(:func:`bind`)."""
+
+Policies = Mapping[type, Policy]
+"""A service's ``{inbound event class: policy}`` table (cosmicpython's EVENT_HANDLERS)."""
+
+
+class EventUnitOfWork(UnitOfWork, Protocol):
+    def handling(self, causation: Causation) -> Self:
+        """The same kind of unit of work, committing the event's processed mark too."""
+        ...
+
+
+def bind(policies: Policies, **dependencies: object) -> dict[type, Policy]:
+    """The table with each dependency passed to the policies that take a parameter of
+    its name (``schedules=trainer_client``); the composition root calls this once."""
+    unused = set(dependencies)
+    bound: dict[type, Policy] = {}
+    for kind, policy in policies.items():
+        parameters = inspect.signature(policy).parameters
+        wanted = {name: value for name, value in dependencies.items() if name in parameters}
+        unused -= set(wanted)
+        bound[kind] = functools.partial(policy, **wanted) if wanted else policy
+    if unused:
+        raise TypeError(f"no policy takes {sorted(unused)}")
+    return bound
+
+
+class PolicyHandler:
+    """Envelope -> event -> policy, for one service's table.
+
+    The durable name is the service's name; the subjects are those of the table's event
+    classes. Each event is decoded into the class its table names and handed to the policy
+    with a fresh unit of work bound to it (the processed-event mark commits with the
+    effect). An event type the table does not name changes nothing.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        policies: Policies,
+        new_uow: Callable[[], EventUnitOfWork],
+    ) -> None:
+        for kind in policies:
+            check_decodable(kind)
+        self.durable = service
+        self.subjects = tuple(subject_of(kind) for kind in policies)
+        self.new_uow = new_uow
+        self._by_type = {kind.__name__: (kind, policy) for kind, policy in policies.items()}
+
+    async def __call__(self, envelope: events_pb2.EventEnvelope) -> None:
+        entry = self._by_type.get(envelope.event_type)
+        if entry is None:
+            return
+        kind, policy = entry
+        event = decode_event(envelope, kind)
+        await policy(event, self.new_uow().handling(Causation(self.durable, envelope.event_id)))

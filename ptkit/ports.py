@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -23,6 +24,10 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+Clock = Callable[[], datetime]
+"""Where use cases read the time: :func:`utcnow`, or a test's own clock."""
 
 
 def utcnow() -> datetime:

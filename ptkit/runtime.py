@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,7 +15,15 @@ from sqlalchemy import MetaData
 from ptkit.auth import JwtSettings, TokenVerifier
 from ptkit.config import ConfigError, Env
 from ptkit.events import EnvelopeSerializer
-from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream, StreamSettings
+from ptkit.messaging import (
+    ConsumerSettings,
+    EventConsumer,
+    EventUnitOfWork,
+    JetStream,
+    Policies,
+    PolicyHandler,
+    StreamSettings,
+)
 from ptkit.metrics import serve_metrics
 from ptkit.migrations import upgrade_schema
 from ptkit.outbox import OutboxRelay
@@ -120,9 +128,21 @@ class ServiceRuntime:
 
         return new_unit_of_work
 
-    def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
+    def consume(
+        self,
+        policies: Policies,
+        new_uow: Callable[[], EventUnitOfWork],
+        transient: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        """Run the service's policy table on its durable consumer (named after the
+        service). ``transient`` errors never make an event poison: it is redelivered
+        until its policy succeeds."""
+        handler = PolicyHandler(self.settings.name, policies, new_uow)
+        settings = replace(
+            self.settings.consumer, transient=(*self.settings.consumer.transient, *transient)
+        )
         self.consumers.append(
-            EventConsumer(self.jetstream, durable, subjects, handler, self.settings.consumer)
+            EventConsumer(self.jetstream, handler.durable, handler.subjects, handler, settings)
         )
 
     async def create_schema(self) -> None:

@@ -6,15 +6,16 @@ import asyncio
 
 from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
+from ptkit.messaging import bind
 from ptkit.runtime import ServiceRuntime, ServiceSettings
 from ptkit.server import registration, stop_on_signals
 from ptplatform import public_api
 from ptplatform.status.v1 import status_service_pb2 as pb
 from ptplatform.status.v1 import status_service_pb2_grpc as pb_grpc
 from status_svc.adapters import sql
-from status_svc.adapters.event_consumer import DURABLE, SUBJECTS, StatusEventHandler
 from status_svc.adapters.grpc_api import StatusServiceAdapter
 from status_svc.application.bell import NotificationBell
+from status_svc.application.policies import POLICIES, TRANSIENT_ERRORS
 
 DEFAULT_PORT = 50054
 
@@ -25,7 +26,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="status")
     bell = NotificationBell()
     new_uow = runtime.unit_of_work_factory(sql.SqlStatusUnitOfWork)
-    runtime.consume(DURABLE, SUBJECTS, StatusEventHandler(new_uow(), bell))
+    runtime.consume(bind(POLICIES, bell=bell), new_uow, TRANSIENT_ERRORS)
     await runtime.serve(
         [
             registration(

@@ -12,7 +12,11 @@ from itertools import count
 from typing import Any
 
 from ptkit.events import snake_case, subject_for, to_timestamp
+from ptkit.messaging import bind
+from ptkit.ports import UnitOfWork
 from ptplatform.events.v1 import events_pb2
+from status_svc.application.bell import NotificationBell
+from status_svc.application.policies import POLICIES
 from status_svc.domain.events import (
     AssignmentCancelled,
     ClassResultRegistered,
@@ -55,6 +59,14 @@ def envelope_of(event: ObservedEvent) -> events_pb2.EventEnvelope:
         else:
             setattr(payload, field.name, value)
     return envelope
+
+
+async def project(
+    event: ObservedEvent, uow: UnitOfWork, bell: NotificationBell | None = None
+) -> None:
+    """Hand the event to status_svc's policy for it, as its consumer would."""
+    policies = bind(POLICIES, bell=bell or NotificationBell())
+    await policies[type(event)](event, uow)
 
 
 def subject_of(event: ObservedEvent) -> str:

@@ -12,8 +12,8 @@ from ptplatform import public_api
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from trainer_svc.adapters import sql
-from trainer_svc.adapters.event_consumer import DURABLE, SUBJECTS, TrainerEventHandler
 from trainer_svc.adapters.grpc_api import TrainerServiceAdapter
+from trainer_svc.application.policies import POLICIES, TRANSIENT_ERRORS
 
 DEFAULT_PORT = 50053
 
@@ -22,7 +22,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
     """Serve until ``stop`` is set (default: until SIGTERM or SIGINT)."""
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="trainer")
     new_uow = runtime.unit_of_work_factory(sql.SqlTrainerUnitOfWork)
-    runtime.consume(DURABLE, SUBJECTS, TrainerEventHandler(new_uow()))
+    runtime.consume(POLICIES, new_uow, TRANSIENT_ERRORS)
     await runtime.serve(
         [
             registration(

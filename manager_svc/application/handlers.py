@@ -11,9 +11,7 @@ from manager_svc.application.ports import ScheduleCanceller, ScheduleCancelRefus
 from manager_svc.domain.model import SCHEDULE_CANCELLED, Assignment, AssignmentStatus, bounded_text
 from manager_svc.domain.roster import Trainer, least_loaded
 from ptkit.domain import ConcurrencyConflict
-from ptkit.ports import utcnow
-
-Clock = Callable[[], datetime]
+from ptkit.ports import Clock, utcnow
 
 
 def new_trainer_id() -> str:
@@ -32,8 +30,8 @@ class AssignTrainer:
 
 
 @dataclass(frozen=True)
-class OpenAssignment:
-    """What manager_svc learns from OrderPlaced."""
+class OrderPlaced:
+    """order_svc: a customer placed an order."""
 
     order_id: str
     customer_id: str
@@ -42,16 +40,16 @@ class OpenAssignment:
 
 
 @dataclass(frozen=True)
-class CancelAssignment:
-    """What manager_svc learns from OrderCancelled."""
+class OrderCancelled:
+    """order_svc: the customer cancelled the order."""
 
     order_id: str
     reason: str
 
 
 @dataclass(frozen=True)
-class ConfirmAssignment:
-    """What manager_svc learns from ScheduleConfirmed."""
+class ScheduleConfirmed:
+    """trainer_svc: a trainer confirmed the order's schedule."""
 
     order_id: str
     trainer_id: str
@@ -97,26 +95,26 @@ async def list_assignments(
 
 
 async def open_assignment_on_order_placed(
-    cmd: OpenAssignment, uow: UnitOfWork, auto_assign: bool = False, now: Clock = utcnow
+    event: OrderPlaced, uow: UnitOfWork, auto_assign: bool = False, now: Clock = utcnow
 ) -> Assignment:
     """Open the order's assignment; with ``auto_assign`` give it at once to the
     least-loaded active trainer. An assignment cancelled before this event arrived stays
     cancelled."""
     async with uow:
-        assignment = await uow.assignments.find(cmd.order_id)
+        assignment = await uow.assignments.find(event.order_id)
         if assignment is not None:
             assignment.record_placement(
-                customer_id=cmd.customer_id,
-                class_name=cmd.class_name,
-                preferred_start=cmd.preferred_start,
+                customer_id=event.customer_id,
+                class_name=event.class_name,
+                preferred_start=event.preferred_start,
                 now=now(),
             )
         else:
             assignment = Assignment.open(
-                order_id=cmd.order_id,
-                customer_id=cmd.customer_id,
-                class_name=cmd.class_name,
-                preferred_start=cmd.preferred_start,
+                order_id=event.order_id,
+                customer_id=event.customer_id,
+                class_name=event.class_name,
+                preferred_start=event.preferred_start,
                 now=now(),
             )
             if auto_assign:
@@ -131,21 +129,21 @@ async def open_assignment_on_order_placed(
 
 
 async def confirm_assignment_on_schedule_confirmed(
-    cmd: ConfirmAssignment, uow: UnitOfWork, now: Clock = utcnow
+    event: ScheduleConfirmed, uow: UnitOfWork, now: Clock = utcnow
 ) -> Assignment:
     async with uow:
-        assignment = await uow.assignments.get(cmd.order_id)
+        assignment = await uow.assignments.get(event.order_id)
         trainer_name = assignment.trainer_name
-        if cmd.trainer_id and cmd.trainer_id != assignment.trainer_id:
-            trainer = await uow.trainers.find(cmd.trainer_id)
+        if event.trainer_id and event.trainer_id != assignment.trainer_id:
+            trainer = await uow.trainers.find(event.trainer_id)
             trainer_name = trainer.name if trainer is not None else ""
-        assignment.confirm(cmd.trainer_id, trainer_name, now())
+        assignment.confirm(event.trainer_id, trainer_name, now())
         await uow.commit()
         return assignment
 
 
 async def cancel_assignment_on_order_cancelled(
-    cmd: CancelAssignment, uow: UnitOfWork, schedules: ScheduleCanceller, now: Clock = utcnow
+    event: OrderCancelled, uow: UnitOfWork, schedules: ScheduleCanceller, now: Clock = utcnow
 ) -> Assignment:
     """Cancel the assignment and the trainer's schedule: both happen or neither.
 
@@ -158,26 +156,26 @@ async def cancel_assignment_on_order_cancelled(
     asked about; if it changed meanwhile, ConcurrencyConflict sends the event round again.
     """
     async with uow:
-        asked_about = await uow.assignments.find(cmd.order_id)
+        asked_about = await uow.assignments.find(event.order_id)
     note = ""
     if asked_about is not None and asked_about.holds_schedule:
         try:
-            await schedules.cancel_schedule(cmd.order_id, bounded_text(cmd.reason))
+            await schedules.cancel_schedule(event.order_id, bounded_text(event.reason))
             note = SCHEDULE_CANCELLED
         except ScheduleCancelRefused as refusal:
             note = f"schedule not cancelled: {refusal}"
     async with uow:
-        assignment = await uow.assignments.find(cmd.order_id)
+        assignment = await uow.assignments.find(event.order_id)
         if assignment is None:
             assignment = Assignment.cancelled_before_placed(
-                order_id=cmd.order_id, reason=cmd.reason, now=now()
+                order_id=event.order_id, reason=event.reason, now=now()
             )
             await uow.assignments.add(assignment)
         elif asked_about is None or assignment.version != asked_about.version:
             raise ConcurrencyConflict(
-                f"assignment of order {cmd.order_id} changed while its schedule was cancelled"
+                f"assignment of order {event.order_id} changed while its schedule was cancelled"
             )
         else:
-            assignment.cancel(cmd.reason, now(), schedule_note=note)
+            assignment.cancel(event.reason, now(), schedule_note=note)
         await uow.commit()
         return assignment

@@ -31,7 +31,10 @@ class AssignmentNotFound(NotFound):
         super().__init__(f"no assignment for order {order_id}")
 
 
-class OrderAlreadyCancelled(IllegalTransition):
+class AssignmentClosed(IllegalTransition):
+    """The order was cancelled, so its assignment takes no trainer any more (order_svc's
+    OrderAlreadyCancelled is another thing: cancelling an order twice)."""
+
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id} is cancelled: no trainer can be assigned")
 
@@ -125,7 +128,7 @@ class Assignment(Aggregate):
         """Give the order to ``trainer``; another trainer may take over until the order
         is confirmed. Assigning the same trainer again changes nothing."""
         if self.status is AssignmentStatus.CANCELLED:
-            raise OrderAlreadyCancelled(self.order_id)
+            raise AssignmentClosed(self.order_id)
         if self.status is AssignmentStatus.ORDER_CONFIRMED:
             raise OrderAlreadyConfirmed(self.order_id, self.trainer_id)
         trainer.require_active()

@@ -9,9 +9,7 @@ from datetime import datetime
 
 from order_svc.application.ports import PageCursor, UnitOfWork
 from order_svc.domain.model import Order
-from ptkit.ports import utcnow
-
-Clock = Callable[[], datetime]
+from ptkit.ports import Clock, utcnow
 
 
 def new_order_id() -> str:
@@ -31,6 +29,20 @@ class PlaceOrder:
 class CancelOrder:
     order_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ScheduleConfirmed:
+    """trainer_svc: the trainer confirmed the order's schedule."""
+
+    order_id: str
+
+
+@dataclass(frozen=True)
+class ClassResultRegistered:
+    """trainer_svc: the class was held and its result registered."""
+
+    order_id: str
 
 
 @dataclass(frozen=True)
@@ -87,18 +99,18 @@ async def list_orders(
 
 
 async def confirm_order_on_schedule_confirmed(
-    order_id: str, uow: UnitOfWork, now: Clock = utcnow
+    event: ScheduleConfirmed, uow: UnitOfWork, now: Clock = utcnow
 ) -> None:
     async with uow:
-        order = await uow.orders.get(order_id)
+        order = await uow.orders.get(event.order_id)
         order.confirm(now())
         await uow.commit()
 
 
 async def complete_order_on_class_result_registered(
-    order_id: str, uow: UnitOfWork, now: Clock = utcnow
+    event: ClassResultRegistered, uow: UnitOfWork, now: Clock = utcnow
 ) -> None:
     async with uow:
-        order = await uow.orders.get(order_id)
+        order = await uow.orders.get(event.order_id)
         order.complete(now())
         await uow.commit()

@@ -9,23 +9,34 @@ from status_svc.domain.model import ClassResult, OrderStatusView
 from status_svc.domain.notifications import Notification
 
 
-async def project_event(event: ObservedEvent, uow: UnitOfWork, bell: NotificationBell) -> None:
-    """Fold one event into its order's view; a class result also notifies the customer."""
-    notification = None
+async def _fold(event: ObservedEvent, uow: UnitOfWork) -> OrderStatusView:
+    view = await uow.views.find(event.order_id)
+    if view is None:
+        view = OrderStatusView(order_id=event.order_id)
+        view.observe(event)
+        await uow.views.add(view)
+    else:
+        view.observe(event)
+    return view
+
+
+async def update_view_on_event(event: ObservedEvent, uow: UnitOfWork) -> None:
+    """Fold one event into its order's view."""
     async with uow:
-        view = await uow.views.find(event.order_id)
-        if view is None:
-            view = OrderStatusView(order_id=event.order_id)
-            view.observe(event)
-            await uow.views.add(view)
-        else:
-            view.observe(event)
-        if isinstance(event, ClassResultRegistered):
-            notification = Notification.of_result(event, view)
-            await uow.notifications.add(notification)
+        await _fold(event, uow)
         await uow.commit()
-    if notification is not None:
-        bell.ring()
+
+
+async def notify_customer_on_class_result_registered(
+    event: ClassResultRegistered, uow: UnitOfWork, bell: NotificationBell
+) -> None:
+    """Fold the class result into the view and tell the customer (recorded once, however
+    often the event arrives); this replica's watchers wake at once."""
+    async with uow:
+        view = await _fold(event, uow)
+        await uow.notifications.add(Notification.of_result(event, view))
+        await uow.commit()
+    bell.ring()
 
 
 async def get_order_status(order_id: str, uow: UnitOfWork) -> OrderStatusView:

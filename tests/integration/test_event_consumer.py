@@ -1,4 +1,4 @@
-"""ptkit's EventConsumer against a real nats-server, driving order_svc's real event handler
+"""ptkit's EventConsumer against a real nats-server, driving order_svc's real policy table
 and unit of work on a SQLite database: idempotence, catch-up after downtime, work-sharing
 between replicas and poison messages."""
 
@@ -19,16 +19,17 @@ from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_svc.adapters import sql
-from order_svc.adapters.event_consumer import DURABLE, SUBJECTS, OrderEventHandler
 from order_svc.application import handlers
+from order_svc.application.policies import POLICIES
 from order_svc.domain.model import OrderStatus
 from ptkit.events import EnvelopeSerializer
-from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream
+from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream, PolicyHandler
 from ptkit.sql import create_engine
 from ptplatform.events.v1 import events_pb2
 from tests.conftest import NatsServer
 from tests.helpers import database, eventually
 
+DURABLE = "order_svc"
 SUBJECT = "pt.trainer.ScheduleConfirmed"
 EVENT_TYPE = "ScheduleConfirmed"
 SERVICE_SETTINGS = ConsumerSettings()
@@ -79,18 +80,26 @@ def order_consumer(
     settings: ConsumerSettings = SERVICE_SETTINGS,
     handler: Handler | None = None,
 ) -> EventConsumer:
-    uow = sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
+    policies = order_policies(engine)
     return EventConsumer(
-        jetstream, DURABLE, SUBJECTS, handler or OrderEventHandler(uow), settings=settings
+        jetstream, policies.durable, policies.subjects, handler or policies, settings=settings
     )
+
+
+def order_policies(engine: AsyncEngine) -> PolicyHandler:
+    """order_svc's policy table, as its main.py hands it to the runtime."""
+
+    def new_uow() -> sql.SqlOrderUnitOfWork:
+        return sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
+
+    return PolicyHandler("order_svc", POLICIES, new_uow)
 
 
 class RecordingHandler:
     """order_svc's handler, remembering the events whose effect this replica committed."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        uow = sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
-        self.handler = OrderEventHandler(uow)
+        self.handler = order_policies(engine)
         self.handled: list[str] = []
 
     async def __call__(self, envelope: events_pb2.EventEnvelope) -> None:

@@ -49,7 +49,7 @@ class ManagerApi:
 
     async def placed_order(self, trainer_id: str = "") -> str:
         order_id = str(uuid.uuid4())
-        command = handlers.OpenAssignment(order_id, "customer-1", "Pilates", START)
+        command = handlers.OrderPlaced(order_id, "customer-1", "Pilates", START)
         await handlers.open_assignment_on_order_placed(command, self.uow)
         if trainer_id:
             await handlers.assign_trainer(handlers.AssignTrainer(order_id, trainer_id), self.uow)
@@ -231,7 +231,7 @@ async def test_assign_an_inactive_trainer_is_refused(api: ManagerApi) -> None:
 async def test_assign_trainer_to_a_cancelled_order_is_refused(api: ManagerApi) -> None:
     kim, order_id = await api.trainer(), str(uuid.uuid4())
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment(order_id, "oops"), api.uow, NoSchedule()
+        handlers.OrderCancelled(order_id, "oops"), api.uow, NoSchedule()
     )
     call = api.stub.AssignTrainer(
         pb.AssignTrainerRequest(order_id=order_id, trainer_id=kim), metadata=api.auth(*MANAGER)
@@ -243,7 +243,7 @@ async def test_reassigning_a_confirmed_order_is_refused(api: ManagerApi) -> None
     kim, lee = await api.trainer("Kim"), await api.trainer("Lee")
     order_id = await api.placed_order(kim)
     await handlers.confirm_assignment_on_schedule_confirmed(
-        handlers.ConfirmAssignment(order_id, kim), api.uow
+        handlers.ScheduleConfirmed(order_id, kim), api.uow
     )
     call = api.stub.AssignTrainer(
         pb.AssignTrainerRequest(order_id=order_id, trainer_id=lee), metadata=api.auth(*MANAGER)
@@ -320,7 +320,7 @@ async def test_refused_schedule_cancellation_is_visible_on_the_assignment(api: M
     kim = await api.trainer()
     order_id = await api.placed_order(kim)
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment(order_id, "moved"), api.uow, HeldClass()
+        handlers.OrderCancelled(order_id, "moved"), api.uow, HeldClass()
     )
     assignment = await api.stub.GetAssignment(
         pb.GetAssignmentRequest(order_id=order_id), metadata=api.auth(*MANAGER)

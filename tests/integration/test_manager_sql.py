@@ -50,8 +50,8 @@ class Accepting:
         self.calls.append(order_id)
 
 
-def placed(order_id: str) -> handlers.OpenAssignment:
-    return handlers.OpenAssignment(
+def placed(order_id: str) -> handlers.OrderPlaced:
+    return handlers.OrderPlaced(
         order_id=order_id, customer_id="c-1", class_name="Pilates", preferred_start=START
     )
 
@@ -179,7 +179,7 @@ async def test_cancellation_is_rolled_back_when_trainer_svc_is_unreachable(
     kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
     await handlers.open_assignment_on_order_placed(placed(ORDER_1), uow)
     await handlers.assign_trainer(handlers.AssignTrainer(ORDER_1, kim.trainer_id), uow)
-    command = handlers.CancelAssignment(ORDER_1, "moved away")
+    command = handlers.OrderCancelled(ORDER_1, "moved away")
     with pytest.raises(ScheduleCancelUnavailable):
         await handlers.cancel_assignment_on_order_cancelled(
             command, uow.handling(Causation("manager_svc", "ev-9")), Unreachable()
@@ -206,7 +206,7 @@ async def test_cancellation_is_rolled_back_when_trainer_svc_is_unreachable(
 
 async def test_tombstone_keeps_a_late_placement_cancelled(uow: sql.SqlManagerUnitOfWork) -> None:
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment(ORDER_1, "oops"), uow, Accepting()
+        handlers.OrderCancelled(ORDER_1, "oops"), uow, Accepting()
     )
     await handlers.open_assignment_on_order_placed(placed(ORDER_1), uow, auto_assign=True)
     stored = await handlers.get_assignment(ORDER_1, uow)

@@ -41,6 +41,10 @@ async def count_orders(engine: AsyncEngine) -> int:
         return (await connection.execute(select(func.count()).select_from(sql.orders))).scalar_one()
 
 
+def confirmed(order_id: str) -> handlers.ScheduleConfirmed:
+    return handlers.ScheduleConfirmed(order_id)
+
+
 def place(customer: str = "alice", request_id: str = "") -> handlers.PlaceOrder:
     return handlers.PlaceOrder(
         customer, "Alice", "Pilates 1:1", NOW + timedelta(days=1), request_id
@@ -137,10 +141,11 @@ async def test_list_orders_pages_through_every_order_once(engine: AsyncEngine) -
 async def test_an_event_is_handled_once_per_consumer(engine: AsyncEngine) -> None:
     order = await handlers.place_order(place(), unit_of_work(engine))
     handled = unit_of_work(engine).handling(Causation("order_svc", "evt-1"))
-    await handlers.confirm_order_on_schedule_confirmed(order.order_id, handled)
+    await handlers.confirm_order_on_schedule_confirmed(confirmed(order.order_id), handled)
     with pytest.raises(AlreadyHandled):
         await handlers.confirm_order_on_schedule_confirmed(
-            order.order_id, unit_of_work(engine).handling(Causation("order_svc", "evt-1"))
+            confirmed(order.order_id),
+            unit_of_work(engine).handling(Causation("order_svc", "evt-1")),
         )
     events = await outbox(engine)
     assert [e.event_type for e in events] == ["OrderPlaced", "OrderConfirmed"]
@@ -153,7 +158,7 @@ async def test_two_copies_of_an_event_at_once_take_effect_once(engine: AsyncEngi
     async def handle() -> str:
         uow = unit_of_work(engine).handling(Causation("order_svc", "evt-race"))
         try:
-            await handlers.confirm_order_on_schedule_confirmed(order.order_id, uow)
+            await handlers.confirm_order_on_schedule_confirmed(confirmed(order.order_id), uow)
         except AlreadyHandled:
             return "duplicate"
         return "handled"

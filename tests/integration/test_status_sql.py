@@ -14,7 +14,6 @@ from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
 from ptkit.sql import AlreadyHandled, Causation
 from status_svc.adapters import sql
-from status_svc.adapters.event_consumer import DURABLE
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
 from status_svc.application.ports import StatusFilter
@@ -23,6 +22,7 @@ from status_svc.domain.events import ObservedEvent
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
 from tests.helpers import database
 from tests.status_flows import OrderFlow
+from tests.status_flows import project as project_event
 
 
 @pytest.fixture
@@ -37,8 +37,8 @@ def unit_of_work(engine: AsyncEngine) -> sql.SqlStatusUnitOfWork:
 
 async def project(engine: AsyncEngine, events: list[ObservedEvent]) -> None:
     for event in events:
-        uow = unit_of_work(engine).handling(Causation(DURABLE, event.event_id))
-        await handlers.project_event(event, uow, NotificationBell())
+        uow = unit_of_work(engine).handling(Causation("status_svc", event.event_id))
+        await project_event(event, uow)
 
 
 def folded(events: list[ObservedEvent]) -> OrderStatusView:
@@ -98,7 +98,7 @@ async def test_the_same_notification_is_stored_once(engine: AsyncEngine) -> None
     result = flow.events[-2]
     # another consumer name, so the processed-event mark does not stop it first
     uow = unit_of_work(engine).handling(Causation("another", result.event_id))
-    await handlers.project_event(result, uow, NotificationBell())
+    await project_event(result, uow)
     assert await count_notifications(engine) == 1
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer, from_timestamp
 from ptkit.sql import AlreadyHandled, Causation
@@ -27,6 +28,8 @@ from trainer_svc.domain.model import (
 )
 
 TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+MANAGER = Caller("m-1", Role.MANAGER)
+KIM = Caller("kim", Role.TRAINER)
 
 
 @pytest.fixture
@@ -41,6 +44,12 @@ def unit_of_work(engine: AsyncEngine) -> sql.SqlTrainerUnitOfWork:
 
 async def outbox(engine: AsyncEngine) -> list[events_pb2.EventEnvelope]:
     return await outbox_envelopes(engine, sql.messaging)
+
+
+async def read_schedule(engine: AsyncEngine, order_id: str) -> Schedule:
+    return await handlers.get_schedule(
+        handlers.GetSchedule(order_id, MANAGER), unit_of_work(engine)
+    )
 
 
 def new_order_id() -> str:
@@ -58,14 +67,16 @@ async def confirmed(
     engine: AsyncEngine, start: datetime, minutes: int = 60, trainer_id: str = "kim"
 ) -> str:
     order_id = await open_schedule(engine, trainer_id)
-    command = handlers.ConfirmSchedule(order_id, trainer_id, TimeSlot.of(start, minutes))
+    command = handlers.ConfirmSchedule(order_id, Caller(trainer_id, Role.TRAINER), start, minutes)
     await handlers.confirm_schedule(command, unit_of_work(engine))
     return order_id
 
 
 async def test_a_confirmed_schedule_reads_back_with_its_outbox_event(engine: AsyncEngine) -> None:
     order_id = await confirmed(engine, TEN, 45)
-    loaded = await handlers.get_schedule(order_id, unit_of_work(engine))
+    loaded = await handlers.get_schedule(
+        handlers.GetSchedule(order_id, MANAGER), unit_of_work(engine)
+    )
     assert loaded.status is ScheduleStatus.CONFIRMED
     assert loaded.slot == TimeSlot.of(TEN, 45)
     assert loaded.slot is not None and loaded.slot.start.tzinfo is not None
@@ -88,7 +99,9 @@ async def test_a_confirmed_schedule_reads_back_with_its_outbox_event(engine: Asy
 
 async def test_unknown_schedule_is_not_found(engine: AsyncEngine) -> None:
     with pytest.raises(ScheduleNotFound):
-        await handlers.get_schedule(new_order_id(), unit_of_work(engine))
+        await handlers.get_schedule(
+            handlers.GetSchedule(new_order_id(), MANAGER), unit_of_work(engine)
+        )
 
 
 async def stored(
@@ -151,7 +164,10 @@ async def test_concurrent_overlapping_confirmations_of_one_trainer_are_serialize
         competing = asyncio.create_task(
             handlers.confirm_schedule(
                 handlers.ConfirmSchedule(
-                    second, "kim", TimeSlot.of(TEN + timedelta(minutes=30), 60)
+                    second,
+                    Caller("kim", Role.TRAINER),
+                    TEN + timedelta(minutes=30),
+                    60,
                 ),
                 unit_of_work(engine),
             )
@@ -162,7 +178,9 @@ async def test_concurrent_overlapping_confirmations_of_one_trainer_are_serialize
         await uow.commit()
     with pytest.raises(TrainerDoubleBooked, match=first):
         await competing
-    second_schedule = await handlers.get_schedule(second, unit_of_work(engine))
+    second_schedule = await handlers.get_schedule(
+        handlers.GetSchedule(second, MANAGER), unit_of_work(engine)
+    )
     assert second_schedule.status is ScheduleStatus.REQUESTED
 
 
@@ -179,7 +197,9 @@ async def test_concurrent_changes_to_one_schedule_conflict(engine: AsyncEngine) 
         stale.cancel("late", TEN)
         with pytest.raises(ConcurrencyConflict):
             await uow.commit()
-    loaded = await handlers.get_schedule(order_id, unit_of_work(engine))
+    loaded = await handlers.get_schedule(
+        handlers.GetSchedule(order_id, MANAGER), unit_of_work(engine)
+    )
     assert loaded.status is ScheduleStatus.REQUESTED
     assert await outbox(engine) == []
 
@@ -202,7 +222,7 @@ async def test_cancel_before_assignment_survives_the_late_trainer_assigned(
 ) -> None:
     order_id = new_order_id()
     await handlers.cancel_schedule(
-        handlers.CancelSchedule(order_id, "order cancelled"), unit_of_work(engine)
+        handlers.CancelSchedule(order_id, "order cancelled", MANAGER), unit_of_work(engine)
     )
     late = handlers.TrainerAssigned(order_id, "kim", "alice", "Pilates 1:1", 2)
     handling = unit_of_work(engine).handling(Causation("trainer_svc", "evt-1"))
@@ -211,7 +231,9 @@ async def test_cancel_before_assignment_survives_the_late_trainer_assigned(
         await handlers.open_schedule_on_trainer_assigned(
             late, unit_of_work(engine).handling(Causation("trainer_svc", "evt-1"))
         )
-    loaded = await handlers.get_schedule(order_id, unit_of_work(engine))
+    loaded = await handlers.get_schedule(
+        handlers.GetSchedule(order_id, MANAGER), unit_of_work(engine)
+    )
     assert (loaded.status, loaded.trainer_id, loaded.cancel_reason) == (
         ScheduleStatus.CANCELLED,
         "",
@@ -225,7 +247,9 @@ async def test_a_reassignment_is_stored_and_a_stale_one_ignored(engine: AsyncEng
     for trainer_id, version in (("lee", 4), ("park", 3)):
         event = handlers.TrainerAssigned(order_id, trainer_id, "alice", "Pilates 1:1", version)
         await handlers.open_schedule_on_trainer_assigned(event, unit_of_work(engine))
-    loaded = await handlers.get_schedule(order_id, unit_of_work(engine))
+    loaded = await handlers.get_schedule(
+        handlers.GetSchedule(order_id, MANAGER), unit_of_work(engine)
+    )
     assert (loaded.trainer_id, loaded.assignment_version) == ("lee", 4)
 
 
@@ -234,9 +258,11 @@ async def test_list_schedules_filters_newest_first(engine: AsyncEngine) -> None:
     newer = await confirmed(engine, TEN, trainer_id="kim")
     await open_schedule(engine, "lee")
     uow = unit_of_work(engine)
-    kims = await handlers.list_schedules("kim", None, uow)
-    kims_confirmed = await handlers.list_schedules("kim", ScheduleStatus.CONFIRMED, uow)
-    everyone = await handlers.list_schedules(None, None, uow)
+    kims = await handlers.list_schedules(handlers.ListSchedules("kim", None, MANAGER), uow)
+    kims_confirmed = await handlers.list_schedules(
+        handlers.ListSchedules("kim", ScheduleStatus.CONFIRMED, MANAGER), uow
+    )
+    everyone = await handlers.list_schedules(handlers.ListSchedules("", None, MANAGER), uow)
     assert [s.order_id for s in kims] == [newer, older]
     assert [s.order_id for s in kims_confirmed] == [newer]
     assert len(everyone) == 3

@@ -1,4 +1,4 @@
-"""Inbound gRPC adapter: proto <-> commands, caller authorization, domain -> proto."""
+"""Inbound gRPC adapter: proto -> commands (with the caller), domain -> proto."""
 
 from __future__ import annotations
 
@@ -7,20 +7,17 @@ from datetime import datetime
 
 import grpc
 
-from ptkit.auth import Role, current_caller
+from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import from_timestamp, to_timestamp
-from ptkit.validation import require_principal_id, require_text, require_uuid
+from ptkit.validation import require_uuid
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from trainer_svc.application import handlers
 from trainer_svc.application.ports import UnitOfWork
 from trainer_svc.domain.model import (
-    MAX_REASON_LENGTH,
-    MAX_RESULT_LENGTH,
     Schedule,
     ScheduleStatus,
-    TimeSlot,
 )
 
 _STATUS = {
@@ -69,67 +66,50 @@ class TrainerServiceAdapter(pb_grpc.TrainerServiceServicer):
     def __init__(self, new_uow: Callable[[], UnitOfWork]) -> None:
         self.new_uow = new_uow
 
-    async def _readable_schedule(self, order_id: str) -> Schedule:
-        """The schedule, if the caller is its trainer or a manager."""
-        schedule = await handlers.get_schedule(order_id, self.new_uow())
-        current_caller().require_trainer_self_or_manager(schedule.trainer_id)
-        return schedule
-
     async def ConfirmSchedule(
         self, request: pb.ConfirmScheduleRequest, context: grpc.aio.ServicerContext
     ) -> pb.Schedule:
-        caller = current_caller()
-        caller.require(Role.TRAINER)
-        order_id = require_uuid("order_id", request.order_id)
-        slot = TimeSlot.of(start_time_of(request), request.duration_minutes)
-        await self._readable_schedule(order_id)
-        command = handlers.ConfirmSchedule(order_id=order_id, trainer_id=caller.subject, slot=slot)
+        command = handlers.ConfirmSchedule(
+            order_id=require_uuid("order_id", request.order_id),
+            caller=current_caller(),
+            start_time=start_time_of(request),
+            duration_minutes=request.duration_minutes,
+        )
         return schedule_to_proto(await handlers.confirm_schedule(command, self.new_uow()))
 
     async def RegisterClassResult(
         self, request: pb.RegisterClassResultRequest, context: grpc.aio.ServicerContext
     ) -> pb.Schedule:
-        caller = current_caller()
-        caller.require(Role.TRAINER)
-        order_id = require_uuid("order_id", request.order_id)
-        result = require_text("result", request.result, max_length=MAX_RESULT_LENGTH)
-        await self._readable_schedule(order_id)
         command = handlers.RegisterClassResult(
-            order_id=order_id, trainer_id=caller.subject, result=result
+            order_id=require_uuid("order_id", request.order_id),
+            caller=current_caller(),
+            result=request.result,
         )
         return schedule_to_proto(await handlers.register_class_result(command, self.new_uow()))
 
     async def CancelSchedule(
         self, request: pb.CancelScheduleRequest, context: grpc.aio.ServicerContext
     ) -> pb.Schedule:
-        current_caller().require(Role.MANAGER)
-        order_id = require_uuid("order_id", request.order_id)
-        reason = require_text(
-            "reason", request.reason, max_length=MAX_REASON_LENGTH, required=False
+        command = handlers.CancelSchedule(
+            order_id=require_uuid("order_id", request.order_id),
+            reason=request.reason,
+            caller=current_caller(),
         )
-        command = handlers.CancelSchedule(order_id=order_id, reason=reason)
         return schedule_to_proto(await handlers.cancel_schedule(command, self.new_uow()))
 
     async def GetSchedule(
         self, request: pb.GetScheduleRequest, context: grpc.aio.ServicerContext
     ) -> pb.Schedule:
-        current_caller().require(Role.TRAINER, Role.MANAGER)
-        return schedule_to_proto(
-            await self._readable_schedule(require_uuid("order_id", request.order_id))
-        )
+        query = handlers.GetSchedule(require_uuid("order_id", request.order_id), current_caller())
+        return schedule_to_proto(await handlers.get_schedule(query, self.new_uow()))
 
     async def ListSchedules(
         self, request: pb.ListSchedulesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSchedulesResponse:
-        caller = current_caller()
-        caller.require(Role.TRAINER, Role.MANAGER)
-        trainer_id = request.trainer_id or (caller.subject if caller.role is Role.TRAINER else "")
-        if trainer_id:
-            require_principal_id("trainer_id", trainer_id)
-            caller.require_trainer_self_or_manager(trainer_id)
-        schedules = await handlers.list_schedules(
-            trainer_id or None, status_filter(request.status), self.new_uow()
+        query = handlers.ListSchedules(
+            request.trainer_id, status_filter(request.status), current_caller()
         )
+        schedules = await handlers.list_schedules(query, self.new_uow())
         return pb.ListSchedulesResponse(
             schedules=[schedule_to_proto(schedule) for schedule in schedules]
         )

@@ -2,39 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ptkit.ports import utcnow
+from ptkit.auth import Caller
+from ptkit.ports import Clock, utcnow
+from ptkit.validation import require_text
+from trainer_svc.application import access
 from trainer_svc.application.ports import UnitOfWork
-from trainer_svc.domain.model import Schedule, ScheduleStatus, TimeSlot
-
-Clock = Callable[[], datetime]
+from trainer_svc.domain.model import MAX_RESULT_LENGTH, Schedule, ScheduleStatus, TimeSlot
 
 
 @dataclass(frozen=True)
 class TrainerAssigned:
-    """The manager assigned (or re-assigned) a trainer to an order."""
+    """manager_svc assigned (or re-assigned) a trainer to an order; ``aggregate_version``
+    is the assignment's version, so a late, older assignment is ignored."""
 
     order_id: str
     trainer_id: str
     customer_id: str
     class_name: str
-    assignment_version: int
+    aggregate_version: int
 
 
 @dataclass(frozen=True)
 class ConfirmSchedule:
     order_id: str
-    trainer_id: str
-    slot: TimeSlot
+    caller: Caller
+    start_time: datetime | None
+    duration_minutes: int
 
 
 @dataclass(frozen=True)
 class RegisterClassResult:
     order_id: str
-    trainer_id: str
+    caller: Caller
     result: str
 
 
@@ -42,6 +44,21 @@ class RegisterClassResult:
 class CancelSchedule:
     order_id: str
     reason: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class GetSchedule:
+    order_id: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class ListSchedules:
+    trainer_id: str
+    """"" lists the caller's own (a trainer) or everyone's (a manager)."""
+    status: ScheduleStatus | None
+    caller: Caller
 
 
 async def open_schedule_on_trainer_assigned(
@@ -56,7 +73,7 @@ async def open_schedule_on_trainer_assigned(
                 trainer_id=event.trainer_id,
                 customer_id=event.customer_id,
                 class_name=event.class_name,
-                assignment_version=event.assignment_version,
+                assignment_version=event.aggregate_version,
                 now=now(),
             )
             await uow.schedules.add(schedule)
@@ -65,19 +82,22 @@ async def open_schedule_on_trainer_assigned(
                 trainer_id=event.trainer_id,
                 customer_id=event.customer_id,
                 class_name=event.class_name,
-                assignment_version=event.assignment_version,
+                assignment_version=event.aggregate_version,
                 now=now(),
             )
         await uow.commit()
 
 
 async def confirm_schedule(cmd: ConfirmSchedule, uow: UnitOfWork, now: Clock = utcnow) -> Schedule:
+    access.may_work_on_schedules(cmd.caller)
+    slot = TimeSlot.of(cmd.start_time, cmd.duration_minutes)
     async with uow:
         schedule = await uow.schedules.get(cmd.order_id)
+        access.may_use(cmd.caller, schedule)
         booked = await uow.schedules.booked_overlapping(
-            schedule.trainer_id, cmd.slot, schedule.order_id
+            schedule.trainer_id, slot, schedule.order_id
         )
-        schedule.confirm(cmd.trainer_id, cmd.slot, booked, now())
+        schedule.confirm(cmd.caller.subject, slot, booked, now())
         await uow.commit()
         return schedule
 
@@ -85,9 +105,13 @@ async def confirm_schedule(cmd: ConfirmSchedule, uow: UnitOfWork, now: Clock = u
 async def register_class_result(
     cmd: RegisterClassResult, uow: UnitOfWork, now: Clock = utcnow
 ) -> Schedule:
+    access.may_work_on_schedules(cmd.caller)
+    # refuse a bad result before reading: INVALID_ARGUMENT even for an unknown order
+    require_text("result", cmd.result, max_length=MAX_RESULT_LENGTH)
     async with uow:
         schedule = await uow.schedules.get(cmd.order_id)
-        schedule.register_result(cmd.trainer_id, cmd.result, now())
+        access.may_use(cmd.caller, schedule)
+        schedule.register_result(cmd.caller.subject, cmd.result, now())
         await uow.commit()
         return schedule
 
@@ -95,6 +119,7 @@ async def register_class_result(
 async def cancel_schedule(cmd: CancelSchedule, uow: UnitOfWork, now: Clock = utcnow) -> Schedule:
     """A manager cancels the order's schedule. Cancelling an order that has no schedule
     yet records a cancelled one, so the trainer assignment still on its way is ignored."""
+    access.may_cancel_schedules(cmd.caller)
     async with uow:
         schedule = await uow.schedules.find(cmd.order_id)
         if schedule is None:
@@ -108,13 +133,15 @@ async def cancel_schedule(cmd: CancelSchedule, uow: UnitOfWork, now: Clock = utc
         return schedule
 
 
-async def get_schedule(order_id: str, uow: UnitOfWork) -> Schedule:
+async def get_schedule(query: GetSchedule, uow: UnitOfWork) -> Schedule:
+    access.may_read_schedules(query.caller)
     async with uow:
-        return await uow.schedules.get(order_id)
+        schedule = await uow.schedules.get(query.order_id)
+    access.may_use(query.caller, schedule)
+    return schedule
 
 
-async def list_schedules(
-    trainer_id: str | None, status: ScheduleStatus | None, uow: UnitOfWork
-) -> list[Schedule]:
+async def list_schedules(query: ListSchedules, uow: UnitOfWork) -> list[Schedule]:
+    trainer_id = access.trainer_to_list(query.caller, query.trainer_id)
     async with uow:
-        return await uow.schedules.list(trainer_id, status)
+        return await uow.schedules.list(trainer_id, query.status)

@@ -10,8 +10,8 @@ import pytest
 from manager_svc.domain.events import AssignmentCancelled, TrainerAssigned
 from manager_svc.domain.model import (
     Assignment,
+    AssignmentClosed,
     AssignmentStatus,
-    OrderAlreadyCancelled,
     OrderAlreadyConfirmed,
 )
 from manager_svc.domain.roster import Trainer, TrainerInactive, least_loaded
@@ -155,7 +155,7 @@ def test_assigning_an_inactive_trainer_is_refused() -> None:
 
 
 def test_assigning_a_cancelled_order_is_refused() -> None:
-    with pytest.raises(OrderAlreadyCancelled, match="o-1 is cancelled"):
+    with pytest.raises(AssignmentClosed, match="o-1 is cancelled"):
         cancelled().assign(trainer(), NOW)
 
 
@@ -273,7 +273,7 @@ def test_late_placement_fills_in_the_tombstone_but_keeps_it_cancelled() -> None:
         START,
     )
     assert tombstone.events == []
-    with pytest.raises(OrderAlreadyCancelled):
+    with pytest.raises(AssignmentClosed):
         tombstone.assign(trainer(), LATER)
 
 

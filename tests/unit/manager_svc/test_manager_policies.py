@@ -22,8 +22,8 @@ def clock() -> datetime:
     return NOW
 
 
-def placed(order_id: str = "o-1") -> handlers.OpenAssignment:
-    return handlers.OpenAssignment(
+def placed(order_id: str = "o-1") -> handlers.OrderPlaced:
+    return handlers.OrderPlaced(
         order_id=order_id, customer_id="c-1", class_name="Pilates", preferred_start=START
     )
 
@@ -70,7 +70,7 @@ async def test_order_placed_after_its_cancellation_stays_cancelled(uow: FakeUnit
     await register(uow, "Kim", "t-1")
     canceller = FakeScheduleCanceller()
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment("o-1", "oops"), uow, canceller, clock
+        handlers.OrderCancelled("o-1", "oops"), uow, canceller, clock
     )
     await handlers.open_assignment_on_order_placed(placed(), uow, auto_assign=True, now=clock)
     assignment = uow.assignment("o-1")
@@ -106,7 +106,7 @@ async def test_auto_assign_does_not_count_cancelled_assignments_as_load(
     await register(uow, "Baek", "t-2")
     await open_and_assign(uow, "o-0", "t-1")
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment("o-0", "x"), uow, FakeScheduleCanceller(), clock
+        handlers.OrderCancelled("o-0", "x"), uow, FakeScheduleCanceller(), clock
     )
     await handlers.open_assignment_on_order_placed(placed("o-1"), uow, auto_assign=True, now=clock)
     assert uow.assignment("o-1").trainer_id == "t-1"
@@ -148,7 +148,7 @@ async def test_schedule_confirmed_confirms_the_assignment(uow: FakeUnitOfWork) -
     await register(uow, "Ahn", "t-1")
     await open_and_assign(uow, "o-1", "t-1")
     await handlers.confirm_assignment_on_schedule_confirmed(
-        handlers.ConfirmAssignment("o-1", "t-1"), uow, clock
+        handlers.ScheduleConfirmed("o-1", "t-1"), uow, clock
     )
     assert uow.assignment("o-1").status is AssignmentStatus.ORDER_CONFIRMED
 
@@ -160,7 +160,7 @@ async def test_schedule_confirmed_by_a_replaced_trainer_names_that_trainer(
     await register(uow, "Baek", "t-2")
     await open_and_assign(uow, "o-1", "t-2")
     await handlers.confirm_assignment_on_schedule_confirmed(
-        handlers.ConfirmAssignment("o-1", "t-1"), uow, clock
+        handlers.ScheduleConfirmed("o-1", "t-1"), uow, clock
     )
     assignment = uow.assignment("o-1")
     assert (assignment.trainer_id, assignment.trainer_name) == ("t-1", "Ahn")
@@ -176,7 +176,7 @@ async def test_order_cancelled_cancels_assignment_and_schedule_together(
     await open_and_assign(uow, "o-1", "t-1")
     canceller = FakeScheduleCanceller()
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment("o-1", "moved away"), uow, canceller, clock
+        handlers.OrderCancelled("o-1", "moved away"), uow, canceller, clock
     )
     assignment = uow.assignment("o-1")
     assert canceller.calls == [("o-1", "moved away")]
@@ -197,7 +197,7 @@ async def test_order_cancelled_commits_nothing_when_trainer_svc_is_unreachable(
     published, commits = len(uow.published), uow.commits
     with pytest.raises(ScheduleCancelUnavailable):
         await handlers.cancel_assignment_on_order_cancelled(
-            handlers.CancelAssignment("o-1", "moved away"), uow, unavailable(), clock
+            handlers.OrderCancelled("o-1", "moved away"), uow, unavailable(), clock
         )
     assert uow.assignment("o-1").status is AssignmentStatus.TRAINER_ASSIGNED
     assert (len(uow.published), uow.commits) == (published, commits)
@@ -217,14 +217,14 @@ async def test_order_cancelled_while_a_manager_reassigns_is_sent_round_again(
 
     with pytest.raises(ConcurrencyConflict):
         await handlers.cancel_assignment_on_order_cancelled(
-            handlers.CancelAssignment("o-1", "moved away"), uow, ReassignDuringTheCall(), clock
+            handlers.OrderCancelled("o-1", "moved away"), uow, ReassignDuringTheCall(), clock
         )
     assert uow.assignment("o-1").trainer_id == "t-2"
     assert uow.assignment("o-1").status is AssignmentStatus.TRAINER_ASSIGNED
 
     redelivered = FakeScheduleCanceller()
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment("o-1", "moved away"), uow, redelivered, clock
+        handlers.OrderCancelled("o-1", "moved away"), uow, redelivered, clock
     )
     assert redelivered.calls == [("o-1", "moved away")]
     assert uow.assignment("o-1").status is AssignmentStatus.CANCELLED
@@ -235,7 +235,7 @@ async def test_redelivered_cancellation_succeeds_once_trainer_svc_is_back(
 ) -> None:
     await register(uow, "Ahn", "t-1")
     await open_and_assign(uow, "o-1", "t-1")
-    command = handlers.CancelAssignment("o-1", "moved away")
+    command = handlers.OrderCancelled("o-1", "moved away")
     with pytest.raises(ScheduleCancelUnavailable):
         await handlers.cancel_assignment_on_order_cancelled(command, uow, unavailable(), clock)
     await handlers.cancel_assignment_on_order_cancelled(
@@ -248,7 +248,7 @@ async def test_order_cancelled_records_trainer_svc_refusal_and_commits(uow: Fake
     await register(uow, "Ahn", "t-1")
     await open_and_assign(uow, "o-1", "t-1")
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment("o-1", "moved away"), uow, refused("class already held"), clock
+        handlers.OrderCancelled("o-1", "moved away"), uow, refused("class already held"), clock
     )
     assignment = uow.assignment("o-1")
     assert assignment.status is AssignmentStatus.CANCELLED
@@ -262,7 +262,7 @@ async def test_order_cancelled_without_a_trainer_does_not_call_trainer_svc(
     await handlers.open_assignment_on_order_placed(placed(), uow, now=clock)
     canceller = unavailable()
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment("o-1", "x"), uow, canceller, clock
+        handlers.OrderCancelled("o-1", "x"), uow, canceller, clock
     )
     assert canceller.calls == []
     assert uow.assignment("o-1").status is AssignmentStatus.CANCELLED
@@ -271,7 +271,7 @@ async def test_order_cancelled_without_a_trainer_does_not_call_trainer_svc(
 async def test_order_cancelled_for_an_unknown_order_leaves_a_tombstone(uow: FakeUnitOfWork) -> None:
     canceller = FakeScheduleCanceller()
     await handlers.cancel_assignment_on_order_cancelled(
-        handlers.CancelAssignment("o-1", "x"), uow, canceller, clock
+        handlers.OrderCancelled("o-1", "x"), uow, canceller, clock
     )
     assert uow.assignment("o-1").status is AssignmentStatus.CANCELLED
     assert canceller.calls == []
@@ -280,7 +280,7 @@ async def test_order_cancelled_for_an_unknown_order_leaves_a_tombstone(uow: Fake
 async def test_order_cancelled_again_does_not_call_trainer_svc_again(uow: FakeUnitOfWork) -> None:
     await register(uow, "Ahn", "t-1")
     await open_and_assign(uow, "o-1", "t-1")
-    command = handlers.CancelAssignment("o-1", "x")
+    command = handlers.OrderCancelled("o-1", "x")
     await handlers.cancel_assignment_on_order_cancelled(
         command, uow, FakeScheduleCanceller(), clock
     )

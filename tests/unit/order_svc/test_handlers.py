@@ -126,7 +126,9 @@ async def test_list_orders_pages_newest_first() -> None:
 async def test_policies_confirm_then_complete() -> None:
     uow = FakeUnitOfWork()
     order = await handlers.place_order(place(), uow, new_id=lambda: "o-1")
-    await handlers.confirm_order_on_schedule_confirmed("o-1", uow)
+    await handlers.confirm_order_on_schedule_confirmed(handlers.ScheduleConfirmed("o-1"), uow)
     assert order.status is OrderStatus.CONFIRMED
-    await handlers.complete_order_on_class_result_registered("o-1", uow)
+    await handlers.complete_order_on_class_result_registered(
+        handlers.ClassResultRegistered("o-1"), uow
+    )
     assert order.status is OrderStatus.COMPLETED

@@ -23,7 +23,7 @@ from status_svc.domain.model import ClassResult, OrderStatusView
 from status_svc.domain.model import OrderStatus as O
 from status_svc.domain.model import ScheduleStatus as S
 from status_svc.domain.notifications import Notification
-from tests.status_flows import OrderFlow
+from tests.status_flows import OrderFlow, project
 from tests.unit.status_svc.fakes import FakeUnitOfWork
 
 CUSTOMERS = ("alice", "bob")
@@ -113,7 +113,7 @@ async def read_side(events: list[ObservedEvent]) -> ReadSide:
     """What status_svc would serve after handling ``events`` one by one."""
     uow = FakeUnitOfWork()
     for event in events:
-        await handlers.project_event(event, uow, NotificationBell())
+        await project(event, uow, NotificationBell())
     return ReadSide(
         views={order_id: replace(view, version=0) for order_id, view in uow.views.rows.items()},
         results={c: await handlers.list_class_results(c, uow) for c in CUSTOMERS},

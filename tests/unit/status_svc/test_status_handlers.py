@@ -16,6 +16,7 @@ from status_svc.domain.model import OrderStatus, OrderStatusNotFound
 from status_svc.domain.notifications import Notification
 from tests.helpers import eventually
 from tests.status_flows import OrderFlow
+from tests.status_flows import project as project_event
 from tests.unit.status_svc.fakes import FakeUnitOfWork
 
 
@@ -23,7 +24,7 @@ async def project(
     uow: FakeUnitOfWork, flow: OrderFlow, bell: NotificationBell | None = None
 ) -> None:
     for event in flow.events:
-        await handlers.project_event(event, uow, bell or NotificationBell())
+        await project_event(event, uow, bell)
 
 
 def notification(number: int, customer_id: str = "alice") -> Notification:
@@ -55,7 +56,7 @@ async def test_a_class_result_notifies_the_customer_once_and_rings_the_bell() ->
     with bell.listen() as rung:
         await project(uow, flow, bell)
         assert rung.is_set()
-    await handlers.project_event(flow.events[-2], uow, bell)  # a redelivered result
+    await project_event(flow.events[-2], uow, bell)  # a redelivered result
     [sent] = await handlers.list_notifications("alice", uow)
     assert sent.order_id == flow.order_id
     assert sent.message == "Your class result for 'Pilates 1:1' is ready"

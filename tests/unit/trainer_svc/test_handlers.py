@@ -7,12 +7,12 @@ from typing import Self
 
 import pytest
 
+from ptkit.auth import Caller, PermissionDenied, Role
 from ptkit.domain import ConcurrencyConflict
 from trainer_svc.application import handlers
 from trainer_svc.domain.model import (
     Schedule,
     ScheduleNotFound,
-    ScheduleOfAnotherTrainer,
     ScheduleStatus,
     TimeSlot,
     TrainerDoubleBooked,
@@ -81,6 +81,17 @@ class FakeUnitOfWork:
             schedule.events.clear()
 
 
+MANAGER = Caller("m-1", Role.MANAGER)
+
+
+def trainer(trainer_id: str) -> Caller:
+    return Caller(trainer_id, Role.TRAINER)
+
+
+def cancel(order_id: str, reason: str) -> handlers.CancelSchedule:
+    return handlers.CancelSchedule(order_id, reason, MANAGER)
+
+
 def assigned(
     order_id: str = "o-1", trainer_id: str = "kim", version: int = 1
 ) -> handlers.TrainerAssigned:
@@ -90,7 +101,7 @@ def assigned(
 def confirm(
     order_id: str = "o-1", trainer_id: str = "kim", start: datetime = TEN
 ) -> handlers.ConfirmSchedule:
-    return handlers.ConfirmSchedule(order_id, trainer_id, TimeSlot.of(start, 60))
+    return handlers.ConfirmSchedule(order_id, trainer(trainer_id), start, 60)
 
 
 async def opened(*orders: tuple[str, str]) -> FakeUnitOfWork:
@@ -130,7 +141,7 @@ async def test_a_reassignment_moves_the_requested_schedule_and_a_stale_one_is_ig
 async def test_cancel_before_trainer_assigned_keeps_the_schedule_cancelled() -> None:
     uow = FakeUnitOfWork()
     cancelled = await handlers.cancel_schedule(
-        handlers.CancelSchedule("o-1", "order cancelled"), uow
+        handlers.CancelSchedule("o-1", "order cancelled", MANAGER), uow
     )
     await handlers.open_schedule_on_trainer_assigned(assigned(), uow)
     assert cancelled.status is ScheduleStatus.CANCELLED
@@ -140,8 +151,12 @@ async def test_cancel_before_trainer_assigned_keeps_the_schedule_cancelled() -> 
 
 async def test_cancel_schedule_twice_publishes_once() -> None:
     uow = await opened(("o-1", "kim"))
-    first = await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "order cancelled"), uow)
-    again = await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "other reason"), uow)
+    first = await handlers.cancel_schedule(
+        handlers.CancelSchedule("o-1", "order cancelled", MANAGER), uow
+    )
+    again = await handlers.cancel_schedule(
+        handlers.CancelSchedule("o-1", "other reason", MANAGER), uow
+    )
     assert again is first
     assert again.cancel_reason == "order cancelled"
     assert event_names(uow) == ["ScheduleCancelled"]
@@ -151,7 +166,7 @@ async def test_confirm_then_register_result_publishes_both_events() -> None:
     uow = await opened(("o-1", "kim"))
     await handlers.confirm_schedule(confirm(), uow)
     done = await handlers.register_class_result(
-        handlers.RegisterClassResult("o-1", "kim", "well done"), uow
+        handlers.RegisterClassResult("o-1", trainer("kim"), "well done"), uow
     )
     assert done.status is ScheduleStatus.CLASS_COMPLETED
     assert event_names(uow) == ["ScheduleConfirmed", "ClassResultRegistered"]
@@ -176,7 +191,7 @@ async def test_two_trainers_may_teach_at_the_same_time() -> None:
 async def test_a_trainer_cannot_confirm_a_schedule_moved_to_another_trainer() -> None:
     uow = await opened(("o-1", "kim"))
     await handlers.open_schedule_on_trainer_assigned(assigned(trainer_id="lee", version=2), uow)
-    with pytest.raises(ScheduleOfAnotherTrainer):
+    with pytest.raises(PermissionDenied, match="trainer 'kim' may not act for trainer 'lee'"):
         await handlers.confirm_schedule(confirm(trainer_id="kim"), uow)
 
 
@@ -188,9 +203,11 @@ async def test_confirm_unknown_schedule_is_not_found() -> None:
 async def test_list_schedules_filters_by_trainer_and_status() -> None:
     uow = await opened(("o-1", "kim"), ("o-2", "kim"), ("o-3", "lee"))
     await handlers.confirm_schedule(confirm("o-2"), uow)
-    kims = await handlers.list_schedules("kim", None, uow)
-    confirmed = await handlers.list_schedules(None, ScheduleStatus.CONFIRMED, uow)
-    everything = await handlers.list_schedules(None, None, uow)
+    kims = await handlers.list_schedules(handlers.ListSchedules("kim", None, MANAGER), uow)
+    confirmed = await handlers.list_schedules(
+        handlers.ListSchedules("", ScheduleStatus.CONFIRMED, MANAGER), uow
+    )
+    everything = await handlers.list_schedules(handlers.ListSchedules("", None, MANAGER), uow)
     assert sorted(s.order_id for s in kims) == ["o-1", "o-2"]
     assert [s.order_id for s in confirmed] == ["o-2"]
     assert len(everything) == 3
