@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -14,6 +15,12 @@ class DomainEvent:
     @property
     def event_type(self) -> str:
         return type(self).__name__
+
+
+class Versioned(Protocol):
+    """What a repository stores with optimistic locking: an aggregate, or a read model."""
+
+    version: int
 
 
 @dataclass(kw_only=True)

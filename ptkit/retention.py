@@ -41,19 +41,22 @@ class Retention:
         """Delete what is old enough; returns (outbox rows, processed marks) deleted."""
         now = now or datetime.now(UTC)
         outbox, processed = self.tables.outbox, self.tables.processed_events
+        pruned_rows = 0
         async with self.engine.begin() as connection:
-            pruned_outbox = await connection.execute(
-                delete(outbox).where(
-                    outbox.c.published_at.is_not(None),
-                    outbox.c.published_at < now - timedelta(hours=self.settings.outbox_hours),
+            if outbox is not None:
+                pruned_outbox = await connection.execute(
+                    delete(outbox).where(
+                        outbox.c.published_at.is_not(None),
+                        outbox.c.published_at < now - timedelta(hours=self.settings.outbox_hours),
+                    )
                 )
-            )
+                pruned_rows = pruned_outbox.rowcount
             pruned_marks = await connection.execute(
                 delete(processed).where(
                     processed.c.handled_at < now - timedelta(days=self.settings.processed_days)
                 )
             )
-        return pruned_outbox.rowcount, pruned_marks.rowcount
+        return pruned_rows, pruned_marks.rowcount
 
     async def run(self) -> None:
         while True:

@@ -99,16 +99,28 @@ class ServiceSettings:
 
 
 class ServiceRuntime:
+    """``source`` is the context whose events the service publishes (``pt.<source>.*``);
+    a service that publishes nothing (a read model, without an outbox) runs no relay."""
+
     def __init__(
-        self, settings: ServiceSettings, metadata: MetaData, tables: MessagingTables, source: str
+        self,
+        settings: ServiceSettings,
+        metadata: MetaData,
+        tables: MessagingTables,
+        source: str | None,
     ) -> None:
         self.settings = settings
         self.metadata = metadata
         self.tables = tables
         self.engine = create_engine(settings.database_url)
-        self.serializer = EnvelopeSerializer(source)
         self.jetstream = JetStream(settings.nats_url, settings.stream, name=settings.name)
-        self.relay = OutboxRelay(self.engine, tables, self.jetstream, source)
+        self.serializer: EnvelopeSerializer | None = None
+        self.relay: OutboxRelay | None = None
+        if source is not None:
+            if tables.outbox is None:
+                raise ValueError(f"{settings.name} publishes {source} events but has no outbox")
+            self.serializer = EnvelopeSerializer(source)
+            self.relay = OutboxRelay(self.engine, tables, self.jetstream, source)
         self.retention = Retention(
             self.engine,
             tables,
@@ -123,8 +135,10 @@ class ServiceRuntime:
         """Units of work of the service's own kind: one per call or event, each with its
         own connection and transaction; their commits wake the outbox relay."""
 
+        wake = [self.relay.wake] if self.relay is not None else []
+
         def new_unit_of_work() -> U:
-            return cls(self.engine, self.tables, self.serializer, on_commit=[self.relay.wake])
+            return cls(self.engine, self.tables, self.serializer, on_commit=wake)
 
         return new_unit_of_work
 
@@ -167,7 +181,7 @@ class ServiceRuntime:
             described=described,
             background=[
                 self.jetstream.connect,
-                self.relay.run,
+                *([self.relay.run] if self.relay is not None else []),
                 self.retention.run,
                 *(c.run for c in self.consumers),
             ],

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from ptkit.domain import Aggregate, ConcurrencyConflict, DomainEvent
+from ptkit.domain import Aggregate, ConcurrencyConflict, DomainEvent, Versioned
 from ptkit.mapping import AggregateMapper
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,27 @@ def create_engine(url: str) -> AsyncEngine:
 
 @dataclass(frozen=True)
 class MessagingTables:
-    """The outbox and processed-events tables, added to a service's own metadata."""
+    """The outbox and processed-events tables, added to a service's own metadata.
 
-    outbox: Table
+    A service that publishes nothing (status_svc's read model) has no outbox.
+    """
+
+    outbox: Table | None
     processed_events: Table
 
     @classmethod
-    def add_to(cls, metadata: MetaData) -> MessagingTables:
-        outbox = Table(
+    def add_to(cls, metadata: MetaData, *, outbox: bool = True) -> MessagingTables:
+        processed = Table(
+            "processed_events",
+            metadata,
+            Column("consumer", String(64), nullable=False),
+            Column("event_id", String(36), nullable=False),
+            Column("handled_at", DateTime(timezone=True), nullable=False),
+            PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
+        )
+        if not outbox:
+            return cls(outbox=None, processed_events=processed)
+        outbox_table = Table(
             "outbox",
             metadata,
             Column("seq", Integer, primary_key=True, autoincrement=True),
@@ -107,15 +120,7 @@ class MessagingTables:
             Column("published_at", DateTime(timezone=True), nullable=True),
             Index("ix_outbox_unpublished", "published_at", "seq"),
         )
-        processed = Table(
-            "processed_events",
-            metadata,
-            Column("consumer", String(64), nullable=False),
-            Column("event_id", String(36), nullable=False),
-            Column("handled_at", DateTime(timezone=True), nullable=False),
-            PrimaryKeyConstraint("consumer", "event_id", name="pk_processed_events"),
-        )
-        return cls(outbox=outbox, processed_events=processed)
+        return cls(outbox=outbox_table, processed_events=processed)
 
 
 @dataclass(frozen=True)
@@ -160,14 +165,14 @@ class TrackingRepository:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
-        self.seen: list[Aggregate] = []
+        self.seen: list[Versioned] = []
         self._loaded_versions: dict[int, int] = {}
 
     @property
     def table(self) -> Table:
         return self.mapper.table
 
-    def _track(self, aggregate: Aggregate) -> None:
+    def _track(self, aggregate: Versioned) -> None:
         self.seen.append(aggregate)
         self._loaded_versions[id(aggregate)] = aggregate.version
 
@@ -189,7 +194,7 @@ class TrackingRepository:
             ) from None
         self._track(aggregate)
 
-    async def _update(self, aggregate: Aggregate, expected_version: int) -> int:
+    async def _update(self, aggregate: Versioned, expected_version: int) -> int:
         """Write the aggregate WHERE version = expected_version; return the row count."""
         key = self.mapper.key
         values = self.mapper.values(aggregate)
@@ -224,7 +229,7 @@ class SqlUnitOfWork:
         self,
         engine: AsyncEngine,
         tables: MessagingTables,
-        serializer: EventSerializer,
+        serializer: EventSerializer | None,
         causation: Causation | None = None,
         on_commit: Iterable[Callable[[], None]] = (),
     ) -> None:
@@ -276,7 +281,11 @@ class SqlUnitOfWork:
         for repository in self.repositories():
             await repository.flush()
             for aggregate in repository.seen:
+                if not isinstance(aggregate, Aggregate):
+                    continue  # a read model records no events
                 for domain_event in aggregate.events:
+                    if self.serializer is None:
+                        raise TypeError("events recorded in a service that publishes none")
                     message = self.serializer(domain_event, aggregate.version, causation_id)
                     rows.append(
                         {
@@ -289,6 +298,7 @@ class SqlUnitOfWork:
                     )
                 aggregate.events.clear()
         if rows:
+            assert self.tables.outbox is not None, "a serializer comes with an outbox"
             await self.connection.execute(insert(self.tables.outbox), rows)
         assert self._transaction is not None
         await self._transaction.commit()

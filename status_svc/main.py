@@ -23,7 +23,7 @@ DEFAULT_PORT = 50054
 async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
     stop = stop or stop_on_signals()
-    runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source="status")
+    runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source=None)
     bell = NotificationBell()
     new_uow = runtime.unit_of_work_factory(sql.SqlStatusUnitOfWork)
     runtime.consume(bind(POLICIES, bell=bell), new_uow, TRANSIENT_ERRORS)

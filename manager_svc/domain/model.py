@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 
 from ptkit.domain import Aggregate, IllegalTransition, NotFound
+from ptkit.statuses import AssignmentStatus
 
 from .events import AssignmentCancelled, TrainerAssigned
 from .roster import Trainer
 
 MAX_TEXT_LENGTH = 500
 SCHEDULE_CANCELLED = "schedule cancelled"
-
-
-class AssignmentStatus(enum.Enum):
-    AWAITING_TRAINER = "AWAITING_TRAINER"
-    TRAINER_ASSIGNED = "TRAINER_ASSIGNED"
-    ORDER_CONFIRMED = "ORDER_CONFIRMED"
-    CANCELLED = "CANCELLED"
 
 
 # The statuses in which an assignment counts towards its trainer's load.

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 
 from ptkit.domain import Aggregate, IllegalTransition, NotFound
+from ptkit.statuses import OrderStatus
 from ptkit.validation import require_text
 
 from .events import OrderCancelled, OrderCompleted, OrderConfirmed, OrderPlaced
 
 MAX_NAME_LENGTH = 100
 MAX_REASON_LENGTH = 500
-
-
-class OrderStatus(enum.Enum):
-    PLACED = "PLACED"
-    CONFIRMED = "CONFIRMED"
-    COMPLETED = "COMPLETED"
-    CANCELLED = "CANCELLED"
 
 
 class OrderNotFound(NotFound):

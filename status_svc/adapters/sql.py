@@ -31,7 +31,7 @@ from status_svc.domain.model import OrderStatusNotFound, OrderStatusView
 from status_svc.domain.notifications import Notification
 
 metadata = service_metadata(Path(__file__).with_name("migrations"))
-messaging = MessagingTables.add_to(metadata)
+messaging = MessagingTables.add_to(metadata, outbox=False)
 
 # ``stamps`` and ``trainer_names`` (JSON) are the bookkeeping that keeps the view
 # independent of arrival order (see the domain model).

@@ -13,6 +13,11 @@ from datetime import datetime
 from typing import ClassVar
 
 from ptkit.domain import DomainEvent
+from ptkit.statuses import AssignmentStatus, OrderStatus, ScheduleStatus
+
+Fact = str | datetime | enum.Enum
+Report = dict[str, Fact | None]
+"""What an event tells about its order, field of the view by field."""
 
 
 class Origin(enum.Enum):
@@ -32,6 +37,9 @@ class ObservedEvent(DomainEvent):
     aggregate_version: int
     occurred_at: datetime | None
 
+    def reports(self) -> Report:
+        raise NotImplementedError
+
 
 @dataclass(frozen=True, kw_only=True)
 class OrderPlaced(ObservedEvent):
@@ -40,6 +48,14 @@ class OrderPlaced(ObservedEvent):
     customer_name: str
     class_name: str
 
+    def reports(self) -> Report:
+        return {
+            "order_status": OrderStatus.PLACED,
+            "customer_id": self.customer_id,
+            "customer_name": self.customer_name,
+            "class_name": self.class_name,
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class OrderCancelled(ObservedEvent):
@@ -47,17 +63,26 @@ class OrderCancelled(ObservedEvent):
     customer_id: str
     reason: str
 
+    def reports(self) -> Report:
+        return {"order_status": OrderStatus.CANCELLED, "customer_id": self.customer_id}
+
 
 @dataclass(frozen=True, kw_only=True)
 class OrderConfirmed(ObservedEvent):
     origin: ClassVar[Origin] = Origin.ORDER
     customer_id: str
 
+    def reports(self) -> Report:
+        return {"order_status": OrderStatus.CONFIRMED, "customer_id": self.customer_id}
+
 
 @dataclass(frozen=True, kw_only=True)
 class OrderCompleted(ObservedEvent):
     origin: ClassVar[Origin] = Origin.ORDER
     customer_id: str
+
+    def reports(self) -> Report:
+        return {"order_status": OrderStatus.COMPLETED, "customer_id": self.customer_id}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,12 +93,26 @@ class TrainerAssigned(ObservedEvent):
     customer_id: str
     class_name: str
 
+    def reports(self) -> Report:
+        return {
+            "reported_assignment_status": AssignmentStatus.TRAINER_ASSIGNED,
+            "trainer_id": self.trainer_id,
+            "customer_id": self.customer_id,
+            "class_name": self.class_name,
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class AssignmentCancelled(ObservedEvent):
     origin: ClassVar[Origin] = Origin.ASSIGNMENT
     trainer_id: str
     reason: str
+
+    def reports(self) -> Report:
+        return {
+            "reported_assignment_status": AssignmentStatus.CANCELLED,
+            "trainer_id": self.trainer_id,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,12 +122,25 @@ class ScheduleConfirmed(ObservedEvent):
     start_time: datetime | None
     duration_minutes: int
 
+    def reports(self) -> Report:
+        return {
+            "reported_schedule_status": ScheduleStatus.CONFIRMED,
+            "trainer_id": self.trainer_id,
+            "start_time": self.start_time,
+        }
+
 
 @dataclass(frozen=True, kw_only=True)
 class ScheduleCancelled(ObservedEvent):
     origin: ClassVar[Origin] = Origin.SCHEDULE
     trainer_id: str
     reason: str
+
+    def reports(self) -> Report:
+        return {
+            "reported_schedule_status": ScheduleStatus.CANCELLED,
+            "trainer_id": self.trainer_id,
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,6 +149,15 @@ class ClassResultRegistered(ObservedEvent):
     trainer_id: str
     customer_id: str
     result: str
+
+    def reports(self) -> Report:
+        return {
+            "reported_schedule_status": ScheduleStatus.CLASS_COMPLETED,
+            "trainer_id": self.trainer_id,
+            "customer_id": self.customer_id,
+            "class_result": self.result,
+            "result_recorded_at": self.occurred_at,
+        }
 
 
 OBSERVED_EVENTS: tuple[type[ObservedEvent], ...] = (

@@ -1,14 +1,14 @@
-"""OrderStatusView: what is known about one order, folded from the events of three
-aggregates (the order, its assignment and its schedule).
+"""OrderStatusView: what the studio knows about one order, told by the events of its
+order, its assignment and its schedule. A read model, not an aggregate: it decides
+nothing and records no events.
 
-Events arrive in any order and more than once, so the view is built to end the same
-whatever the order: every field keeps the value of the most authoritative, most recent
-report. A report is stamped ``(authority, version)``: the authority of the aggregate
-that made it for that field (e.g. the order is the authority on the customer, the
-schedule on who holds the class), then that aggregate's version. A field takes a new
-value only when its stamp is higher than the stamp of the value it holds, and an empty
-value never erases a known one. "Keep the maximum" does not depend on the order of
-arrival and a second copy changes nothing.
+Events arrive in any order and more than once, so every field of the view is a
+last-writer-wins register: a report is stamped ``(rank, version)`` — the rank of the
+aggregate that made it for that field (the order is the authority on the customer, the
+schedule on who holds the class), then that aggregate's version — and replaces the
+value only when its stamp is higher than the stamp of the value held; an empty report
+never erases a known value. Keeping the maximum does not depend on the order of
+arrival, and a second copy changes nothing.
 """
 
 from __future__ import annotations
@@ -17,52 +17,17 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ptkit.domain import Aggregate, NotFound
+from ptkit.domain import NotFound
+from ptkit.statuses import AssignmentStatus, OrderStatus, ScheduleStatus
 
-from .events import (
-    AssignmentCancelled,
-    ClassResultRegistered,
-    ObservedEvent,
-    OrderCancelled,
-    OrderCompleted,
-    OrderConfirmed,
-    OrderPlaced,
-    Origin,
-    ScheduleCancelled,
-    ScheduleConfirmed,
-    TrainerAssigned,
-)
+from .events import Fact, ObservedEvent, Origin, TrainerAssigned
 
-
-class OrderStatus(enum.Enum):
-    PLACED = "PLACED"
-    CONFIRMED = "CONFIRMED"
-    COMPLETED = "COMPLETED"
-    CANCELLED = "CANCELLED"
-
-
-class AssignmentStatus(enum.Enum):
-    AWAITING_TRAINER = "AWAITING_TRAINER"
-    TRAINER_ASSIGNED = "TRAINER_ASSIGNED"
-    ORDER_CONFIRMED = "ORDER_CONFIRMED"
-    CANCELLED = "CANCELLED"
-
-
-class ScheduleStatus(enum.Enum):
-    REQUESTED = "REQUESTED"
-    CONFIRMED = "CONFIRMED"
-    CLASS_COMPLETED = "CLASS_COMPLETED"
-    CANCELLED = "CANCELLED"
-
-
-BOOKED = (ScheduleStatus.CONFIRMED, ScheduleStatus.CLASS_COMPLETED)
+__all__ = ["AssignmentStatus", "OrderStatus", "OrderStatusView", "ScheduleStatus"]
 
 Stamp = tuple[int, int]
-"""(authority of the reporting aggregate for the field, that aggregate's version)."""
+"""(rank of the reporting aggregate for the field, that aggregate's version)."""
 
-Fact = str | datetime | enum.Enum
-
-_AUTHORITIES: dict[str, tuple[Origin, ...]] = {
+REPORTERS: dict[str, tuple[Origin, ...]] = {
     # field: the aggregates that report it, most authoritative first
     "customer_id": (Origin.ORDER, Origin.ASSIGNMENT, Origin.SCHEDULE),
     "customer_name": (Origin.ORDER,),
@@ -79,67 +44,22 @@ _AUTHORITIES: dict[str, tuple[Origin, ...]] = {
 }
 
 
-def _stamp(name: str, origin: Origin, version: int) -> Stamp:
-    authorities = _AUTHORITIES[name]
-    return (len(authorities) - authorities.index(origin), version)
+def stamp(name: str, origin: Origin, version: int) -> Stamp:
+    reporters = REPORTERS[name]
+    return (len(reporters) - reporters.index(origin), version)
 
 
-def _rank(value: Fact) -> tuple[int, str | datetime]:
-    """Breaks a tie between two values with the same stamp (never seen from consistent
-    publishers, but the outcome must not depend on arrival order even then)."""
+def _tie_break(value: Fact) -> tuple[int, str | datetime]:
+    """Orders two values with the same stamp (never seen from consistent publishers, but
+    the outcome must not depend on arrival order even then)."""
     if isinstance(value, enum.Enum):
         return (list(type(value)).index(value), "")
     return (0, value)
 
 
-def _facts(event: ObservedEvent) -> list[tuple[str, Fact | None]]:
-    """What an event tells the view, field by field."""
-    match event:
-        case OrderPlaced():
-            return [
-                ("order_status", OrderStatus.PLACED),
-                ("customer_id", event.customer_id),
-                ("customer_name", event.customer_name),
-                ("class_name", event.class_name),
-            ]
-        case OrderConfirmed():
-            return [("order_status", OrderStatus.CONFIRMED), ("customer_id", event.customer_id)]
-        case OrderCompleted():
-            return [("order_status", OrderStatus.COMPLETED), ("customer_id", event.customer_id)]
-        case OrderCancelled():
-            return [("order_status", OrderStatus.CANCELLED), ("customer_id", event.customer_id)]
-        case TrainerAssigned():
-            return [
-                ("reported_assignment_status", AssignmentStatus.TRAINER_ASSIGNED),
-                ("trainer_id", event.trainer_id),
-                ("customer_id", event.customer_id),
-                ("class_name", event.class_name),
-            ]
-        case AssignmentCancelled():
-            return [
-                ("reported_assignment_status", AssignmentStatus.CANCELLED),
-                ("trainer_id", event.trainer_id),
-            ]
-        case ScheduleConfirmed():
-            return [
-                ("reported_schedule_status", ScheduleStatus.CONFIRMED),
-                ("trainer_id", event.trainer_id),
-                ("start_time", event.start_time),
-            ]
-        case ScheduleCancelled():
-            return [
-                ("reported_schedule_status", ScheduleStatus.CANCELLED),
-                ("trainer_id", event.trainer_id),
-            ]
-        case ClassResultRegistered():
-            return [
-                ("reported_schedule_status", ScheduleStatus.CLASS_COMPLETED),
-                ("trainer_id", event.trainer_id),
-                ("customer_id", event.customer_id),
-                ("class_result", event.result),
-                ("result_recorded_at", event.occurred_at),
-            ]
-    return []
+def last_writer_wins(new: Stamp, value: Fact, held: Stamp | None, held_value: Fact) -> bool:
+    """Whether a report stamped ``new`` replaces the value stamped ``held``."""
+    return held is None or (new, _tie_break(value)) > (held, _tie_break(held_value))
 
 
 class OrderStatusNotFound(NotFound):
@@ -150,7 +70,7 @@ class OrderStatusNotFound(NotFound):
 
 
 @dataclass(kw_only=True)
-class OrderStatusView(Aggregate):
+class OrderStatusView:
     """Everything the read side knows about one order.
 
     ``reported_*_status`` are the statuses the assignment and schedule events reported;
@@ -172,15 +92,19 @@ class OrderStatusView(Aggregate):
     reported_schedule_status: ScheduleStatus | None = None
     updated_at: datetime | None = None
     stamps: dict[str, Stamp] = field(default_factory=dict)
+    """The last-writer-wins stamp of every field that holds a value."""
     trainer_names: dict[str, tuple[int, str]] = field(default_factory=dict)
     """trainer_id -> (assignment version, name), from every TrainerAssigned seen."""
+    version: int = 0
+    """Bumped by every change: replicas folding events of one order do not overwrite
+    each other (optimistic locking)."""
 
     def observe(self, event: ObservedEvent) -> bool:
         """Fold one event in; returns whether the view changed (a late or repeated
         report changes nothing)."""
         changed = False
-        for name, value in _facts(event):
-            changed |= self._learn(name, value, _stamp(name, event.origin, event.aggregate_version))
+        for name, value in event.reports().items():
+            changed |= self._learn(name, value, stamp(name, event.origin, event.aggregate_version))
         if isinstance(event, TrainerAssigned):
             changed |= self._learn_trainer_name(
                 event.trainer_id, event.trainer_name, event.aggregate_version
@@ -191,17 +115,16 @@ class OrderStatusView(Aggregate):
             self.updated_at = event.occurred_at
             changed = True
         if changed:
-            self._touch()
+            self.version += 1
         return changed
 
-    def _learn(self, name: str, value: Fact | None, stamp: Stamp) -> bool:
+    def _learn(self, name: str, value: Fact | None, new: Stamp) -> bool:
         if value is None or value == "":
             return False
-        known = self.stamps.get(name)
-        if known is not None and (stamp, _rank(value)) <= (known, _rank(getattr(self, name))):
+        if not last_writer_wins(new, value, self.stamps.get(name), getattr(self, name)):
             return False
         setattr(self, name, value)
-        self.stamps[name] = stamp
+        self.stamps[name] = new
         return True
 
     def _learn_trainer_name(self, trainer_id: str, name: str, version: int) -> bool:
@@ -223,7 +146,7 @@ class OrderStatusView(Aggregate):
         reported = self.reported_assignment_status
         if reported is AssignmentStatus.CANCELLED:
             return reported
-        if self.reported_schedule_status in BOOKED:
+        if self.reported_schedule_status is not None and self.reported_schedule_status.booked:
             return AssignmentStatus.ORDER_CONFIRMED
         if reported is not None:
             return reported

@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.domain import ConcurrencyConflict
-from ptkit.events import EnvelopeSerializer
 from ptkit.sql import AlreadyHandled, Causation
 from status_svc.adapters import sql
 from status_svc.application import handlers
@@ -32,7 +31,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 def unit_of_work(engine: AsyncEngine) -> sql.SqlStatusUnitOfWork:
-    return sql.SqlStatusUnitOfWork(engine, sql.messaging, EnvelopeSerializer("status"))
+    return sql.SqlStatusUnitOfWork(engine, sql.messaging, None)
 
 
 async def project(engine: AsyncEngine, events: list[ObservedEvent]) -> None:
@@ -183,3 +182,13 @@ async def test_a_watch_sees_results_projected_after_it_started(engine: AsyncEngi
     assert notification.message == "Your class result for 'After' is ready"
     closing.set()
     assert [n async for n in stream] == []
+
+
+async def test_the_read_model_keeps_no_outbox(database_url: str) -> None:
+    """status_svc publishes nothing: its database holds views, notifications and
+    processed-event marks, and no outbox for a relay to poll."""
+    async with database(database_url, sql.metadata) as engine:
+        async with engine.connect() as connection:
+            names = await connection.run_sync(lambda sync: inspect(sync).get_table_names())
+    assert "outbox" not in names
+    assert {"order_status_views", "notifications", "processed_events"} <= set(names)

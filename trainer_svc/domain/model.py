@@ -5,12 +5,12 @@ A trainer never holds two booked (confirmed or held) schedules whose time slots 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ptkit.domain import Aggregate, IllegalTransition, InvalidValue, NotFound
+from ptkit.statuses import ScheduleStatus
 from ptkit.validation import require_text
 
 from .events import ClassResultRegistered, ScheduleCancelled, ScheduleConfirmed
@@ -20,16 +20,9 @@ MAX_RESULT_LENGTH = 2000
 MAX_REASON_LENGTH = 500
 
 
-class ScheduleStatus(enum.Enum):
-    REQUESTED = "REQUESTED"
-    CONFIRMED = "CONFIRMED"
-    CLASS_COMPLETED = "CLASS_COMPLETED"
-    CANCELLED = "CANCELLED"
-
-
 _LATEST_START = datetime.max.replace(tzinfo=UTC) - timedelta(minutes=MAX_DURATION_MINUTES)
 
-BOOKED = (ScheduleStatus.CONFIRMED, ScheduleStatus.CLASS_COMPLETED)
+BOOKED = tuple(status for status in ScheduleStatus if status.booked)
 """Statuses whose time slot the trainer is committed to."""
 
 
@@ -184,7 +177,7 @@ class Schedule(Aggregate):
 
     @property
     def booked(self) -> bool:
-        return self.status in BOOKED
+        return self.status.booked
 
     def reassign(
         self,
