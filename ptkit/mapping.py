@@ -155,7 +155,10 @@ def _field(
     nullable = optional if override.nullable is None else override.nullable
 
     def to_column(value: Any) -> object:
-        return None if value is None else to_db(value)
+        # a conversion of its own also decides what None is stored as (e.g. "")
+        if value is None and override.write is None:
+            return None
+        return to_db(value)
 
     # the field's default is the column's (on the Python side, so no schema change): a row
     # inserted by other means than the mapper gets what a new aggregate would hold

@@ -20,6 +20,7 @@ from tests.helpers import database, outbox_envelopes
 from trainer_svc.adapters import sql
 from trainer_svc.application import handlers
 from trainer_svc.domain.model import (
+    ClassResult,
     Schedule,
     ScheduleNotFound,
     ScheduleStatus,
@@ -119,7 +120,7 @@ async def stored(
     if status is not ScheduleStatus.REQUESTED:
         schedule.confirm(trainer_id, TimeSlot.of(start, 60), [], TEN)
     if status is ScheduleStatus.CLASS_COMPLETED:
-        schedule.register_result(trainer_id, "good", TEN)
+        schedule.register_result(trainer_id, ClassResult("good"), TEN)
     if status is ScheduleStatus.CANCELLED:
         schedule.cancel("", TEN)
     uow = unit_of_work(engine)

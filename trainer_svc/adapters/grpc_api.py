@@ -36,7 +36,7 @@ def schedule_to_proto(schedule: Schedule) -> pb.Schedule:
         status=_STATUS[schedule.status],
         start_time=to_timestamp(slot.start) if slot else None,
         duration_minutes=slot.duration_minutes if slot else 0,
-        class_result=schedule.class_result,
+        class_result=str(schedule.class_result or ""),
         cancel_reason=schedule.cancel_reason,
         update_time=to_timestamp(schedule.updated_at),
         version=schedule.version,

@@ -10,10 +10,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ptkit.mapping import AggregateMapper, Embedded, as_utc
+from ptkit.mapping import AggregateMapper, Embedded, Stored, as_utc
 from ptkit.migrations import service_metadata
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
-from trainer_svc.domain.model import BOOKED, Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
+from trainer_svc.domain.model import (
+    BOOKED,
+    ClassResult,
+    Schedule,
+    ScheduleNotFound,
+    ScheduleStatus,
+    TimeSlot,
+)
 
 metadata = service_metadata(Path(__file__).with_name("migrations"))
 messaging = MessagingTables.add_to(metadata)
@@ -57,7 +64,12 @@ schedule_rows = AggregateMapper(
             write=_slot_columns,
             read=_slot,
         ),
-        "class_result": Text(),
+        "class_result": Stored(
+            Text(),
+            nullable=False,
+            write=lambda result: result.text if result else "",
+            read=lambda text: ClassResult(text) if text else None,
+        ),
         "cancel_reason": String(500),
     },
 )

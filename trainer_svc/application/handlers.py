@@ -7,10 +7,9 @@ from datetime import datetime
 
 from ptkit.auth import Caller
 from ptkit.ports import Clock, utcnow
-from ptkit.validation import require_text
 from trainer_svc.application import access
 from trainer_svc.application.ports import UnitOfWork
-from trainer_svc.domain.model import MAX_RESULT_LENGTH, Schedule, ScheduleStatus, TimeSlot
+from trainer_svc.domain.model import ClassResult, Schedule, ScheduleStatus, TimeSlot
 
 
 @dataclass(frozen=True)
@@ -106,12 +105,11 @@ async def register_class_result(
     cmd: RegisterClassResult, uow: UnitOfWork, now: Clock = utcnow
 ) -> Schedule:
     access.may_work_on_schedules(cmd.caller)
-    # refuse a bad result before reading: INVALID_ARGUMENT even for an unknown order
-    require_text("result", cmd.result, max_length=MAX_RESULT_LENGTH)
+    result = ClassResult(cmd.result)  # a bad result is refused even for an unknown order
     async with uow:
         schedule = await uow.schedules.get(cmd.order_id)
         access.may_use(cmd.caller, schedule)
-        schedule.register_result(cmd.caller.subject, cmd.result, now())
+        schedule.register_result(cmd.caller.subject, result, now())
         await uow.commit()
         return schedule
 

@@ -60,6 +60,20 @@ class TimeSlot:
         return f"{self.start:%Y-%m-%d %H:%M}-{self.end:%H:%M} UTC ({self.duration_minutes} min)"
 
 
+@dataclass(frozen=True)
+class ClassResult:
+    """What the trainer records after the class: 1 to 2000 characters, trimmed."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        text = require_text("result", self.text, max_length=MAX_RESULT_LENGTH)
+        object.__setattr__(self, "text", text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
 class ScheduleNotFound(NotFound):
     def __init__(self, order_id: str) -> None:
         super().__init__(f"no schedule for order {order_id}")
@@ -123,7 +137,7 @@ class Schedule(Aggregate):
     updated_at: datetime
     status: ScheduleStatus = ScheduleStatus.REQUESTED
     slot: TimeSlot | None = None
-    class_result: str = ""
+    class_result: ClassResult | None = None
     cancel_reason: str = ""
     assignment_version: int = 0
     """Version of the manager's assignment this schedule follows (to ignore stale ones)."""
@@ -233,9 +247,8 @@ class Schedule(Aggregate):
             )
         )
 
-    def register_result(self, trainer_id: str, result: str, now: datetime) -> None:
+    def register_result(self, trainer_id: str, result: ClassResult, now: datetime) -> None:
         """The class was held. Registering the same result again changes nothing."""
-        result = require_text("result", result, max_length=MAX_RESULT_LENGTH)
         self._require_trainer(trainer_id)
         if self.status is ScheduleStatus.CLASS_COMPLETED:
             if result == self.class_result:
@@ -251,7 +264,7 @@ class Schedule(Aggregate):
                 order_id=self.order_id,
                 trainer_id=self.trainer_id,
                 customer_id=self.customer_id,
-                result=result,
+                result=result.text,
             )
         )
 

@@ -11,6 +11,7 @@ from ptkit.domain import DomainError, InvalidValue
 from trainer_svc.domain.events import ClassResultRegistered, ScheduleCancelled, ScheduleConfirmed
 from trainer_svc.domain.model import (
     ClassAlreadyHeld,
+    ClassResult,
     ClassResultAlreadyRegistered,
     Schedule,
     ScheduleAlreadyConfirmed,
@@ -43,7 +44,7 @@ def in_state(status: ScheduleStatus, order_id: str = "o-1", slot: TimeSlot = HOU
     if status in (ScheduleStatus.CONFIRMED, ScheduleStatus.CLASS_COMPLETED):
         schedule.confirm("kim", slot, [], NOW)
     if status is ScheduleStatus.CLASS_COMPLETED:
-        schedule.register_result("kim", "great squats", NOW)
+        schedule.register_result("kim", ClassResult("great squats"), NOW)
     if status is ScheduleStatus.CANCELLED:
         schedule.cancel("customer is ill", NOW)
     schedule.events.clear()
@@ -245,9 +246,9 @@ def test_another_trainers_class_at_the_same_time_is_no_clash() -> None:
 
 def test_the_trainer_registers_the_class_result_of_a_confirmed_schedule() -> None:
     schedule = in_state(ScheduleStatus.CONFIRMED)
-    schedule.register_result("kim", "  deadlift form improved  ", NOW)
+    schedule.register_result("kim", ClassResult("  deadlift form improved  "), NOW)
     assert schedule.status is ScheduleStatus.CLASS_COMPLETED
-    assert schedule.class_result == "deadlift form improved"
+    assert schedule.class_result == ClassResult("deadlift form improved")
     assert schedule.events == [
         ClassResultRegistered(
             order_id="o-1", trainer_id="kim", customer_id="alice", result="deadlift form improved"
@@ -257,26 +258,28 @@ def test_the_trainer_registers_the_class_result_of_a_confirmed_schedule() -> Non
 
 def test_registering_the_same_result_again_changes_nothing() -> None:
     schedule = in_state(ScheduleStatus.CLASS_COMPLETED)
-    schedule.register_result("kim", "great squats", NOW)
+    schedule.register_result("kim", ClassResult("great squats"), NOW)
     assert schedule.events == []
 
 
 def test_a_different_result_for_a_held_class_is_refused() -> None:
     with pytest.raises(ClassResultAlreadyRegistered):
-        in_state(ScheduleStatus.CLASS_COMPLETED).register_result("kim", "something else", NOW)
+        in_state(ScheduleStatus.CLASS_COMPLETED).register_result(
+            "kim", ClassResult("something else"), NOW
+        )
 
 
 @pytest.mark.parametrize("result", ["", "   ", "x" * 2001])
 def test_a_class_result_is_one_to_2000_characters(result: str) -> None:
     schedule = in_state(ScheduleStatus.CONFIRMED)
     with pytest.raises(InvalidValue, match="result"):
-        schedule.register_result("kim", result, NOW)
+        schedule.register_result("kim", ClassResult(result), NOW)
     assert schedule.status is ScheduleStatus.CONFIRMED
 
 
 def test_a_2000_character_result_is_accepted() -> None:
     schedule = in_state(ScheduleStatus.CONFIRMED)
-    schedule.register_result("kim", "x" * 2000, NOW)
+    schedule.register_result("kim", ClassResult("x" * 2000), NOW)
     assert schedule.status is ScheduleStatus.CLASS_COMPLETED
 
 
@@ -335,7 +338,7 @@ def test_cancelling_before_the_assignment_records_a_cancelled_schedule_without_t
 
 Action = Callable[[Schedule], None]
 CONFIRM: Action = lambda s: s.confirm("kim", TimeSlot.of(TEN + timedelta(days=1), 60), [], NOW)  # noqa: E731
-RESULT: Action = lambda s: s.register_result("kim", "a new result", NOW)  # noqa: E731
+RESULT: Action = lambda s: s.register_result("kim", ClassResult("a new result"), NOW)  # noqa: E731
 CANCEL: Action = lambda s: s.cancel("", NOW)  # noqa: E731
 
 
