@@ -13,7 +13,14 @@ run both):
 - the events the tracked aggregates recorded land in :attr:`MemoryStore.outbox` with
   their causation, in the same commit as the state;
 - a unit of work bound to an event its consumer already handled raises
-  :class:`AlreadyHandled`.
+  :class:`AlreadyHandled`;
+- only what a unit of work added or changed (a new version) is written back, as the SQL
+  one updates changed rows only; a second row with the same values of a unique
+  constraint (:attr:`InMemoryRepository.unique`) is a conflict, as the SQL insert is.
+
+Outside ``async with`` a unit of work's repositories hold the committed rows, for a
+test's own arrangement and assertions (``uow.orders.rows["o-1"]``, as a test would read
+the database directly); their queries refuse to run there, as a closed connection would.
 
 A service's tests declare an in-memory repository per port by subclassing
 :class:`InMemoryRepository` (a table name, the key attribute, and the port's queries
@@ -51,9 +58,17 @@ class MemoryStore:
     outbox: list[OutboxEntry] = field(default_factory=list)
     processed: set[tuple[str, str]] = field(default_factory=set)
     commits: int = 0
+    sequences: dict[str, int] = field(default_factory=dict)
 
     def table(self, name: str) -> dict[str, Any]:
         return self.tables.setdefault(name, {})
+
+    def next_sequence(self, name: str, at_least: int = 0) -> int:
+        """The next number of a database sequence: never handed out twice, not given back
+        by a rollback, and above ``at_least`` (the largest number already stored)."""
+        number = max(self.sequences.get(name, 0), at_least) + 1
+        self.sequences[name] = number
+        return number
 
     @property
     def events(self) -> list[DomainEvent]:
@@ -71,46 +86,99 @@ class InMemoryRepository(Generic[T]):
 
     table: ClassVar[str]
     key: ClassVar[str]
+    unique: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    """Attributes whose values no two rows share (a unique constraint); a ``None`` among
+    them is NULL, which the constraint lets repeat."""
 
-    def __init__(self, rows: dict[str, T], store: MemoryStore) -> None:
+    def __init__(
+        self,
+        rows: dict[str, T],
+        store: MemoryStore,
+        working: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """``working`` is the unit of work's copy of every table (``rows`` is one of
+        them); ``None`` outside a unit of work, where ``rows`` are the committed ones."""
         self.rows = rows
         self._store = store
+        self._working = working
         self.seen: list[T] = []
         self.loaded_versions: dict[int, int | None] = {}
+
+    def _inside(self) -> None:
+        if self._working is None:
+            raise RuntimeError(f"{type(self).__name__} used outside 'async with' its unit of work")
+
+    def _table(self, name: str) -> dict[str, Any]:
+        """Another table as this unit of work sees it (for a join)."""
+        self._inside()
+        assert self._working is not None
+        return self._working.setdefault(name, {})
+
+    def _unique_values(self, item: T, columns: tuple[str, ...]) -> tuple[Any, ...] | None:
+        """The values of a unique constraint; ``None`` when one is NULL. A repository
+        whose SQL mapping stores a value as NULL (an empty string) says so here."""
+        values = tuple(getattr(item, column) for column in columns)
+        return None if any(value is None for value in values) else values
+
+    def _duplicates(self, item: T, rows: dict[str, Any]) -> Iterable[str]:
+        """Keys of other rows in ``rows`` that share a unique constraint's values."""
+        key = getattr(item, self.key)
+        for columns in self.unique:
+            values = self._unique_values(item, columns)
+            if values is None:
+                continue
+            for other_key, other in rows.items():
+                if other_key != key and self._unique_values(other, columns) == values:
+                    yield other_key
 
     def _track(self, item: T, loaded_version: int | None) -> None:
         self.seen.append(item)
         self.loaded_versions[id(item)] = loaded_version
 
     def _insert(self, item: T) -> None:
+        self._inside()
         key = getattr(item, self.key)
-        if key in self.rows:
+        if key in self.rows or any(self._duplicates(item, self.rows)):
             raise ConcurrencyConflict(f"{type(item).__name__} {key} was created concurrently")
         self.rows[key] = item
         self._track(item, None)
 
     def _find(self, key: str) -> T | None:
+        """The row with ``key``, tracked (what a SQL repository's ``_load`` hands out)."""
+        self._inside()
         item = self.rows.get(key)
         if item is not None and all(item is not seen for seen in self.seen):
             self._track(item, getattr(item, "version", None))
         return item
 
     def _rows(self) -> list[T]:
+        """Untracked copies of every row (what a SQL query loaded with ``mapper.load``
+        hands out: changing them writes nothing)."""
+        self._inside()
         return [copy.deepcopy(item) for item in self.rows.values()]
 
+    def changed(self) -> list[T]:
+        """What commit writes back: the rows this unit of work added, and the aggregates
+        it changed (a new version)."""
+        return [
+            item
+            for item in self.seen
+            if self.loaded_versions[id(item)] is None
+            or (isinstance(item, Aggregate) and item.version != self.loaded_versions[id(item)])
+        ]
+
     def conflicts(self) -> Iterable[str]:
-        """Keys whose committed row moved on since this unit of work read or added it."""
-        for item in self.seen:
-            if not isinstance(item, Aggregate):
-                continue
+        """Keys whose committed row moved on since this unit of work read or added it,
+        or that another unit of work committed with the same unique values meanwhile."""
+        committed = self._store.table(self.table)
+        for item in self.changed():
             key = getattr(item, self.key)
             loaded = self.loaded_versions[id(item)]
-            if item.version == loaded:
-                continue
-            stored = self._store.table(self.table).get(key)
-            if (stored is None) != (loaded is None) or (
-                stored is not None and stored.version != loaded
-            ):
+            stored = committed.get(key)
+            if loaded is None:
+                if stored is not None or any(self._duplicates(item, committed)):
+                    yield key
+            elif stored is None or stored.version != loaded:
                 yield key
 
 
@@ -134,6 +202,14 @@ class FakeUnitOfWork:
         self._repository_types = repositories
         self._working: dict[str, dict[str, Any]] | None = None
         self._opened: list[InMemoryRepository[Any]] = []
+        self._show_committed()
+
+    def _show_committed(self) -> None:
+        """Outside a unit of work, each repository attribute holds the committed rows."""
+        for name, repository_type in self._repository_types.items():
+            setattr(
+                self, name, repository_type(self.store.table(repository_type.table), self.store)
+            )
 
     def sibling(self) -> Self:
         """Another unit of work on the same store (what a factory hands out)."""
@@ -150,7 +226,7 @@ class FakeUnitOfWork:
         self._opened = []
         for name, repository_type in self._repository_types.items():
             rows = self._working.setdefault(repository_type.table, {})
-            repository = repository_type(rows, self.store)
+            repository = repository_type(rows, self.store, self._working)
             setattr(self, name, repository)
             self._opened.append(repository)
         return self
@@ -174,6 +250,7 @@ class FakeUnitOfWork:
                         OutboxEntry(event, item.version, causation_id) for event in item.events
                     )
                     item.events.clear()
+            for item in repository.changed():
                 table[getattr(item, repository.key)] = copy.deepcopy(item)
         if self.causation is not None:
             self.store.processed.add((self.causation.consumer, self.causation.event_id))
@@ -189,6 +266,8 @@ class FakeUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._working = None
+        self._opened = []
+        self._show_committed()
 
     def committed(self, table: str, key: str) -> Any:
         """The committed row of ``table`` with ``key`` (KeyError when there is none)."""

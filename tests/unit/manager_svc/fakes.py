@@ -1,10 +1,14 @@
-"""In-memory fakes of manager_svc's ports for domain and policy unit tests."""
+"""manager_svc's repositories in memory, over the kit's one fake unit of work, and a
+scripted trainer_svc.
+
+The contract suite (tests/integration/test_manager_repository_contract.py) runs the same
+tests against these repositories and the SQL ones on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
-import copy
-from types import TracebackType
-from typing import Self
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from manager_svc.application.ports import (
     ScheduleCancelRefused,
@@ -17,98 +21,97 @@ from manager_svc.domain.model import (
     AssignmentStatus,
 )
 from manager_svc.domain.roster import Trainer, TrainerNotFound
-from ptkit.domain import Aggregate, DomainEvent
+from ptkit.domain import DomainEvent
+from ptkit.sql import Causation
+from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
 
 
-class FakeTrainerRepository:
-    def __init__(self, trainers: dict[str, Trainer]) -> None:
-        self.items = trainers
+class InMemoryTrainers(InMemoryRepository[Trainer]):
+    table = "trainers"
+    key = "trainer_id"
 
     async def add(self, trainer: Trainer) -> None:
-        self.items[trainer.trainer_id] = trainer
+        self._insert(trainer)
 
     async def find(self, trainer_id: str) -> Trainer | None:
-        return self.items.get(trainer_id)
+        return self._find(trainer_id)
 
     async def get(self, trainer_id: str) -> Trainer:
-        if trainer_id not in self.items:
+        trainer = await self.find(trainer_id)
+        if trainer is None:
             raise TrainerNotFound(trainer_id)
-        return self.items[trainer_id]
+        return trainer
 
     async def list(self) -> list[Trainer]:
-        return sorted(self.items.values(), key=lambda t: (t.name, t.trainer_id))
+        return sorted(self._rows(), key=lambda t: (t.name, t.trainer_id))
 
 
-class FakeAssignmentRepository:
-    def __init__(self, assignments: dict[str, Assignment]) -> None:
-        self.items = assignments
+class InMemoryAssignments(InMemoryRepository[Assignment]):
+    table = "assignments"
+    key = "order_id"
 
     async def add(self, assignment: Assignment) -> None:
-        self.items[assignment.order_id] = assignment
+        self._insert(assignment)
 
     async def find(self, order_id: str) -> Assignment | None:
-        return self.items.get(order_id)
+        return self._find(order_id)
 
     async def get(self, order_id: str) -> Assignment:
-        if order_id not in self.items:
+        assignment = await self.find(order_id)
+        if assignment is None:
             raise AssignmentNotFound(order_id)
-        return self.items[order_id]
+        return assignment
 
     async def list(
         self, status: AssignmentStatus | None, trainer_id: str | None
     ) -> list[Assignment]:
         return [
             a
-            for a in self.items.values()
+            for a in sorted(self._rows(), key=lambda a: (a.created_at, a.order_id), reverse=True)
             if (status is None or a.status is status)
             and (not trainer_id or a.trainer_id == trainer_id)
         ]
 
     async def load_per_trainer(self) -> dict[str, int]:
         load: dict[str, int] = {}
-        for assignment in self.items.values():
+        for assignment in self._rows():
             if assignment.status in HOLDING_STATUSES:
                 load[assignment.trainer_id] = load.get(assignment.trainer_id, 0) + 1
         return load
 
 
-class FakeUnitOfWork:
-    """Changes become visible to the next unit of work only when committed; committed
-    events are collected in ``published`` (what the outbox would hold)."""
+class FakeManagerUnitOfWork(FakeUnitOfWork):
+    """manager_svc's unit of work in memory; ``published``, ``commits`` and
+    :meth:`assignment` say what the committed transactions wrote."""
 
-    def __init__(self) -> None:
-        self.committed_trainers: dict[str, Trainer] = {}
-        self.committed_assignments: dict[str, Assignment] = {}
-        self.published: list[DomainEvent] = []
-        self.commits = 0
+    trainers: InMemoryTrainers
+    assignments: InMemoryAssignments
 
-    async def __aenter__(self) -> Self:
-        self.trainers = FakeTrainerRepository(copy.deepcopy(self.committed_trainers))
-        self.assignments = FakeAssignmentRepository(copy.deepcopy(self.committed_assignments))
-        return self
-
-    async def __aexit__(
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        store: MemoryStore | None = None,
+        causation: Causation | None = None,
+        on_commit: Iterable[Callable[[], None]] = (),
+        **repositories: type[InMemoryRepository[Any]],
     ) -> None:
-        return None
+        super().__init__(
+            store,
+            causation,
+            on_commit,
+            **(repositories or {"trainers": InMemoryTrainers, "assignments": InMemoryAssignments}),
+        )
 
-    async def commit(self) -> None:
-        aggregates: list[Aggregate] = [
-            *self.trainers.items.values(),
-            *self.assignments.items.values(),
-        ]
-        for aggregate in aggregates:
-            self.published.extend(aggregate.events)
-            aggregate.events.clear()
-        self.committed_trainers = copy.deepcopy(self.trainers.items)
-        self.committed_assignments = copy.deepcopy(self.assignments.items)
-        self.commits += 1
+    @property
+    def published(self) -> list[DomainEvent]:
+        return self.store.events
+
+    @property
+    def commits(self) -> int:
+        return self.store.commits
 
     def assignment(self, order_id: str) -> Assignment:
-        return self.committed_assignments[order_id]
+        """The committed assignment of the order."""
+        return self.committed("assignments", order_id)
 
 
 class FakeScheduleCanceller:

@@ -12,7 +12,8 @@ from manager_svc.domain.events import AssignmentCancelled, TrainerAssigned
 from manager_svc.domain.model import AssignmentNotFound, AssignmentStatus
 from manager_svc.domain.roster import Trainer, TrainerNotFound
 from ptkit.domain import ConcurrencyConflict
-from tests.unit.manager_svc.fakes import FakeScheduleCanceller, FakeUnitOfWork, refused, unavailable
+from tests.unit.manager_svc.fakes import FakeManagerUnitOfWork as FakeUnitOfWork
+from tests.unit.manager_svc.fakes import FakeScheduleCanceller, refused, unavailable
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 START = datetime(2025, 3, 10, 18, 0, tzinfo=UTC)

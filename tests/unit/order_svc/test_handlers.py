@@ -4,69 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from itertools import count
-from typing import Self
 
 import pytest
 
 from order_svc.application import handlers
-from order_svc.application.ports import PageCursor
-from order_svc.domain.model import Order, OrderNotFound, OrderStatus
+from order_svc.domain.model import OrderNotFound, OrderStatus
+from tests.unit.order_svc.fakes import FakeOrderUnitOfWork as FakeUnitOfWork
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-class FakeOrders:
-    def __init__(self) -> None:
-        self.rows: dict[str, Order] = {}
-
-    async def add(self, order: Order) -> None:
-        self.rows[order.order_id] = order
-
-    async def get(self, order_id: str) -> Order:
-        if order_id not in self.rows:
-            raise OrderNotFound(order_id)
-        return self.rows[order_id]
-
-    async def find_by_request(self, customer_id: str, request_id: str) -> Order | None:
-        return next(
-            (
-                o
-                for o in self.rows.values()
-                if o.customer_id == customer_id and o.request_id == request_id
-            ),
-            None,
-        )
-
-    async def list(
-        self, customer_id: str | None, limit: int, after: PageCursor | None
-    ) -> list[Order]:
-        orders = sorted(self.rows.values(), key=lambda o: (o.created_at, o.order_id), reverse=True)
-        if customer_id:
-            orders = [o for o in orders if o.customer_id == customer_id]
-        if after:
-            orders = [
-                o for o in orders if (o.created_at, o.order_id) < (after.created_at, after.order_id)
-            ]
-        return orders[:limit]
-
-
-class FakeUnitOfWork:
-    def __init__(self) -> None:
-        self.orders = FakeOrders()
-        self.published: list[object] = []
-        self.commits = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self.commits += 1
-        for order in self.orders.rows.values():
-            self.published.extend(order.events)
-            order.events.clear()
 
 
 def place(customer: str = "alice", request_id: str = "") -> handlers.PlaceOrder:
@@ -127,8 +72,8 @@ async def test_policies_confirm_then_complete() -> None:
     uow = FakeUnitOfWork()
     order = await handlers.place_order(place(), uow, new_id=lambda: "o-1")
     await handlers.confirm_order_on_schedule_confirmed(handlers.ScheduleConfirmed("o-1"), uow)
-    assert order.status is OrderStatus.CONFIRMED
+    assert uow.orders.rows[order.order_id].status is OrderStatus.CONFIRMED
     await handlers.complete_order_on_class_result_registered(
         handlers.ClassResultRegistered("o-1"), uow
     )
-    assert order.status is OrderStatus.COMPLETED
+    assert uow.orders.rows[order.order_id].status is OrderStatus.COMPLETED

@@ -24,7 +24,7 @@ from status_svc.domain.model import OrderStatus as O
 from status_svc.domain.model import ScheduleStatus as S
 from status_svc.domain.notifications import Notification
 from tests.status_flows import OrderFlow, project
-from tests.unit.status_svc.fakes import FakeUnitOfWork
+from tests.unit.status_svc.fakes import FakeStatusUnitOfWork as FakeUnitOfWork
 
 CUSTOMERS = ("alice", "bob")
 

@@ -17,7 +17,7 @@ from status_svc.domain.notifications import Notification
 from tests.helpers import eventually
 from tests.status_flows import OrderFlow
 from tests.status_flows import project as project_event
-from tests.unit.status_svc.fakes import FakeUnitOfWork
+from tests.unit.status_svc.fakes import FakeStatusUnitOfWork as FakeUnitOfWork
 
 
 async def project(

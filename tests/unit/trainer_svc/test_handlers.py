@@ -3,82 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Self
 
 import pytest
 
 from ptkit.auth import Caller, PermissionDenied, Role
-from ptkit.domain import ConcurrencyConflict
+from tests.unit.trainer_svc.fakes import FakeTrainerUnitOfWork as FakeUnitOfWork
 from trainer_svc.application import handlers
-from trainer_svc.domain.model import (
-    Schedule,
-    ScheduleNotFound,
-    ScheduleStatus,
-    TimeSlot,
-    TrainerDoubleBooked,
-)
+from trainer_svc.domain.model import ScheduleNotFound, ScheduleStatus, TrainerDoubleBooked
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-
-class FakeSchedules:
-    def __init__(self) -> None:
-        self.rows: dict[str, Schedule] = {}
-
-    async def add(self, schedule: Schedule) -> None:
-        if schedule.order_id in self.rows:
-            raise ConcurrencyConflict("exists")
-        self.rows[schedule.order_id] = schedule
-
-    async def get(self, order_id: str) -> Schedule:
-        if order_id not in self.rows:
-            raise ScheduleNotFound(order_id)
-        return self.rows[order_id]
-
-    async def find(self, order_id: str) -> Schedule | None:
-        return self.rows.get(order_id)
-
-    async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
-        return [
-            s
-            for s in sorted(
-                self.rows.values(), key=lambda s: (s.created_at, s.order_id), reverse=True
-            )
-            if trainer_id in (None, s.trainer_id) and status in (None, s.status)
-        ]
-
-    async def booked_overlapping(
-        self, trainer_id: str, slot: TimeSlot, excluding_order_id: str
-    ) -> list[Schedule]:
-        return [
-            s
-            for s in self.rows.values()
-            if s.trainer_id == trainer_id
-            and s.booked
-            and s.order_id != excluding_order_id
-            and s.slot is not None
-            and s.slot.overlaps(slot)
-        ]
-
-
-class FakeUnitOfWork:
-    def __init__(self) -> None:
-        self.schedules = FakeSchedules()
-        self.published: list[object] = []
-        self.commits = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self.commits += 1
-        for schedule in self.schedules.rows.values():
-            self.published.extend(schedule.events)
-            schedule.events.clear()
 
 
 MANAGER = Caller("m-1", Role.MANAGER)
@@ -157,7 +91,7 @@ async def test_cancel_schedule_twice_publishes_once() -> None:
     again = await handlers.cancel_schedule(
         handlers.CancelSchedule("o-1", "other reason", MANAGER), uow
     )
-    assert again is first
+    assert again == first
     assert again.cancel_reason == "order cancelled"
     assert event_names(uow) == ["ScheduleCancelled"]
 
