@@ -3,7 +3,7 @@
 Envoy's jwt_authn checks every public call; each service checks the same bearer token
 again with the platform's public key (:class:`TokenVerifier`), so a service reached
 without the gateway trusts no header it did not verify itself. Authorization rules live
-here once and are called by every service's gRPC adapter.
+here once and are called by every service's access rules (``<svc>/application/access.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 
 from ptkit.domain import DomainError
+from ptkit.validation import require_principal_id
 
 
 class Role(enum.StrEnum):
@@ -50,6 +51,18 @@ class Caller:
             raise PermissionDenied(
                 f"customer {self.subject!r} may not act for customer {customer_id!r}"
             )
+
+    def customer_or_own(self, customer_id: str) -> str:
+        """The customer a call is about: a customer may leave it out and means their own;
+        for anyone else an empty id stays empty."""
+        return customer_id or (self.subject if self.role is Role.CUSTOMER else "")
+
+    def customer_to_act_for(self, customer_id: str) -> str:
+        """The one customer a per-customer call is about: customers may leave it out
+        (their own) and name only their own; managers must name one; trainers may not."""
+        customer_id = require_principal_id("customer_id", self.customer_or_own(customer_id))
+        self.require_customer_self_or_manager(customer_id)
+        return customer_id
 
     def require_trainer_self_or_manager(self, trainer_id: str) -> None:
         """Trainers act only on their own schedules; managers may read any."""

@@ -159,12 +159,12 @@ class InMemoryRepository(Generic[T]):
 
     def changed(self) -> list[T]:
         """What commit writes back: the rows this unit of work added, and the aggregates
-        it changed (a new version)."""
+        and read models it changed (a new version)."""
         return [
             item
             for item in self.seen
             if self.loaded_versions[id(item)] is None
-            or (isinstance(item, Aggregate) and item.version != self.loaded_versions[id(item)])
+            or getattr(item, "version", None) != self.loaded_versions[id(item)]
         ]
 
     def conflicts(self) -> Iterable[str]:

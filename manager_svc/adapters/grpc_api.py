@@ -1,4 +1,4 @@
-"""Inbound gRPC adapter: proto <-> commands, caller authorization, domain -> proto."""
+"""Inbound gRPC adapter: proto -> commands (with the caller), domain -> proto."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from manager_svc.adapters.sql import SqlManagerUnitOfWork
 from manager_svc.application import handlers
 from manager_svc.domain.model import Assignment, AssignmentStatus
 from manager_svc.domain.roster import Trainer
-from ptkit.auth import PermissionDenied, Role, current_caller
+from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import to_timestamp
 from ptkit.validation import require_uuid
@@ -60,53 +60,39 @@ class ManagerServiceAdapter(pb_grpc.ManagerServiceServicer):
     async def RegisterTrainer(
         self, request: pb.RegisterTrainerRequest, context: grpc.aio.ServicerContext
     ) -> pb.Trainer:
-        current_caller().require(Role.MANAGER)
-        trainer = await handlers.register_trainer(
-            handlers.RegisterTrainer(name=request.name), self.new_uow()
-        )
-        return trainer_to_proto(trainer)
+        command = handlers.RegisterTrainer(name=request.name, caller=current_caller())
+        return trainer_to_proto(await handlers.register_trainer(command, self.new_uow()))
 
     async def ListTrainers(
         self, request: pb.ListTrainersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTrainersResponse:
-        current_caller().require(Role.MANAGER, Role.TRAINER)
-        trainers = await handlers.list_trainers(self.new_uow())
+        query = handlers.ListTrainers(caller=current_caller())
+        trainers = await handlers.list_trainers(query, self.new_uow())
         return pb.ListTrainersResponse(trainers=[trainer_to_proto(trainer) for trainer in trainers])
 
     async def AssignTrainer(
         self, request: pb.AssignTrainerRequest, context: grpc.aio.ServicerContext
     ) -> pb.Assignment:
-        current_caller().require(Role.MANAGER)
         command = handlers.AssignTrainer(
             order_id=require_uuid("order_id", request.order_id),
             trainer_id=require_uuid("trainer_id", request.trainer_id),
+            caller=current_caller(),
         )
         return assignment_to_proto(await handlers.assign_trainer(command, self.new_uow()))
 
     async def GetAssignment(
         self, request: pb.GetAssignmentRequest, context: grpc.aio.ServicerContext
     ) -> pb.Assignment:
-        caller = current_caller()
-        caller.require(Role.MANAGER, Role.TRAINER)
-        assignment = await handlers.get_assignment(
-            require_uuid("order_id", request.order_id), self.new_uow()
-        )
-        if caller.role is Role.TRAINER and assignment.trainer_id != caller.subject:
-            raise PermissionDenied(
-                f"trainer {caller.subject!r} is not assigned to order {assignment.order_id}"
-            )
-        return assignment_to_proto(assignment)
+        query = handlers.GetAssignment(require_uuid("order_id", request.order_id), current_caller())
+        return assignment_to_proto(await handlers.get_assignment(query, self.new_uow()))
 
     async def ListAssignments(
         self, request: pb.ListAssignmentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListAssignmentsResponse:
-        caller = current_caller()
-        caller.require(Role.MANAGER, Role.TRAINER)
-        trainer_id = require_uuid("trainer_id", request.trainer_id) if request.trainer_id else ""
-        if caller.role is Role.TRAINER:
-            trainer_id = trainer_id or caller.subject
-            caller.require_trainer_self_or_manager(trainer_id)
-        assignments = await handlers.list_assignments(
-            status_filter(request.status), trainer_id or None, self.new_uow()
+        query = handlers.ListAssignments(
+            status=status_filter(request.status),
+            trainer_id=request.trainer_id,
+            caller=current_caller(),
         )
+        assignments = await handlers.list_assignments(query, self.new_uow())
         return pb.ListAssignmentsResponse(assignments=[assignment_to_proto(a) for a in assignments])

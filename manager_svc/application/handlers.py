@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from manager_svc.application import access
 from manager_svc.application.ports import ScheduleCanceller, ScheduleCancelRefused, UnitOfWork
 from manager_svc.domain.model import SCHEDULE_CANCELLED, Assignment, AssignmentStatus, bounded_text
 from manager_svc.domain.roster import Trainer, least_loaded
+from ptkit.auth import Caller
 from ptkit.domain import ConcurrencyConflict
 from ptkit.ports import Clock, utcnow
 
@@ -21,12 +23,33 @@ def new_trainer_id() -> str:
 @dataclass(frozen=True)
 class RegisterTrainer:
     name: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class ListTrainers:
+    caller: Caller
 
 
 @dataclass(frozen=True)
 class AssignTrainer:
     order_id: str
     trainer_id: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class GetAssignment:
+    order_id: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class ListAssignments:
+    status: AssignmentStatus | None
+    trainer_id: str
+    """"" lists the caller's own (a trainer) or everyone's (a manager)."""
+    caller: Caller
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,7 @@ async def register_trainer(
     new_id: Callable[[], str] = new_trainer_id,
     now: Clock = utcnow,
 ) -> Trainer:
+    access.may_manage(cmd.caller)
     async with uow:
         trainer = Trainer.register(trainer_id=new_id(), name=cmd.name, now=now())
         await uow.trainers.add(trainer)
@@ -68,12 +92,14 @@ async def register_trainer(
         return trainer
 
 
-async def list_trainers(uow: UnitOfWork) -> list[Trainer]:
+async def list_trainers(query: ListTrainers, uow: UnitOfWork) -> list[Trainer]:
+    access.may_read(query.caller)
     async with uow:
         return await uow.trainers.list()
 
 
 async def assign_trainer(cmd: AssignTrainer, uow: UnitOfWork, now: Clock = utcnow) -> Assignment:
+    access.may_manage(cmd.caller)
     async with uow:
         assignment = await uow.assignments.get(cmd.order_id)
         trainer = await uow.trainers.get(cmd.trainer_id)
@@ -82,16 +108,18 @@ async def assign_trainer(cmd: AssignTrainer, uow: UnitOfWork, now: Clock = utcno
         return assignment
 
 
-async def get_assignment(order_id: str, uow: UnitOfWork) -> Assignment:
+async def get_assignment(query: GetAssignment, uow: UnitOfWork) -> Assignment:
+    access.may_read(query.caller)
     async with uow:
-        return await uow.assignments.get(order_id)
+        assignment = await uow.assignments.get(query.order_id)
+    access.may_read_assignment(query.caller, assignment)
+    return assignment
 
 
-async def list_assignments(
-    status: AssignmentStatus | None, trainer_id: str | None, uow: UnitOfWork
-) -> list[Assignment]:
+async def list_assignments(query: ListAssignments, uow: UnitOfWork) -> list[Assignment]:
+    trainer_id = access.trainer_to_list(query.caller, query.trainer_id)
     async with uow:
-        return await uow.assignments.list(status, trainer_id)
+        return await uow.assignments.list(query.status, trainer_id)
 
 
 async def open_assignment_on_order_placed(

@@ -7,9 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from order_svc.application import access, paging
 from order_svc.application.ports import PageCursor, UnitOfWork
 from order_svc.domain.model import Order
+from ptkit.auth import Caller
 from ptkit.ports import Clock, utcnow
+from ptkit.validation import require_text
+
+MAX_REQUEST_ID_LENGTH = 64
 
 
 def new_order_id() -> str:
@@ -23,12 +28,32 @@ class PlaceOrder:
     class_name: str
     preferred_start: datetime | None
     request_id: str
+    caller: Caller
+    """customer_id "" places the order for the caller (a customer)."""
 
 
 @dataclass(frozen=True)
 class CancelOrder:
     order_id: str
     reason: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class GetOrder:
+    order_id: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class ListOrders:
+    customer_id: str
+    """"" lists the caller's own (a customer) or everyone's (a manager)."""
+    caller: Caller
+    page_size: int
+    """0 asks for the default page size."""
+    page_token: str
+    """The next_page_token of the previous page; "" for the first page."""
 
 
 @dataclass(frozen=True)
@@ -55,18 +80,22 @@ async def place_order(
     cmd: PlaceOrder, uow: UnitOfWork, new_id: Callable[[], str] = new_order_id, now: Clock = utcnow
 ) -> Order:
     """Place an order; the same request_id from the same customer returns the same order."""
+    customer_id = access.customer_to_order_for(cmd.caller, cmd.customer_id)
+    request_id = require_text(
+        "request_id", cmd.request_id, max_length=MAX_REQUEST_ID_LENGTH, required=False
+    )
     async with uow:
-        if cmd.request_id:
-            existing = await uow.orders.find_by_request(cmd.customer_id, cmd.request_id)
+        if request_id:
+            existing = await uow.orders.find_by_request(customer_id, request_id)
             if existing is not None:
                 return existing
         order = Order.place(
             order_id=new_id(),
-            customer_id=cmd.customer_id,
+            customer_id=customer_id,
             customer_name=cmd.customer_name,
             class_name=cmd.class_name,
             preferred_start=cmd.preferred_start,
-            request_id=cmd.request_id,
+            request_id=request_id,
             now=now(),
         )
         await uow.orders.add(order)
@@ -77,19 +106,23 @@ async def place_order(
 async def cancel_order(cmd: CancelOrder, uow: UnitOfWork, now: Clock = utcnow) -> Order:
     async with uow:
         order = await uow.orders.get(cmd.order_id)
+        access.may_use(cmd.caller, order)
         order.cancel(cmd.reason, now())
         await uow.commit()
         return order
 
 
-async def get_order(order_id: str, uow: UnitOfWork) -> Order:
+async def get_order(query: GetOrder, uow: UnitOfWork) -> Order:
     async with uow:
-        return await uow.orders.get(order_id)
+        order = await uow.orders.get(query.order_id)
+    access.may_use(query.caller, order)
+    return order
 
 
-async def list_orders(
-    customer_id: str | None, page_size: int, after: PageCursor | None, uow: UnitOfWork
-) -> OrderPage:
+async def list_orders(query: ListOrders, uow: UnitOfWork) -> OrderPage:
+    customer_id = access.customer_to_list(query.caller, query.customer_id)
+    page_size = paging.page_size_of(query.page_size)
+    after = paging.decode_page_token(query.page_token)
     async with uow:
         orders = await uow.orders.list(customer_id, page_size + 1, after)
     if len(orders) <= page_size:

@@ -1,4 +1,4 @@
-"""Inbound gRPC adapter: requests -> queries, caller authorization, views -> proto."""
+"""Inbound gRPC adapter: requests -> queries (with the caller), views -> proto."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import grpc
 
-from ptkit.auth import Caller, PermissionDenied, Role, current_caller
+from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import to_timestamp
-from ptkit.validation import require_principal_id, require_uuid
+from ptkit.validation import require_uuid
 from ptplatform.manager.v1 import manager_service_pb2 as manager_pb
 from ptplatform.order.v1 import order_service_pb2 as order_pb
 from ptplatform.status.v1 import status_service_pb2 as pb
@@ -21,8 +21,7 @@ from ptplatform.trainer.v1 import trainer_service_pb2 as trainer_pb
 from status_svc.adapters.sql import SqlStatusUnitOfWork
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
-from status_svc.application.ports import StatusFilter
-from status_svc.application.watch import POLL_SECONDS, NotificationWatch
+from status_svc.application.watch import POLL_SECONDS
 from status_svc.domain.model import (
     AssignmentStatus,
     ClassResult,
@@ -94,48 +93,6 @@ def order_status_filter(number: int) -> OrderStatus | None:
     return _ORDER_STATUS_OF[number]
 
 
-def may_read(caller: Caller, view: OrderStatusView) -> bool:
-    """Customers read their own orders, trainers the orders they hold, managers any."""
-    match caller.role:
-        case Role.MANAGER:
-            return True
-        case Role.CUSTOMER:
-            return view.customer_id == caller.subject
-        case Role.TRAINER:
-            return view.trainer_id == caller.subject
-    return False
-
-
-def customer_of_request(customer_id: str) -> str:
-    """The customer a per-customer call is about: customers may leave it out (their own)
-    and ask only for their own; managers must name one; trainers may not ask."""
-    caller = current_caller()
-    customer_id = customer_id or (caller.subject if caller.role is Role.CUSTOMER else "")
-    require_principal_id("customer_id", customer_id)
-    caller.require_customer_self_or_manager(customer_id)
-    return customer_id
-
-
-def _optional_id(field: str, value: str) -> str | None:
-    return require_principal_id(field, value) if value else None
-
-
-def status_filter(request: pb.ListOrderStatusesRequest) -> StatusFilter:
-    """Managers filter freely; customers see only their own orders and trainers only
-    the orders they hold (asking for someone else's is refused)."""
-    caller = current_caller()
-    customer_id = _optional_id("customer_id", request.customer_id)
-    trainer_id = _optional_id("trainer_id", request.trainer_id)
-    order_status = order_status_filter(request.order_status)
-    if caller.role is Role.CUSTOMER:
-        caller.require_customer_self_or_manager(customer_id or caller.subject)
-        customer_id = caller.subject
-    elif caller.role is Role.TRAINER:
-        caller.require_trainer_self_or_manager(trainer_id or caller.subject)
-        trainer_id = caller.subject
-    return StatusFilter(customer_id=customer_id, trainer_id=trainer_id, order_status=order_status)
-
-
 class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
     """``new_uow`` gives every call a unit of work of its own (calls run concurrently);
     ``closing`` is set when the server shuts down, which ends open watches."""
@@ -155,35 +112,35 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
     async def GetOrderStatus(
         self, request: pb.GetOrderStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.OrderStatus:
-        order_id = require_uuid("order_id", request.order_id)
-        caller = current_caller()
-        view = await handlers.get_order_status(order_id, self.new_uow())
-        if not may_read(caller, view):
-            raise PermissionDenied(
-                f"{caller.role.value} {caller.subject!r} may not read order {order_id}"
-            )
-        return view_to_proto(view)
+        query = handlers.GetOrderStatus(
+            require_uuid("order_id", request.order_id), current_caller()
+        )
+        return view_to_proto(await handlers.get_order_status(query, self.new_uow()))
 
     async def ListOrderStatuses(
         self, request: pb.ListOrderStatusesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListOrderStatusesResponse:
-        views = await handlers.list_order_statuses(status_filter(request), self.new_uow())
+        query = handlers.ListOrderStatuses(
+            caller=current_caller(),
+            customer_id=request.customer_id,
+            trainer_id=request.trainer_id,
+            order_status=order_status_filter(request.order_status),
+        )
+        views = await handlers.list_order_statuses(query, self.new_uow())
         return pb.ListOrderStatusesResponse(statuses=[view_to_proto(view) for view in views])
 
     async def ListClassResults(
         self, request: pb.ListClassResultsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListClassResultsResponse:
-        results = await handlers.list_class_results(
-            customer_of_request(request.customer_id), self.new_uow()
-        )
+        query = handlers.ListClassResults(request.customer_id, current_caller())
+        results = await handlers.list_class_results(query, self.new_uow())
         return pb.ListClassResultsResponse(results=[result_to_proto(result) for result in results])
 
     async def ListNotifications(
         self, request: pb.ListNotificationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListNotificationsResponse:
-        notifications = await handlers.list_notifications(
-            customer_of_request(request.customer_id), self.new_uow()
-        )
+        query = handlers.ListNotifications(request.customer_id, current_caller())
+        notifications = await handlers.list_notifications(query, self.new_uow())
         return pb.ListNotificationsResponse(
             notifications=[notification_to_proto(n) for n in notifications]
         )
@@ -194,12 +151,9 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
         """Streams notifications recorded after the call started. The initial metadata is
         sent once the starting point is fixed: a client that awaits it knows that every
         later notification will reach it."""
-        watch = NotificationWatch(
-            customer_of_request(request.customer_id),
-            self.new_uow(),
-            self.bell,
-            self.closing,
-            self.poll_seconds,
+        query = handlers.WatchNotifications(request.customer_id, current_caller())
+        watch = handlers.watch_notifications(
+            query, self.new_uow(), self.bell, self.closing, self.poll_seconds
         )
         await watch.start()
         await context.send_initial_metadata(())

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
+from ptkit.auth import Caller
+from status_svc.application import access
 from status_svc.application.bell import NotificationBell
-from status_svc.application.ports import StatusFilter, UnitOfWork
+from status_svc.application.ports import UnitOfWork
+from status_svc.application.watch import POLL_SECONDS, NotificationWatch
 from status_svc.domain.events import ClassResultRegistered, ObservedEvent
-from status_svc.domain.model import ClassResult, OrderStatusView
+from status_svc.domain.model import ClassResult, OrderStatus, OrderStatusView
 from status_svc.domain.notifications import Notification
 
 
@@ -39,22 +45,77 @@ async def notify_customer_on_class_result_registered(
     bell.ring()
 
 
-async def get_order_status(order_id: str, uow: UnitOfWork) -> OrderStatusView:
+@dataclass(frozen=True)
+class GetOrderStatus:
+    order_id: str
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class ListOrderStatuses:
+    caller: Caller
+    customer_id: str | None = None
+    trainer_id: str | None = None
+    order_status: OrderStatus | None = None
+    """None (or "") matches any; customers and trainers see only their own."""
+
+
+@dataclass(frozen=True)
+class ListClassResults:
+    customer_id: str
+    """"" means the caller's own (a customer)."""
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class ListNotifications:
+    customer_id: str
+    """"" means the caller's own (a customer)."""
+    caller: Caller
+
+
+@dataclass(frozen=True)
+class WatchNotifications:
+    customer_id: str
+    """"" means the caller's own (a customer)."""
+    caller: Caller
+
+
+async def get_order_status(query: GetOrderStatus, uow: UnitOfWork) -> OrderStatusView:
     async with uow:
-        return await uow.views.get(order_id)
+        view = await uow.views.get(query.order_id)
+    access.may_read(query.caller, view)
+    return view
 
 
-async def list_order_statuses(wanted: StatusFilter, uow: UnitOfWork) -> list[OrderStatusView]:
+async def list_order_statuses(query: ListOrderStatuses, uow: UnitOfWork) -> list[OrderStatusView]:
+    wanted = access.status_filter(
+        query.caller, query.customer_id, query.trainer_id, query.order_status
+    )
     async with uow:
         return await uow.views.list(wanted)
 
 
-async def list_class_results(customer_id: str, uow: UnitOfWork) -> list[ClassResult]:
+async def list_class_results(query: ListClassResults, uow: UnitOfWork) -> list[ClassResult]:
+    customer_id = access.customer_to_read(query.caller, query.customer_id)
     async with uow:
         views = await uow.views.with_class_results(customer_id)
     return [ClassResult.of(view) for view in views]
 
 
-async def list_notifications(customer_id: str, uow: UnitOfWork) -> list[Notification]:
+async def list_notifications(query: ListNotifications, uow: UnitOfWork) -> list[Notification]:
+    customer_id = access.customer_to_read(query.caller, query.customer_id)
     async with uow:
         return await uow.notifications.list(customer_id)
+
+
+def watch_notifications(
+    query: WatchNotifications,
+    uow: UnitOfWork,
+    bell: NotificationBell,
+    closing: asyncio.Event,
+    poll_seconds: float = POLL_SECONDS,
+) -> NotificationWatch:
+    """A watch of the customer's notifications recorded from its start on."""
+    customer_id = access.customer_to_read(query.caller, query.customer_id)
+    return NotificationWatch(customer_id, uow, bell, closing, poll_seconds)

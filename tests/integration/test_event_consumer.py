@@ -22,6 +22,7 @@ from order_svc.adapters import sql
 from order_svc.application import handlers
 from order_svc.application.policies import POLICIES
 from order_svc.domain.model import OrderStatus
+from ptkit.auth import Caller, Role
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream, PolicyHandler
 from ptkit.sql import create_engine
@@ -111,7 +112,9 @@ async def place_orders(engine: AsyncEngine, count: int) -> list[str]:
     order_ids = []
     for _ in range(count):
         order = await handlers.place_order(
-            handlers.PlaceOrder("alice", "Alice", "Pilates", None, ""),
+            handlers.PlaceOrder(
+                "alice", "Alice", "Pilates", None, "", Caller("alice", Role.CUSTOMER)
+            ),
             sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order")),
         )
         order_ids.append(order.order_id)

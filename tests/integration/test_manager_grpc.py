@@ -16,7 +16,7 @@ from manager_svc.adapters.grpc_api import ManagerServiceAdapter
 from manager_svc.application import handlers
 from manager_svc.application.ports import ScheduleCancelRefused
 from ptctl.launcher import free_port
-from ptkit.auth import JwtSettings, Role, TokenVerifier
+from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier
 from ptkit.events import EnvelopeSerializer
 from ptkit.server import ServiceHost
 from ptkit.sql import create_engine
@@ -28,6 +28,7 @@ from tests.helpers import bearer
 START = datetime(2025, 3, 10, 18, 0, tzinfo=UTC)
 MANAGER = (Role.MANAGER, "manager-1")
 CUSTOMER = (Role.CUSTOMER, "customer-1")
+MANAGER_CALLER = Caller("manager-1", Role.MANAGER)
 
 
 @dataclass
@@ -40,7 +41,9 @@ class ManagerApi:
         return bearer(mint_token(self.keys, role, subject))
 
     async def trainer(self, name: str = "Kim", *, active: bool = True) -> str:
-        trainer = await handlers.register_trainer(handlers.RegisterTrainer(name), self.uow)
+        trainer = await handlers.register_trainer(
+            handlers.RegisterTrainer(name, MANAGER_CALLER), self.uow
+        )
         if not active:
             async with self.uow:
                 (await self.uow.trainers.get(trainer.trainer_id)).deactivate()
@@ -52,7 +55,9 @@ class ManagerApi:
         command = handlers.OrderPlaced(order_id, "customer-1", "Pilates", START)
         await handlers.open_assignment_on_order_placed(command, self.uow)
         if trainer_id:
-            await handlers.assign_trainer(handlers.AssignTrainer(order_id, trainer_id), self.uow)
+            await handlers.assign_trainer(
+                handlers.AssignTrainer(order_id, trainer_id, MANAGER_CALLER), self.uow
+            )
         return order_id
 
 

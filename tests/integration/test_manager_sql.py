@@ -14,6 +14,7 @@ from manager_svc.application import handlers
 from manager_svc.application.ports import ScheduleCancelUnavailable
 from manager_svc.domain.model import AssignmentNotFound, AssignmentStatus
 from manager_svc.domain.roster import TrainerNotFound
+from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
 from ptkit.sql import AlreadyHandled, Causation
@@ -21,6 +22,7 @@ from ptplatform.events.v1 import events_pb2
 from tests.helpers import database, outbox_envelopes
 
 START = datetime(2025, 3, 10, 18, 0, tzinfo=UTC)
+MANAGER = Caller("m-1", Role.MANAGER)
 ORDER_1 = "11111111-1111-4111-8111-111111111111"
 ORDER_2 = "22222222-2222-4222-8222-222222222222"
 ORDER_3 = "33333333-3333-4333-8333-333333333333"
@@ -66,16 +68,16 @@ async def count(engine: AsyncEngine, table: Table) -> int:
 
 
 async def test_trainers_are_stored_and_listed_by_name(uow: sql.SqlManagerUnitOfWork) -> None:
-    await handlers.register_trainer(handlers.RegisterTrainer("Park"), uow)
-    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
-    listed = await handlers.list_trainers(uow)
+    await handlers.register_trainer(handlers.RegisterTrainer("Park", MANAGER), uow)
+    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
+    listed = await handlers.list_trainers(handlers.ListTrainers(MANAGER), uow)
     assert [t.name for t in listed] == ["Kim", "Park"]
     assert listed[0] == kim
 
 
 async def test_unknown_trainer_and_assignment_are_not_found(uow: sql.SqlManagerUnitOfWork) -> None:
     with pytest.raises(AssignmentNotFound):
-        await handlers.get_assignment(ORDER_1, uow)
+        await handlers.get_assignment(handlers.GetAssignment(ORDER_1, MANAGER), uow)
     async with uow:
         with pytest.raises(TrainerNotFound):
             await uow.trainers.get(ORDER_1)
@@ -83,7 +85,7 @@ async def test_unknown_trainer_and_assignment_are_not_found(uow: sql.SqlManagerU
 
 async def test_assignment_round_trips_with_times_in_utc(uow: sql.SqlManagerUnitOfWork) -> None:
     opened = await handlers.open_assignment_on_order_placed(placed(ORDER_1), uow)
-    stored = await handlers.get_assignment(ORDER_1, uow)
+    stored = await handlers.get_assignment(handlers.GetAssignment(ORDER_1, MANAGER), uow)
     assert stored == opened
     assert stored.preferred_start == START and stored.preferred_start.tzinfo is not None
 
@@ -91,9 +93,11 @@ async def test_assignment_round_trips_with_times_in_utc(uow: sql.SqlManagerUnitO
 async def test_assigning_writes_trainer_assigned_to_the_outbox(
     uow: sql.SqlManagerUnitOfWork, engine: AsyncEngine
 ) -> None:
-    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
+    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
     await handlers.open_assignment_on_order_placed(placed(ORDER_1), uow)
-    assignment = await handlers.assign_trainer(handlers.AssignTrainer(ORDER_1, kim.trainer_id), uow)
+    assignment = await handlers.assign_trainer(
+        handlers.AssignTrainer(ORDER_1, kim.trainer_id, MANAGER), uow
+    )
     [envelope] = await outbox(engine)
     assert (envelope.event_type, envelope.source, envelope.order_id) == (
         "TrainerAssigned",
@@ -112,12 +116,13 @@ async def test_assigning_writes_trainer_assigned_to_the_outbox(
 
 
 async def test_auto_assign_balances_orders_across_trainers(uow: sql.SqlManagerUnitOfWork) -> None:
-    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
-    lee = await handlers.register_trainer(handlers.RegisterTrainer("Lee"), uow)
+    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
+    lee = await handlers.register_trainer(handlers.RegisterTrainer("Lee", MANAGER), uow)
     for order_id in (ORDER_1, ORDER_2, ORDER_3):
         await handlers.open_assignment_on_order_placed(placed(order_id), uow, auto_assign=True)
     chosen = [
-        (await handlers.get_assignment(o, uow)).trainer_id for o in (ORDER_1, ORDER_2, ORDER_3)
+        (await handlers.get_assignment(handlers.GetAssignment(o, MANAGER), uow)).trainer_id
+        for o in (ORDER_1, ORDER_2, ORDER_3)
     ]
     assert chosen == [kim.trainer_id, lee.trainer_id, kim.trainer_id]
     async with uow:
@@ -125,21 +130,27 @@ async def test_auto_assign_balances_orders_across_trainers(uow: sql.SqlManagerUn
 
 
 async def test_assignments_are_listed_by_status_and_trainer(uow: sql.SqlManagerUnitOfWork) -> None:
-    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
+    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
     for order_id in (ORDER_1, ORDER_2, ORDER_3):
         await handlers.open_assignment_on_order_placed(placed(order_id), uow)
-    await handlers.assign_trainer(handlers.AssignTrainer(ORDER_2, kim.trainer_id), uow)
-    awaiting = await handlers.list_assignments(AssignmentStatus.AWAITING_TRAINER, None, uow)
-    kims = await handlers.list_assignments(None, kim.trainer_id, uow)
+    await handlers.assign_trainer(handlers.AssignTrainer(ORDER_2, kim.trainer_id, MANAGER), uow)
+    awaiting = await handlers.list_assignments(
+        handlers.ListAssignments(AssignmentStatus.AWAITING_TRAINER, "", MANAGER), uow
+    )
+    kims = await handlers.list_assignments(
+        handlers.ListAssignments(None, kim.trainer_id, MANAGER), uow
+    )
     assert sorted(a.order_id for a in awaiting) == [ORDER_1, ORDER_3]
     assert [a.order_id for a in kims] == [ORDER_2]
-    assert len(await handlers.list_assignments(None, None, uow)) == 3
+    assert (
+        len(await handlers.list_assignments(handlers.ListAssignments(None, "", MANAGER), uow)) == 3
+    )
 
 
 async def test_assignment_changed_by_another_writer_is_a_conflict(
     uow: sql.SqlManagerUnitOfWork,
 ) -> None:
-    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
+    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
     await handlers.open_assignment_on_order_placed(placed(ORDER_1), uow)
     async with uow:
         assignment = await uow.assignments.get(ORDER_1)
@@ -151,7 +162,9 @@ async def test_assignment_changed_by_another_writer_is_a_conflict(
         assignment.assign(kim, datetime.now(UTC))
         with pytest.raises(ConcurrencyConflict):
             await uow.commit()
-    assert (await handlers.get_assignment(ORDER_1, uow)).status is AssignmentStatus.AWAITING_TRAINER
+    assert (
+        await handlers.get_assignment(handlers.GetAssignment(ORDER_1, MANAGER), uow)
+    ).status is AssignmentStatus.AWAITING_TRAINER
 
 
 async def test_opening_an_existing_assignment_twice_is_a_conflict(
@@ -176,15 +189,17 @@ async def test_redelivered_event_is_handled_once(
 async def test_cancellation_is_rolled_back_when_trainer_svc_is_unreachable(
     uow: sql.SqlManagerUnitOfWork, engine: AsyncEngine
 ) -> None:
-    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
+    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
     await handlers.open_assignment_on_order_placed(placed(ORDER_1), uow)
-    await handlers.assign_trainer(handlers.AssignTrainer(ORDER_1, kim.trainer_id), uow)
+    await handlers.assign_trainer(handlers.AssignTrainer(ORDER_1, kim.trainer_id, MANAGER), uow)
     command = handlers.OrderCancelled(ORDER_1, "moved away")
     with pytest.raises(ScheduleCancelUnavailable):
         await handlers.cancel_assignment_on_order_cancelled(
             command, uow.handling(Causation("manager_svc", "ev-9")), Unreachable()
         )
-    assert (await handlers.get_assignment(ORDER_1, uow)).status is AssignmentStatus.TRAINER_ASSIGNED
+    assert (
+        await handlers.get_assignment(handlers.GetAssignment(ORDER_1, MANAGER), uow)
+    ).status is AssignmentStatus.TRAINER_ASSIGNED
     assert [e.event_type for e in await outbox(engine)] == ["TrainerAssigned"]
     assert await count(engine, sql.messaging.processed_events) == 0
 
@@ -192,7 +207,7 @@ async def test_cancellation_is_rolled_back_when_trainer_svc_is_unreachable(
     await handlers.cancel_assignment_on_order_cancelled(
         command, uow.handling(Causation("manager_svc", "ev-9")), accepting
     )
-    cancelled = await handlers.get_assignment(ORDER_1, uow)
+    cancelled = await handlers.get_assignment(handlers.GetAssignment(ORDER_1, MANAGER), uow)
     assert (cancelled.status, cancelled.schedule_note) == (
         AssignmentStatus.CANCELLED,
         "schedule cancelled",
@@ -209,7 +224,7 @@ async def test_tombstone_keeps_a_late_placement_cancelled(uow: sql.SqlManagerUni
         handlers.OrderCancelled(ORDER_1, "oops"), uow, Accepting()
     )
     await handlers.open_assignment_on_order_placed(placed(ORDER_1), uow, auto_assign=True)
-    stored = await handlers.get_assignment(ORDER_1, uow)
+    stored = await handlers.get_assignment(handlers.GetAssignment(ORDER_1, MANAGER), uow)
     assert (stored.status, stored.customer_id, stored.cancel_reason) == (
         AssignmentStatus.CANCELLED,
         "c-1",
@@ -218,9 +233,9 @@ async def test_tombstone_keeps_a_late_placement_cancelled(uow: sql.SqlManagerUni
 
 
 async def test_deactivated_trainer_is_stored_inactive(uow: sql.SqlManagerUnitOfWork) -> None:
-    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim"), uow)
+    kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
     async with uow:
         (await uow.trainers.get(kim.trainer_id)).deactivate()
         await uow.commit()
-    [stored] = await handlers.list_trainers(uow)
+    [stored] = await handlers.list_trainers(handlers.ListTrainers(MANAGER), uow)
     assert stored.active is False

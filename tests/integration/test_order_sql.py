@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_svc.adapters import sql
 from order_svc.application import handlers
+from order_svc.application.paging import encode_page_token
 from order_svc.domain.model import OrderNotFound, OrderStatus
+from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
 from ptkit.sql import AlreadyHandled, Causation
@@ -20,6 +22,11 @@ from ptplatform.events.v1 import events_pb2
 from tests.helpers import database, outbox_envelopes
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+MANAGER = Caller("m-1", Role.MANAGER)
+
+
+def get(order_id: str) -> handlers.GetOrder:
+    return handlers.GetOrder(order_id, MANAGER)
 
 
 @pytest.fixture
@@ -47,13 +54,13 @@ def confirmed(order_id: str) -> handlers.ScheduleConfirmed:
 
 def place(customer: str = "alice", request_id: str = "") -> handlers.PlaceOrder:
     return handlers.PlaceOrder(
-        customer, "Alice", "Pilates 1:1", NOW + timedelta(days=1), request_id
+        customer, "Alice", "Pilates 1:1", NOW + timedelta(days=1), request_id, MANAGER
     )
 
 
 async def test_placed_order_reads_back_with_its_outbox_event(engine: AsyncEngine) -> None:
     order = await handlers.place_order(place(), unit_of_work(engine))
-    loaded = await handlers.get_order(order.order_id, unit_of_work(engine))
+    loaded = await handlers.get_order(get(order.order_id), unit_of_work(engine))
     assert loaded == order
     assert loaded.preferred_start == NOW + timedelta(days=1)
     [envelope] = await outbox(engine)
@@ -65,8 +72,10 @@ async def test_placed_order_reads_back_with_its_outbox_event(engine: AsyncEngine
 
 async def test_cancel_writes_state_and_event_in_one_transaction(engine: AsyncEngine) -> None:
     order = await handlers.place_order(place(), unit_of_work(engine))
-    await handlers.cancel_order(handlers.CancelOrder(order.order_id, "ill"), unit_of_work(engine))
-    loaded = await handlers.get_order(order.order_id, unit_of_work(engine))
+    await handlers.cancel_order(
+        handlers.CancelOrder(order.order_id, "ill", MANAGER), unit_of_work(engine)
+    )
+    loaded = await handlers.get_order(get(order.order_id), unit_of_work(engine))
     assert loaded.status is OrderStatus.CANCELLED
     assert [(e.event_type, e.aggregate_version) for e in await outbox(engine)] == [
         ("OrderPlaced", 1),
@@ -83,14 +92,14 @@ async def test_leaving_without_commit_writes_nothing(engine: AsyncEngine) -> Non
             loaded.cancel("x", NOW)
             raise RuntimeError("crash before commit")
     assert (
-        await handlers.get_order(order.order_id, unit_of_work(engine))
+        await handlers.get_order(get(order.order_id), unit_of_work(engine))
     ).status is OrderStatus.PLACED
     assert len(await outbox(engine)) == 1
 
 
 async def test_unknown_order_is_not_found(engine: AsyncEngine) -> None:
     with pytest.raises(OrderNotFound):
-        await handlers.get_order("5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e", unit_of_work(engine))
+        await handlers.get_order(get("5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"), unit_of_work(engine))
 
 
 async def test_same_request_id_returns_the_same_order(engine: AsyncEngine) -> None:
@@ -116,7 +125,7 @@ async def test_concurrent_changes_to_one_order_conflict(engine: AsyncEngine) -> 
         with pytest.raises(ConcurrencyConflict):
             await uow.commit()
     assert (
-        await handlers.get_order(order.order_id, unit_of_work(engine))
+        await handlers.get_order(get(order.order_id), unit_of_work(engine))
     ).status is OrderStatus.PLACED
     assert len(await outbox(engine)) == 1
 
@@ -129,7 +138,8 @@ async def test_list_orders_pages_through_every_order_once(engine: AsyncEngine) -
     seen: list[str] = []
     cursor = None
     while True:
-        page = await handlers.list_orders("alice", 3, cursor, unit_of_work(engine))
+        query = handlers.ListOrders("alice", MANAGER, 3, encode_page_token(cursor))
+        page = await handlers.list_orders(query, unit_of_work(engine))
         seen += [o.order_id for o in page.orders]
         cursor = page.next_cursor
         if cursor is None:

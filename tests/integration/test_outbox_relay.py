@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_svc.adapters import sql
 from order_svc.application import handlers
+from ptkit.auth import Caller, Role
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import JetStream
 from ptkit.outbox import OutboxRelay
@@ -69,7 +70,9 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 
 def place() -> handlers.PlaceOrder:
-    return handlers.PlaceOrder("alice", "Alice", "Pilates", None, "")
+    return handlers.PlaceOrder(
+        "alice", "Alice", "Pilates", None, "", Caller("alice", Role.CUSTOMER)
+    )
 
 
 async def test_each_state_change_is_published_exactly_once(
@@ -80,7 +83,8 @@ async def test_each_state_change_is_published_exactly_once(
     try:
         order = await handlers.place_order(place(), unit_of_work(engine, relay))
         await handlers.cancel_order(
-            handlers.CancelOrder(order.order_id, "ill"), unit_of_work(engine, relay)
+            handlers.CancelOrder(order.order_id, "ill", Caller("alice", Role.CUSTOMER)),
+            unit_of_work(engine, relay),
         )
 
         async def two_published() -> list:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from ptkit.sql import AlreadyHandled, Causation
 from status_svc.adapters import sql
@@ -22,6 +23,8 @@ from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatu
 from tests.helpers import database
 from tests.status_flows import OrderFlow
 from tests.status_flows import project as project_event
+
+MANAGER = Caller("m-1", Role.MANAGER)
 
 
 @pytest.fixture
@@ -60,7 +63,9 @@ async def count_notifications(engine: AsyncEngine) -> int:
 async def test_a_view_reads_back_with_everything_it_learned(engine: AsyncEngine) -> None:
     flow = OrderFlow(class_name="Pilates 1:1").held("t-lee")
     await project(engine, flow.events)
-    view = await handlers.get_order_status(flow.order_id, unit_of_work(engine))
+    view = await handlers.get_order_status(
+        handlers.GetOrderStatus(flow.order_id, MANAGER), unit_of_work(engine)
+    )
     assert same(view, folded(flow.events))
     assert view.trainer_name == "Lee"
     assert view.start_time is not None and view.start_time.tzinfo is not None
@@ -71,7 +76,9 @@ async def test_reversed_events_give_the_in_order_view(engine: AsyncEngine) -> No
     flow.schedule_confirmed("t-kim").order_confirmed().order_cancelled()
     flow.assignment_cancelled("t-kim").schedule_cancelled("t-kim")
     await project(engine, list(reversed(flow.events)))
-    view = await handlers.get_order_status(flow.order_id, unit_of_work(engine))
+    view = await handlers.get_order_status(
+        handlers.GetOrderStatus(flow.order_id, MANAGER), unit_of_work(engine)
+    )
     assert same(view, folded(flow.events))
     assert view.order_status is OrderStatus.CANCELLED
 
@@ -79,7 +86,8 @@ async def test_reversed_events_give_the_in_order_view(engine: AsyncEngine) -> No
 async def test_an_order_without_events_has_no_status(engine: AsyncEngine) -> None:
     with pytest.raises(OrderStatusNotFound):
         await handlers.get_order_status(
-            "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e", unit_of_work(engine)
+            handlers.GetOrderStatus("5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e", MANAGER),
+            unit_of_work(engine),
         )
 
 
@@ -107,10 +115,14 @@ async def test_notifications_take_the_class_name_learned_after_the_result(
     flow = OrderFlow(class_name="Yoga").held()
     result = flow.events[-2]
     await project(engine, [result])
-    [early] = await handlers.list_notifications("alice", unit_of_work(engine))
+    [early] = await handlers.list_notifications(
+        handlers.ListNotifications("alice", MANAGER), unit_of_work(engine)
+    )
     assert early.message == "Your class result is ready"
     await project(engine, [e for e in flow.events if e is not result])
-    [later] = await handlers.list_notifications("alice", unit_of_work(engine))
+    [later] = await handlers.list_notifications(
+        handlers.ListNotifications("alice", MANAGER), unit_of_work(engine)
+    )
     assert later.notification_id == early.notification_id
     assert later.message == "Your class result for 'Yoga' is ready"
 
@@ -123,7 +135,9 @@ async def test_lists_filter_by_customer_trainer_and_status(engine: AsyncEngine) 
         await project(engine, flow.events)
 
     async def ids(**wanted: object) -> list[str]:
-        views = await handlers.list_order_statuses(StatusFilter(**wanted), unit_of_work(engine))  # type: ignore[arg-type]
+        uow = unit_of_work(engine)
+        async with uow:
+            views = await uow.views.list(StatusFilter(**wanted))  # type: ignore[arg-type]
         return [view.order_id for view in views]
 
     assert await ids() == [bob.order_id, lee.order_id, kim.order_id]  # last updated first
@@ -132,9 +146,16 @@ async def test_lists_filter_by_customer_trainer_and_status(engine: AsyncEngine) 
     assert await ids(order_status=OrderStatus.CANCELLED) == [lee.order_id]
     assert await ids(customer_id="bob", order_status=OrderStatus.PLACED) == []
     assert await ids(limit=1) == [bob.order_id]
-    [result] = await handlers.list_class_results("bob", unit_of_work(engine))
+    [result] = await handlers.list_class_results(
+        handlers.ListClassResults("bob", MANAGER), unit_of_work(engine)
+    )
     assert (result.order_id, result.trainer_name) == (bob.order_id, "Kim")
-    assert await handlers.list_class_results("alice", unit_of_work(engine)) == []
+    assert (
+        await handlers.list_class_results(
+            handlers.ListClassResults("alice", MANAGER), unit_of_work(engine)
+        )
+        == []
+    )
 
 
 async def test_a_view_created_concurrently_conflicts(engine: AsyncEngine) -> None:

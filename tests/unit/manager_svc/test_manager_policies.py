@@ -11,12 +11,14 @@ from manager_svc.application.ports import ScheduleCancelUnavailable
 from manager_svc.domain.events import AssignmentCancelled, TrainerAssigned
 from manager_svc.domain.model import AssignmentNotFound, AssignmentStatus
 from manager_svc.domain.roster import Trainer, TrainerNotFound
+from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from tests.unit.manager_svc.fakes import FakeManagerUnitOfWork as FakeUnitOfWork
 from tests.unit.manager_svc.fakes import FakeScheduleCanceller, refused, unavailable
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 START = datetime(2025, 3, 10, 18, 0, tzinfo=UTC)
+MANAGER = Caller("m-1", Role.MANAGER)
 
 
 def clock() -> datetime:
@@ -31,13 +33,13 @@ def placed(order_id: str = "o-1") -> handlers.OrderPlaced:
 
 async def register(uow: FakeUnitOfWork, name: str, trainer_id: str) -> Trainer:
     return await handlers.register_trainer(
-        handlers.RegisterTrainer(name), uow, lambda: trainer_id, clock
+        handlers.RegisterTrainer(name, MANAGER), uow, lambda: trainer_id, clock
     )
 
 
 async def open_and_assign(uow: FakeUnitOfWork, order_id: str, trainer_id: str) -> None:
     await handlers.open_assignment_on_order_placed(placed(order_id), uow, now=clock)
-    await handlers.assign_trainer(handlers.AssignTrainer(order_id, trainer_id), uow, clock)
+    await handlers.assign_trainer(handlers.AssignTrainer(order_id, trainer_id, MANAGER), uow, clock)
 
 
 @pytest.fixture
@@ -133,13 +135,13 @@ async def test_auto_assign_without_active_trainers_leaves_the_order_waiting(
 async def test_assigning_to_an_unknown_order_is_not_found(uow: FakeUnitOfWork) -> None:
     await register(uow, "Ahn", "t-1")
     with pytest.raises(AssignmentNotFound, match="no assignment for order o-9"):
-        await handlers.assign_trainer(handlers.AssignTrainer("o-9", "t-1"), uow, clock)
+        await handlers.assign_trainer(handlers.AssignTrainer("o-9", "t-1", MANAGER), uow, clock)
 
 
 async def test_assigning_an_unknown_trainer_is_not_found(uow: FakeUnitOfWork) -> None:
     await handlers.open_assignment_on_order_placed(placed(), uow, now=clock)
     with pytest.raises(TrainerNotFound, match="trainer t-9 not found"):
-        await handlers.assign_trainer(handlers.AssignTrainer("o-1", "t-9"), uow, clock)
+        await handlers.assign_trainer(handlers.AssignTrainer("o-1", "t-9", MANAGER), uow, clock)
 
 
 # -- ScheduleConfirmed ----------------------------------------------------------------------
@@ -214,7 +216,9 @@ async def test_order_cancelled_while_a_manager_reassigns_is_sent_round_again(
     class ReassignDuringTheCall(FakeScheduleCanceller):
         async def cancel_schedule(self, order_id: str, reason: str) -> None:
             await super().cancel_schedule(order_id, reason)
-            await handlers.assign_trainer(handlers.AssignTrainer(order_id, "t-2"), uow, clock)
+            await handlers.assign_trainer(
+                handlers.AssignTrainer(order_id, "t-2", MANAGER), uow, clock
+            )
 
     with pytest.raises(ConcurrencyConflict):
         await handlers.cancel_assignment_on_order_cancelled(

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from itertools import count
 
 import pytest
 
 from order_svc.application import handlers
+from order_svc.application.paging import encode_page_token
 from order_svc.domain.model import OrderNotFound, OrderStatus
+from ptkit.auth import Caller, PermissionDenied, Role
+from ptkit.domain import InvalidValue
 from tests.unit.order_svc.fakes import FakeOrderUnitOfWork as FakeUnitOfWork
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+MANAGER = Caller("m-1", Role.MANAGER)
 
 
 def place(customer: str = "alice", request_id: str = "") -> handlers.PlaceOrder:
-    return handlers.PlaceOrder(customer, "Alice", "Pilates", None, request_id)
+    return handlers.PlaceOrder(customer, "Alice", "Pilates", None, request_id, MANAGER)
 
 
 async def test_place_order_commits_the_order_and_its_event() -> None:
@@ -45,7 +50,12 @@ async def test_the_same_request_id_of_another_customer_is_another_order() -> Non
 
 async def test_cancel_unknown_order_is_not_found() -> None:
     with pytest.raises(OrderNotFound):
-        await handlers.cancel_order(handlers.CancelOrder("nope", ""), FakeUnitOfWork())
+        await handlers.cancel_order(handlers.CancelOrder("nope", "", MANAGER), FakeUnitOfWork())
+
+
+def order_id(n: int) -> str:
+    """A page token names an order by its UUID."""
+    return str(uuid.UUID(int=n))
 
 
 async def test_list_orders_pages_newest_first() -> None:
@@ -53,17 +63,24 @@ async def test_list_orders_pages_newest_first() -> None:
     minutes = count()
     for n in range(5):
         await handlers.place_order(
-            place(), uow, new_id=lambda n=n: f"o-{n}", now=lambda: NOW.replace(minute=next(minutes))
+            place(),
+            uow,
+            new_id=lambda n=n: order_id(n),
+            now=lambda: NOW.replace(minute=next(minutes)),
         )
-    first = await handlers.list_orders("alice", 2, None, uow)
-    second = await handlers.list_orders("alice", 2, first.next_cursor, uow)
-    third = await handlers.list_orders("alice", 2, second.next_cursor, uow)
+    first = await handlers.list_orders(handlers.ListOrders("alice", MANAGER, 2, ""), uow)
+    second = await handlers.list_orders(
+        handlers.ListOrders("alice", MANAGER, 2, encode_page_token(first.next_cursor)), uow
+    )
+    third = await handlers.list_orders(
+        handlers.ListOrders("alice", MANAGER, 2, encode_page_token(second.next_cursor)), uow
+    )
     assert [o.order_id for o in first.orders + second.orders + third.orders] == [
-        "o-4",
-        "o-3",
-        "o-2",
-        "o-1",
-        "o-0",
+        order_id(4),
+        order_id(3),
+        order_id(2),
+        order_id(1),
+        order_id(0),
     ]
     assert third.next_cursor is None
 
@@ -77,3 +94,29 @@ async def test_policies_confirm_then_complete() -> None:
         handlers.ClassResultRegistered("o-1"), uow
     )
     assert uow.orders.rows[order.order_id].status is OrderStatus.COMPLETED
+
+
+async def test_cancelling_another_customers_order_is_refused_and_changes_nothing() -> None:
+    uow = FakeUnitOfWork()
+    order = await handlers.place_order(place(), uow, new_id=lambda: "o-1")
+    with pytest.raises(PermissionDenied):
+        await handlers.cancel_order(
+            handlers.CancelOrder("o-1", "", Caller("bob", Role.CUSTOMER)), uow
+        )
+    assert uow.orders.rows[order.order_id].status is OrderStatus.PLACED
+    assert uow.commits == 1
+
+
+async def test_a_customer_places_an_order_for_themselves_by_default() -> None:
+    uow = FakeUnitOfWork()
+    command = handlers.PlaceOrder(
+        "", "Alice", "Pilates", None, " r-1 ", Caller("alice", Role.CUSTOMER)
+    )
+    order = await handlers.place_order(command, uow, new_id=lambda: "o-1")
+    assert (order.customer_id, order.request_id) == ("alice", "r-1")
+
+
+async def test_a_too_long_request_id_is_refused() -> None:
+    command = handlers.PlaceOrder("alice", "Alice", "Pilates", None, "r" * 65, MANAGER)
+    with pytest.raises(InvalidValue, match="request_id is too long"):
+        await handlers.place_order(command, FakeUnitOfWork())

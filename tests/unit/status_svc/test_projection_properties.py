@@ -15,6 +15,7 @@ from itertools import count
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ptkit.auth import Caller, Role
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
 from status_svc.domain.events import ObservedEvent, Origin
@@ -25,6 +26,8 @@ from status_svc.domain.model import ScheduleStatus as S
 from status_svc.domain.notifications import Notification
 from tests.status_flows import OrderFlow, project
 from tests.unit.status_svc.fakes import FakeStatusUnitOfWork as FakeUnitOfWork
+
+MANAGER = Caller("m-1", Role.MANAGER)
 
 CUSTOMERS = ("alice", "bob")
 
@@ -116,8 +119,14 @@ async def read_side(events: list[ObservedEvent]) -> ReadSide:
         await project(event, uow, NotificationBell())
     return ReadSide(
         views={order_id: replace(view, version=0) for order_id, view in uow.views.rows.items()},
-        results={c: await handlers.list_class_results(c, uow) for c in CUSTOMERS},
-        notifications={c: await handlers.list_notifications(c, uow) for c in CUSTOMERS},
+        results={
+            c: await handlers.list_class_results(handlers.ListClassResults(c, MANAGER), uow)
+            for c in CUSTOMERS
+        },
+        notifications={
+            c: await handlers.list_notifications(handlers.ListNotifications(c, MANAGER), uow)
+            for c in CUSTOMERS
+        },
     )
 
 

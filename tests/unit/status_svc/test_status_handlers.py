@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ptkit.auth import Caller, Role
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
-from status_svc.application.ports import StatusFilter
 from status_svc.application.watch import NotificationWatch
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound
 from status_svc.domain.notifications import Notification
@@ -18,6 +18,8 @@ from tests.helpers import eventually
 from tests.status_flows import OrderFlow
 from tests.status_flows import project as project_event
 from tests.unit.status_svc.fakes import FakeStatusUnitOfWork as FakeUnitOfWork
+
+MANAGER = Caller("m-1", Role.MANAGER)
 
 
 async def project(
@@ -40,14 +42,16 @@ async def test_the_first_event_of_an_order_opens_its_view() -> None:
     uow = FakeUnitOfWork()
     flow = OrderFlow().placed()
     await project(uow, flow)
-    view = await handlers.get_order_status(flow.order_id, uow)
+    view = await handlers.get_order_status(handlers.GetOrderStatus(flow.order_id, MANAGER), uow)
     assert view.order_status is OrderStatus.PLACED
     assert uow.commits == 1
 
 
 async def test_an_order_without_events_has_no_status() -> None:
     with pytest.raises(OrderStatusNotFound):
-        await handlers.get_order_status("o-unknown", FakeUnitOfWork())
+        await handlers.get_order_status(
+            handlers.GetOrderStatus("o-unknown", MANAGER), FakeUnitOfWork()
+        )
 
 
 async def test_a_class_result_notifies_the_customer_once_and_rings_the_bell() -> None:
@@ -57,7 +61,7 @@ async def test_a_class_result_notifies_the_customer_once_and_rings_the_bell() ->
         await project(uow, flow, bell)
         assert rung.is_set()
     await project_event(flow.events[-2], uow, bell)  # a redelivered result
-    [sent] = await handlers.list_notifications("alice", uow)
+    [sent] = await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow)
     assert sent.order_id == flow.order_id
     assert sent.message == "Your class result for 'Pilates 1:1' is ready"
 
@@ -75,7 +79,7 @@ async def test_class_results_list_only_the_customers_held_classes() -> None:
     await project(uow, held)
     await project(uow, OrderFlow(customer_id="alice").placed().assigned("t-kim"))
     await project(uow, OrderFlow(customer_id="bob").held())
-    [result] = await handlers.list_class_results("alice", uow)
+    [result] = await handlers.list_class_results(handlers.ListClassResults("alice", MANAGER), uow)
     assert result.order_id == held.order_id
     assert (result.class_name, result.trainer_name) == ("Yoga", "Lee")
 
@@ -89,7 +93,8 @@ async def test_list_order_statuses_filters_by_customer_trainer_and_status() -> N
         await project(uow, flow)
 
     async def ids(**wanted: object) -> set[str]:
-        views = await handlers.list_order_statuses(StatusFilter(**wanted), uow)  # type: ignore[arg-type]
+        query = handlers.ListOrderStatuses(MANAGER, **wanted)  # type: ignore[arg-type]
+        views = await handlers.list_order_statuses(query, uow)
         return {view.order_id for view in views}
 
     assert await ids(customer_id="alice") == {kim.order_id, lee.order_id}
