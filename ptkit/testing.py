@@ -265,6 +265,9 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for repository in self._opened:
+            # a repository kept past the block refuses queries, as on a closed connection
+            repository._working = None
         self._working = None
         self._opened = []
         self._show_committed()
