@@ -221,3 +221,30 @@ async def test_a_commit_wakes_the_relay_so_its_event_does_not_wait_for_the_poll(
     assert [(subject, e.order_id) for subject, e in messages] == [
         (f"pt.{source}.OrderPlaced", order.order_id)
     ]
+
+
+async def test_the_relay_keeps_retrying_after_a_failed_publish(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    source = f"retry{uuid.uuid4().hex[:8]}"
+    order = await handlers.place_order(place(), unit_of_work(engine))
+    jetstream = JetStream(nats_server.url)  # not connected yet: publishing fails
+    relay = OutboxRelay(engine, sql.messaging, jetstream, source, max_backoff_seconds=0.5)
+    task = await run_relay(relay)
+    try:
+
+        async def failed_once() -> bool:
+            # Reported just before the relay finds NATS not connected and backs off.
+            return REGISTRY.get_sample_value("pt_outbox_backlog", {"source": source}) == 1
+
+        await eventually(failed_once, what="the relay failing to publish")
+        await asyncio.wait_for(jetstream.connect(), 15)
+
+        async def published() -> list:
+            return await stream_messages(nats_server.url)
+
+        messages = await eventually(published, what="the event published on a later attempt")
+    finally:
+        await stop(task)
+        await jetstream.close()
+    assert [e.order_id for _, e in messages] == [order.order_id]
