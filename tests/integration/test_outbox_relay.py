@@ -20,6 +20,7 @@ from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import JetStream
 from ptkit.outbox import OutboxRelay
 from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.sql import Causation
 from ptkit.tokens import KeyFiles
 from ptplatform.events.v1 import events_pb2
 from tests.conftest import NatsServer
@@ -175,10 +176,12 @@ async def test_orders_are_placed_while_nats_is_down_and_published_when_it_is_bac
         server.stop()
 
 
+@pytest.mark.parametrize("handling_an_event", [False, True], ids=["call", "event"])
 async def test_a_commit_wakes_the_relay_so_its_event_does_not_wait_for_the_poll(
-    nats_server: NatsServer, keys: KeyFiles, tmp_path: Path
+    nats_server: NatsServer, keys: KeyFiles, tmp_path: Path, handling_an_event: bool
 ) -> None:
-    """Wired as order_svc's main.py wires it: units of work from the runtime's factory."""
+    """Wired as order_svc's main.py wires it: units of work from the runtime's factory,
+    for a gRPC call or bound to an incoming event (``handling``, as consumers use them)."""
     env = Env(
         {
             "PT_ORDER_DATABASE_URL": f"sqlite:///{tmp_path / 'order.db'}",
@@ -204,7 +207,10 @@ async def test_a_commit_wakes_the_relay_so_its_event_does_not_wait_for_the_poll(
             return REGISTRY.get_sample_value("pt_outbox_backlog", {"source": source}) == 0
 
         await eventually(relay_idle, what="the relay's first (empty) pass done")
-        order = await handlers.place_order(place(), new_uow())
+        uow = new_uow()
+        if handling_an_event:
+            uow = uow.handling(Causation("wake_test", str(uuid.uuid4())))
+        order = await handlers.place_order(place(), uow)
 
         async def published() -> list:
             return await stream_messages(nats_server.url)
