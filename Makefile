@@ -9,7 +9,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := build/.proto.stamp
 DESCRIPTOR := build/ptplatform.pb
 
-.PHONY: run test proto lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config
+.PHONY: run test proto lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config mutation
 
 run: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl run
@@ -35,6 +35,17 @@ bench: $(STAMP) $(GEN_STAMP)
 # The manager -> trainer circuit breaker, measured on a throw-away platform (docs/resilience.md).
 bench-breaker: $(STAMP) $(GEN_STAMP)
 	$(PY) -m tests.bench.breaker
+
+# Mutation testing (mutmut, [tool.mutmut] in pyproject.toml): not part of `make test`.
+# Mutants are kept in mutants/ between runs; `mutmut browse` shows the survivors.
+MUTATION_STAMP := $(VENV)/.mutation-installed
+mutation: $(STAMP) $(GEN_STAMP) $(MUTATION_STAMP)
+	$(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
+$(MUTATION_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[tools,dev,mutation]'
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -16,6 +16,9 @@ from ptctl.launcher import ManagedProcess, Platform, PlatformConfig, binary, fre
 from ptkit.tokens import KeyFiles
 from tests.helpers import wait_for
 
+IN_CI = os.environ.get("CI") == "true"
+"""Set by .ci/run. In CI every test must run: a skip is an error (see the hooks below)."""
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "PT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
@@ -87,7 +90,7 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
     Skipped (not on CI) without a server."""
     if not _postgres_available():
         host, port = _postgres_address()
-        if os.environ.get("CI") == "true":
+        if IN_CI:
             pytest.fail(f"PostgreSQL on {host}:{port} is required when CI=true")
         pytest.skip(f"no PostgreSQL answers on {host}:{port}")
     import asyncio
@@ -121,6 +124,37 @@ def postgres_databases() -> Iterator[Callable[[], str]]:
 def postgres_url(postgres_databases: Callable[[], str]) -> str:
     """A fresh PostgreSQL database, dropped afterwards."""
     return postgres_databases()
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With CI=true a skipped test is reported as failed: a missing tool or server in CI
+    must not pass as "skipped". Expected failures (xfail) are left as they are."""
+    report: pytest.TestReport = yield
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped while CI=true (every test must run in CI): {_skip_reason(report)}"
+        )
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """A module skipped as a whole (``pytest.skip(allow_module_level=True)``,
+    ``importorskip``) fails the run in CI too."""
+    report: pytest.CollectReport = yield
+    if IN_CI and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped while CI=true (every test must run in CI): {_skip_reason(report)}"
+        )
+    return report
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -216,13 +216,19 @@ def metadata_of(world: World, caller: str, untrusted_keys: Any) -> tuple[tuple[s
     raise ValueError(caller)
 
 
+WATCH_DEADLINE_S = 3.0
+"""A refused watch ends with its error in milliseconds; one the server accepted stays
+open until this deadline. Generous, so that a slow refusal on a loaded runner is not
+mistaken for an accepted watch."""
+
+
 def outcome(stub: Any, method: str, request: Any, metadata: Any) -> grpc.StatusCode:
     """The status code of one call. A watch the server accepted stays open: it ends by
     the client's deadline with no error of its own."""
     rpc = getattr(stub, method)
     try:
         if method == "WatchNotifications":
-            for _ in rpc(request, metadata=metadata, timeout=0.5):
+            for _ in rpc(request, metadata=metadata, timeout=WATCH_DEADLINE_S):
                 break
         else:
             rpc(request, metadata=metadata, timeout=10)

@@ -31,10 +31,10 @@ from tests.fault_kit import (
 from tests.helpers import wait_for
 
 T = TypeVar("T")
-ANSWERS_AT_ONCE_S = 1.0
-"""A PlaceOrder or CancelOrder that waited on anything but order_svc would take longer."""
-SHED_CALL_MAX_S = 0.25
-"""A call the breaker refuses never reaches trainer_svc: it fails in milliseconds."""
+ANSWERS_AT_ONCE_S = 2.0
+"""order_svc alone answers in milliseconds; a PlaceOrder or CancelOrder that waited on a
+stopped or slow service would take the internal route's timeout (2.5 s) or the call's
+deadline (5 s). The margin is for a loaded 2-core runner."""
 SLOW_TRAINER_DELAY_S = 2.0
 """Longer than the internal route's per-try timeout (1 s): every admitted call times out."""
 CATCH_UP_S = 45.0
@@ -110,9 +110,12 @@ def test_slow_trainer_svc_trips_the_breaker_and_cancels_complete_when_it_recover
         burst = cancel_schedule_burst(platform, calls=4 * max_requests)
         shed = [call for call in burst if call.shed]
         admitted = [call for call in burst if not call.shed]
+        assert shed and admitted
         assert len(shed) >= len(burst) - max_requests
         assert all(call.code == grpc.StatusCode.UNAVAILABLE for call in shed)
-        assert max(call.seconds for call in shed) < SHED_CALL_MAX_S
+        # A shed call never reaches trainer_svc: it is answered before any admitted one,
+        # which waits for the per-try timeout. (How fast in ms: `make bench-breaker`.)
+        assert max(call.seconds for call in shed) < min(call.seconds for call in admitted)
         assert all(call.code != grpc.StatusCode.OK for call in admitted)
         counters = envoy_counters(platform)
         assert shed_by_breaker(counters) >= len(shed)

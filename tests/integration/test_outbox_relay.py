@@ -3,25 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_svc.adapters import sql
 from order_svc.application import handlers
 from ptkit.auth import Caller, Role
+from ptkit.config import Env
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import JetStream
 from ptkit.outbox import OutboxRelay
+from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.sql import Causation
+from ptkit.tokens import KeyFiles
 from ptplatform.events.v1 import events_pb2
 from tests.conftest import NatsServer
 from tests.helpers import database, eventually
 
 STREAM = "PT_EVENTS"
+LONG_POLL_SECONDS = 30.0
+"""Far longer than any deadline below: an event published in time was not polled for."""
+WAKE_DEADLINE_SECONDS = 5.0
 
 
 @pytest.fixture
@@ -169,3 +178,83 @@ async def test_orders_are_placed_while_nats_is_down_and_published_when_it_is_bac
         await stop(connect)
         await jetstream.close()
         server.stop()
+
+
+@pytest.mark.parametrize("handling_an_event", [False, True], ids=["call", "event"])
+async def test_a_commit_wakes_the_relay_so_its_event_does_not_wait_for_the_poll(
+    nats_server: NatsServer, keys: KeyFiles, tmp_path: Path, handling_an_event: bool
+) -> None:
+    """Wired as order_svc's main.py wires it: units of work from the runtime's factory,
+    for a gRPC call or bound to an incoming event (``handling``, as consumers use them)."""
+    env = Env(
+        {
+            "PT_ORDER_DATABASE_URL": f"sqlite:///{tmp_path / 'order.db'}",
+            "PT_NATS_URL": nats_server.url,
+            "PT_JWT_PUBLIC_KEY_FILE": str(keys.public_key),
+        }
+    )
+    # A source of its own, so that the relay's backlog gauge says when its first pass is done.
+    source = f"wake{uuid.uuid4().hex[:8]}"
+    runtime = ServiceRuntime(
+        ServiceSettings.from_env("order", 0, env), sql.metadata, sql.messaging, source
+    )
+    runtime.relay.poll_seconds = LONG_POLL_SECONDS
+    new_uow = runtime.unit_of_work_factory(sql.SqlOrderUnitOfWork)
+    await runtime.create_schema()
+    await asyncio.wait_for(runtime.jetstream.connect(), 15)
+    task = await run_relay(runtime.relay)
+    try:
+
+        async def relay_idle() -> bool:
+            # Set at the end of a pass that found nothing; the relay then waits for a wake-up
+            # or the poll, without yielding in between.
+            return REGISTRY.get_sample_value("pt_outbox_backlog", {"source": source}) == 0
+
+        await eventually(relay_idle, what="the relay's first (empty) pass done")
+        uow = new_uow()
+        if handling_an_event:
+            uow = uow.handling(Causation("wake_test", str(uuid.uuid4())))
+        order = await handlers.place_order(place(), uow)
+
+        async def published() -> list:
+            return await stream_messages(nats_server.url)
+
+        messages = await eventually(
+            published,
+            timeout=WAKE_DEADLINE_SECONDS,
+            what=f"the event published well before the {LONG_POLL_SECONDS:.0f} s poll",
+        )
+    finally:
+        await stop(task)
+        await runtime.jetstream.close()
+        await runtime.engine.dispose()
+    assert [(subject, e.order_id) for subject, e in messages] == [
+        (f"pt.{source}.OrderPlaced", order.order_id)
+    ]
+
+
+async def test_the_relay_keeps_retrying_after_a_failed_publish(
+    engine: AsyncEngine, nats_server: NatsServer
+) -> None:
+    source = f"retry{uuid.uuid4().hex[:8]}"
+    order = await handlers.place_order(place(), unit_of_work(engine))
+    jetstream = JetStream(nats_server.url)  # not connected yet: publishing fails
+    relay = OutboxRelay(engine, sql.messaging, jetstream, source, max_backoff_seconds=0.5)
+    task = await run_relay(relay)
+    try:
+
+        async def failed_once() -> bool:
+            # Reported just before the relay finds NATS not connected and backs off.
+            return REGISTRY.get_sample_value("pt_outbox_backlog", {"source": source}) == 1
+
+        await eventually(failed_once, what="the relay failing to publish")
+        await asyncio.wait_for(jetstream.connect(), 15)
+
+        async def published() -> list:
+            return await stream_messages(nats_server.url)
+
+        messages = await eventually(published, what="the event published on a later attempt")
+    finally:
+        await stop(task)
+        await jetstream.close()
+    assert [e.order_id for _, e in messages] == [order.order_id]

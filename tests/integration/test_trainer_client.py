@@ -26,6 +26,8 @@ from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 
 ORDER_ID = "11111111-1111-4111-8111-111111111111"
 HANG = "hang"
+LOADED_RUNNER_HEADROOM_S = 3.0
+"""Added to a time bound: a loaded 2-core runner may be slow, an unbounded retry far slower."""
 
 MakeClient = Callable[..., TrainerClient]
 
@@ -166,26 +168,28 @@ async def test_gives_up_within_the_bounded_time_when_trainer_svc_hangs(
     trainer_service: RunningTrainerService, make_client: MakeClient
 ) -> None:
     trainer_service.service.script = [HANG] * 50
+    # Unbounded, 50 attempts of 0.3 s each would take 15 s.
     client = make_client(
         trainer_service.address, call_timeout_seconds=0.3, attempts=50, max_seconds=1.0
     )
     started = time.monotonic()
     with pytest.raises(ScheduleCancelUnavailable, match="DEADLINE_EXCEEDED"):
         await client.cancel_schedule(ORDER_ID, "x")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 1.0 + LOADED_RUNNER_HEADROOM_S
     assert len(trainer_service.service.requests) >= 2
 
 
 async def test_gives_up_within_the_bounded_time_when_nothing_listens(
     make_client: MakeClient,
 ) -> None:
+    # Unbounded, 50 attempts with backoff between them would take tens of seconds.
     client = make_client(
         f"127.0.0.1:{free_port()}", call_timeout_seconds=0.2, attempts=50, max_seconds=0.8
     )
     started = time.monotonic()
     with pytest.raises(ScheduleCancelUnavailable):
         await client.cancel_schedule(ORDER_ID, "x")
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 0.8 + LOADED_RUNNER_HEADROOM_S
 
 
 def test_service_token_is_reused_until_shortly_before_expiry(keys: KeyFiles) -> None:

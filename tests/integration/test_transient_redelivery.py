@@ -27,19 +27,30 @@ class DependencyDown(Exception):
 
 
 class FailingHandler:
-    """Raises ``error`` on the first ``failures`` deliveries, then succeeds."""
+    """Raises ``error`` on the first ``failures`` deliveries of the first event it sees,
+    then handles it; any later event is handled at once."""
 
     def __init__(self, error: type[Exception], failures: int) -> None:
         self.error = error
         self.failures = failures
-        self.calls = 0
+        self.deliveries: list[str] = []
         self.handled: list[str] = []
 
     async def __call__(self, envelope: events_pb2.EventEnvelope) -> None:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise self.error(f"delivery {self.calls}")
+        self.deliveries.append(envelope.event_id)
+        first = self.deliveries[0]
+        if envelope.event_id == first and self.deliveries.count(first) <= self.failures:
+            raise self.error(f"delivery {len(self.deliveries)}")
         self.handled.append(envelope.event_id)
+
+
+async def publish(jetstream: JetStream) -> str:
+    event_id = str(uuid.uuid4())
+    envelope = events_pb2.EventEnvelope(
+        event_id=event_id, event_type="OrderCancelled", order_id=str(uuid.uuid4())
+    )
+    await jetstream.publish(SUBJECT, envelope.SerializeToString(), event_id)
+    return event_id
 
 
 @pytest.fixture
@@ -59,11 +70,7 @@ async def consuming(jetstream: JetStream, handler: FailingHandler) -> AsyncItera
     )
     consumer = EventConsumer(jetstream, DURABLE, [SUBJECT], handler, settings)
     task = asyncio.create_task(consumer.run())
-    event_id = str(uuid.uuid4())
-    envelope = events_pb2.EventEnvelope(
-        event_id=event_id, event_type="OrderCancelled", order_id=str(uuid.uuid4())
-    )
-    await jetstream.publish(SUBJECT, envelope.SerializeToString(), event_id)
+    event_id = await publish(jetstream)
     try:
         yield event_id
     finally:
@@ -81,21 +88,32 @@ async def test_an_event_failing_with_a_transient_error_is_retried_past_max_deliv
             return handler.handled == [event_id]
 
         await eventually(handled, what="the event handled after 6 transient failures")
-        assert handler.calls == 7
+        assert handler.deliveries == [event_id] * 7
 
 
 async def test_other_errors_are_still_terminated_after_max_deliver(
     jetstream: JetStream,
 ) -> None:
     handler = FailingHandler(ValueError, failures=100)
-    async with consuming(jetstream, handler):
+    async with consuming(jetstream, handler) as poison:
 
         async def terminated() -> bool:
             try:
                 info = await jetstream.js.consumer_info(jetstream.stream.name, DURABLE)
             except NotFoundError:  # the consumer task has not created the durable yet
                 return False
-            return handler.calls == 2 and info.num_ack_pending == 0 and info.num_pending == 0
+            return (
+                handler.deliveries == [poison] * 2
+                and info.num_ack_pending == 0
+                and info.num_pending == 0
+            )
 
         await eventually(terminated, what="the poison event terminated after 2 deliveries")
-        assert handler.handled == []
+        # The consumer goes on with the next event, and the poison one is not seen again.
+        follow_up = await publish(jetstream)
+
+        async def follow_up_handled() -> bool:
+            return handler.handled == [follow_up]
+
+        await eventually(follow_up_handled, what="the next event handled")
+        assert handler.deliveries == [poison, poison, follow_up]

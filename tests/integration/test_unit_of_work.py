@@ -1,0 +1,127 @@
+"""The kit's SQL unit of work against real SQLite and PostgreSQL: a commit writes the
+state change and its outbox rows together or not at all. A failure while writing the
+outbox rows (the database refusing them, or an event that cannot be serialized) must
+leave neither the state change nor any outbox row behind; otherwise a state change
+would be committed whose event is never published."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from order_svc.adapters import sql
+from order_svc.application import handlers
+from order_svc.domain.model import OrderStatus
+from ptkit.auth import Caller, Role
+from ptkit.domain import DomainEvent
+from ptkit.events import EnvelopeSerializer
+from ptkit.sql import EventSerializer, OutboxMessage
+from tests.helpers import database, outbox_envelopes
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    async with database(database_url, sql.metadata) as engine:
+        yield engine
+
+
+class ReusedEventId:
+    """Serializes as the service does, but gives every message the event id of the first
+    one: the database refuses the second outbox row (``outbox.event_id`` is unique)."""
+
+    def __init__(self) -> None:
+        self.serializer = EnvelopeSerializer("order")
+        self.event_id: str | None = None
+
+    def __call__(
+        self, event: DomainEvent, aggregate_version: int, causation_id: str
+    ) -> OutboxMessage:
+        message = self.serializer(event, aggregate_version, causation_id)
+        self.event_id = self.event_id or message.event_id
+        return OutboxMessage(self.event_id, message.event_type, message.subject, message.payload)
+
+
+class Unserializable(Exception):
+    pass
+
+
+def refuse_to_serialize(
+    event: DomainEvent, aggregate_version: int, causation_id: str
+) -> OutboxMessage:
+    raise Unserializable(event.event_type)
+
+
+def unit_of_work(engine: AsyncEngine, serializer: EventSerializer) -> sql.SqlOrderUnitOfWork:
+    return sql.SqlOrderUnitOfWork(engine, sql.messaging, serializer)
+
+
+ALICE = Caller("alice", Role.CUSTOMER)
+
+
+def place() -> handlers.PlaceOrder:
+    return handlers.PlaceOrder("alice", "Alice", "Pilates", None, "", ALICE)
+
+
+async def count_orders(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return (await connection.execute(select(func.count()).select_from(sql.orders))).scalar_one()
+
+
+async def event_types(engine: AsyncEngine) -> list[str]:
+    return [e.event_type for e in await outbox_envelopes(engine, sql.messaging)]
+
+
+async def test_a_change_whose_outbox_row_the_database_refuses_is_not_committed(
+    engine: AsyncEngine,
+) -> None:
+    serializer = ReusedEventId()
+    order = await handlers.place_order(place(), unit_of_work(engine, serializer))
+
+    with pytest.raises(IntegrityError):
+        await handlers.cancel_order(
+            handlers.CancelOrder(order.order_id, "ill", ALICE), unit_of_work(engine, serializer)
+        )
+
+    stored = await handlers.get_order(
+        handlers.GetOrder(order.order_id, ALICE), unit_of_work(engine, serializer)
+    )
+    assert stored.status is OrderStatus.PLACED
+    assert await event_types(engine) == ["OrderPlaced"]
+
+
+async def test_a_new_aggregate_whose_outbox_row_the_database_refuses_is_not_stored(
+    engine: AsyncEngine,
+) -> None:
+    serializer = ReusedEventId()
+    await handlers.place_order(place(), unit_of_work(engine, serializer))
+
+    with pytest.raises(IntegrityError):
+        await handlers.place_order(place(), unit_of_work(engine, serializer))
+
+    assert await count_orders(engine) == 1
+    assert await event_types(engine) == ["OrderPlaced"]
+
+
+async def test_a_change_whose_event_cannot_be_serialized_is_not_committed(
+    engine: AsyncEngine,
+) -> None:
+    order = await handlers.place_order(place(), unit_of_work(engine, EnvelopeSerializer("order")))
+
+    with pytest.raises(Unserializable):
+        await handlers.cancel_order(
+            handlers.CancelOrder(order.order_id, "ill", ALICE),
+            unit_of_work(engine, refuse_to_serialize),
+        )
+    with pytest.raises(Unserializable):
+        await handlers.place_order(place(), unit_of_work(engine, refuse_to_serialize))
+
+    stored = await handlers.get_order(
+        handlers.GetOrder(order.order_id, ALICE), unit_of_work(engine, refuse_to_serialize)
+    )
+    assert stored.status is OrderStatus.PLACED
+    assert await count_orders(engine) == 1
+    assert await event_types(engine) == ["OrderPlaced"]
