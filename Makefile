@@ -34,7 +34,7 @@ bench: $(STAMP) $(GEN_STAMP)
 
 # The manager -> trainer circuit breaker, measured on a throw-away platform (docs/resilience.md).
 bench-breaker: $(STAMP) $(GEN_STAMP)
-	$(PY) -m tests.bench.breaker
+	$(PY) -m bench.breaker
 
 # Mutation testing (mutmut, [tool.mutmut] in pyproject.toml): not part of `make test`.
 # Mutants are kept in mutants/ between runs; `mutmut browse` shows the survivors.

@@ -1,0 +1,135 @@
+"""manager_svc's repositories in memory, over the kit's one fake unit of work, and a
+scripted trainer_svc.
+
+The contract suite (tests/manager/integration/test_repository_contract.py) runs the same
+tests against these repositories and the SQL ones on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from manager_svc.application.ports import (
+    ScheduleCancelRefused,
+    ScheduleCancelUnavailable,
+)
+from manager_svc.domain.model import (
+    HOLDING_STATUSES,
+    Assignment,
+    AssignmentNotFound,
+    AssignmentStatus,
+)
+from manager_svc.domain.roster import Trainer, TrainerNotFound
+from ptkit.domain import DomainEvent
+from ptkit.sql import Causation
+from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
+
+
+class InMemoryTrainers(InMemoryRepository[Trainer]):
+    table = "trainers"
+    key = "trainer_id"
+
+    async def add(self, trainer: Trainer) -> None:
+        self._insert(trainer)
+
+    async def find(self, trainer_id: str) -> Trainer | None:
+        return self._find(trainer_id)
+
+    async def get(self, trainer_id: str) -> Trainer:
+        trainer = await self.find(trainer_id)
+        if trainer is None:
+            raise TrainerNotFound(trainer_id)
+        return trainer
+
+    async def list(self) -> list[Trainer]:
+        return sorted(self._rows(), key=lambda t: (t.name, t.trainer_id))
+
+
+class InMemoryAssignments(InMemoryRepository[Assignment]):
+    table = "assignments"
+    key = "order_id"
+
+    async def add(self, assignment: Assignment) -> None:
+        self._insert(assignment)
+
+    async def find(self, order_id: str) -> Assignment | None:
+        return self._find(order_id)
+
+    async def get(self, order_id: str) -> Assignment:
+        assignment = await self.find(order_id)
+        if assignment is None:
+            raise AssignmentNotFound(order_id)
+        return assignment
+
+    async def list(
+        self, status: AssignmentStatus | None, trainer_id: str | None
+    ) -> list[Assignment]:
+        return [
+            a
+            for a in sorted(self._rows(), key=lambda a: (a.created_at, a.order_id), reverse=True)
+            if (status is None or a.status is status)
+            and (not trainer_id or a.trainer_id == trainer_id)
+        ]
+
+    async def load_per_trainer(self) -> dict[str, int]:
+        load: dict[str, int] = {}
+        for assignment in self._rows():
+            if assignment.status in HOLDING_STATUSES:
+                load[assignment.trainer_id] = load.get(assignment.trainer_id, 0) + 1
+        return load
+
+
+class FakeManagerUnitOfWork(FakeUnitOfWork):
+    """manager_svc's unit of work in memory; ``published``, ``commits`` and
+    :meth:`assignment` say what the committed transactions wrote."""
+
+    trainers: InMemoryTrainers
+    assignments: InMemoryAssignments
+
+    def __init__(
+        self,
+        store: MemoryStore | None = None,
+        causation: Causation | None = None,
+        on_commit: Iterable[Callable[[], None]] = (),
+        **repositories: type[InMemoryRepository[Any]],
+    ) -> None:
+        super().__init__(
+            store,
+            causation,
+            on_commit,
+            **(repositories or {"trainers": InMemoryTrainers, "assignments": InMemoryAssignments}),
+        )
+
+    @property
+    def published(self) -> list[DomainEvent]:
+        return self.store.events
+
+    @property
+    def commits(self) -> int:
+        return self.store.commits
+
+    def assignment(self, order_id: str) -> Assignment:
+        """The committed assignment of the order."""
+        return self.committed("assignments", order_id)
+
+
+class FakeScheduleCanceller:
+    """Answers CancelSchedule with a scripted outcome and remembers the calls."""
+
+    def __init__(self, outcome: Exception | None = None) -> None:
+        self.outcome = outcome
+        self.calls: list[tuple[str, str]] = []
+
+    async def cancel_schedule(self, order_id: str, reason: str) -> None:
+        self.calls.append((order_id, reason))
+        if self.outcome is not None:
+            raise self.outcome
+
+
+def refused(detail: str = "order is already held") -> FakeScheduleCanceller:
+    return FakeScheduleCanceller(ScheduleCancelRefused(detail))
+
+
+def unavailable() -> FakeScheduleCanceller:
+    return FakeScheduleCanceller(ScheduleCancelUnavailable("trainer_svc: UNAVAILABLE"))

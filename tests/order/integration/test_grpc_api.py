@@ -1,0 +1,210 @@
+"""order_svc's gRPC API on a real server and a migrated SQLite database: what a client
+sends and gets back, error codes, who may see and cancel which order, paging."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from order_svc.adapters import sql
+from order_svc.adapters.grpc_api import OrderServiceAdapter
+from ptctl.launcher import free_port
+from ptkit.auth import JwtSettings, Role, TokenVerifier
+from ptkit.events import EnvelopeSerializer
+from ptkit.server import ServiceHost
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
+from ptplatform.order.v1 import order_service_pb2 as pb
+from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
+from tests.helpers import bearer, database, outbox_envelopes
+
+CODE = grpc.StatusCode
+
+
+@dataclass
+class OrderApi:
+    stub: pb_grpc.OrderServiceStub
+    keys: KeyFiles
+    outbox: Callable[[], Awaitable[list[str]]]
+    """The event types in the outbox, oldest first."""
+
+    def as_(self, role: Role, subject: str) -> tuple[tuple[str, str]]:
+        return bearer(mint_token(self.keys, role, subject))
+
+    async def place(
+        self, customer: str, class_name: str = "Pilates 1:1", **fields: str
+    ) -> pb.Order:
+        request = pb.PlaceOrderRequest(customer_name="Alice", class_name=class_name, **fields)
+        return await self.stub.PlaceOrder(request, metadata=self.as_(Role.CUSTOMER, customer))
+
+
+@pytest.fixture
+async def api(keys: KeyFiles, tmp_path: Path) -> AsyncIterator[OrderApi]:
+    async with database(f"sqlite:///{tmp_path / 'order.db'}", sql.metadata) as engine:
+
+        def new_uow() -> sql.SqlOrderUnitOfWork:
+            return sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
+
+        adapter = OrderServiceAdapter(new_uow)
+        port = free_port()
+        host = ServiceHost(
+            name="order_svc",
+            host="127.0.0.1",
+            port=port,
+            verifier=TokenVerifier(JwtSettings(keys.public_key, DEV_ISSUER, DEV_AUDIENCE)),
+            services=[
+                (
+                    pb.DESCRIPTOR.services_by_name["OrderService"].full_name,
+                    lambda server: pb_grpc.add_OrderServiceServicer_to_server(adapter, server),
+                )
+            ],
+            grace_seconds=1.0,
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(host.run(stop))
+        await asyncio.wait_for(host.started.wait(), timeout=10)
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+
+        async def outbox() -> list[str]:
+            return [e.event_type for e in await outbox_envelopes(engine, sql.messaging)]
+
+        try:
+            yield OrderApi(pb_grpc.OrderServiceStub(channel), keys, outbox)
+        finally:
+            await channel.close()
+            stop.set()
+            await running
+
+
+async def rejected(call: object, code: grpc.StatusCode, says: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    assert caught.value.code() == code, caught.value.details()
+    assert says in (caught.value.details() or "")
+
+
+async def test_a_customer_places_an_order_for_themselves_and_reads_it_back(api: OrderApi) -> None:
+    placed = await api.place("alice")
+    assert (placed.customer_id, placed.status, placed.version) == (
+        "alice",
+        pb.ORDER_STATUS_PLACED,
+        1,
+    )
+    assert placed.create_time.seconds > 0
+    got = await api.stub.GetOrder(
+        pb.GetOrderRequest(order_id=placed.order_id), metadata=api.as_(Role.CUSTOMER, "alice")
+    )
+    assert got == placed
+    assert await api.outbox() == ["OrderPlaced"]
+
+
+async def test_the_same_request_id_returns_the_same_order(api: OrderApi) -> None:
+    first = await api.place("alice", request_id="r-1")
+    again = await api.place("alice", request_id="r-1")
+    assert again.order_id == first.order_id
+    assert await api.outbox() == ["OrderPlaced"]
+
+
+async def test_bad_input_is_invalid_argument_naming_the_field(api: OrderApi) -> None:
+    alice = api.as_(Role.CUSTOMER, "alice")
+    await rejected(
+        api.stub.PlaceOrder(pb.PlaceOrderRequest(class_name="Pilates"), metadata=alice),
+        CODE.INVALID_ARGUMENT,
+        "customer_name",
+    )
+    await rejected(
+        api.stub.GetOrder(pb.GetOrderRequest(order_id="not-an-id"), metadata=alice),
+        CODE.INVALID_ARGUMENT,
+        "order_id",
+    )
+    await rejected(api.place("alice", request_id="r" * 65), CODE.INVALID_ARGUMENT, "request_id")
+    assert await api.outbox() == []
+
+
+async def test_a_customer_sees_and_cancels_only_their_own_orders(api: OrderApi) -> None:
+    placed = await api.place("alice")
+    bob = api.as_(Role.CUSTOMER, "bob")
+    get = pb.GetOrderRequest(order_id=placed.order_id)
+    await rejected(api.stub.GetOrder(get, metadata=bob), CODE.PERMISSION_DENIED, "bob")
+    cancel = pb.CancelOrderRequest(order_id=placed.order_id, reason="not mine")
+    await rejected(api.stub.CancelOrder(cancel, metadata=bob), CODE.PERMISSION_DENIED, "bob")
+    await rejected(
+        api.stub.PlaceOrder(
+            pb.PlaceOrderRequest(customer_id="alice", customer_name="B", class_name="Yoga"),
+            metadata=bob,
+        ),
+        CODE.PERMISSION_DENIED,
+        "bob",
+    )
+    manager = api.as_(Role.MANAGER, "kim")
+    assert (await api.stub.GetOrder(get, metadata=manager)).order_id == placed.order_id
+    assert await api.outbox() == ["OrderPlaced"]
+
+
+async def test_cancel_then_cancel_again_is_failed_precondition(api: OrderApi) -> None:
+    placed = await api.place("alice")
+    alice = api.as_(Role.CUSTOMER, "alice")
+    cancel = pb.CancelOrderRequest(order_id=placed.order_id, reason=" ill ")
+    cancelled = await api.stub.CancelOrder(cancel, metadata=alice)
+    assert (cancelled.status, cancelled.cancel_reason) == (pb.ORDER_STATUS_CANCELLED, "ill")
+    await rejected(
+        api.stub.CancelOrder(cancel, metadata=alice), CODE.FAILED_PRECONDITION, "already cancelled"
+    )
+    unknown = pb.CancelOrderRequest(order_id="5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e")
+    await rejected(api.stub.CancelOrder(unknown, metadata=alice), CODE.NOT_FOUND, "not found")
+    assert await api.outbox() == ["OrderPlaced", "OrderCancelled"]
+
+
+async def test_orders_list_newest_first_in_pages(api: OrderApi) -> None:
+    placed = [await api.place("alice", class_name=f"class {n}") for n in range(3)]
+    await api.place("bob")
+    alice = api.as_(Role.CUSTOMER, "alice")
+    first = await api.stub.ListOrders(pb.ListOrdersRequest(page_size=2), metadata=alice)
+    assert [o.order_id for o in first.orders] == [placed[2].order_id, placed[1].order_id]
+    assert first.next_page_token
+    rest = await api.stub.ListOrders(
+        pb.ListOrdersRequest(page_size=2, page_token=first.next_page_token), metadata=alice
+    )
+    assert [o.order_id for o in rest.orders] == [placed[0].order_id]
+    assert rest.next_page_token == ""
+    everyone = await api.stub.ListOrders(
+        pb.ListOrdersRequest(), metadata=api.as_(Role.MANAGER, "kim")
+    )
+    assert len(everyone.orders) == 4
+
+
+async def test_listing_refuses_bad_pages_and_strangers(api: OrderApi) -> None:
+    alice = api.as_(Role.CUSTOMER, "alice")
+    await rejected(
+        api.stub.ListOrders(pb.ListOrdersRequest(page_size=101), metadata=alice),
+        CODE.INVALID_ARGUMENT,
+        "page_size",
+    )
+    await rejected(
+        api.stub.ListOrders(pb.ListOrdersRequest(page_token="garbage"), metadata=alice),
+        CODE.INVALID_ARGUMENT,
+        "page_token",
+    )
+    await rejected(
+        api.stub.ListOrders(pb.ListOrdersRequest(customer_id="bob"), metadata=alice),
+        CODE.PERMISSION_DENIED,
+        "bob",
+    )
+    await rejected(
+        api.stub.ListOrders(pb.ListOrdersRequest(), metadata=api.as_(Role.TRAINER, "t-1")),
+        CODE.PERMISSION_DENIED,
+        "trainer",
+    )
+
+
+async def test_a_call_without_a_valid_token_is_unauthenticated(api: OrderApi) -> None:
+    await rejected(api.stub.ListOrders(pb.ListOrdersRequest()), CODE.UNAUTHENTICATED, "bearer")
+    await rejected(
+        api.stub.ListOrders(pb.ListOrdersRequest(), metadata=bearer("not-a-jwt")),
+        CODE.UNAUTHENTICATED,
+        "invalid token",
+    )

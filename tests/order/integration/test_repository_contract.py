@@ -1,0 +1,255 @@
+"""The order repository contract: the same tests against the in-memory fake
+(tests/order/fakes.py) and the SQL repository on SQLite and PostgreSQL, so the
+fake the unit tests use cannot drift from what users get."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from order_svc.adapters import sql
+from order_svc.application.ports import PageCursor
+from order_svc.domain.model import Order, OrderNotFound, OrderStatus
+from ptkit.domain import ConcurrencyConflict
+from ptkit.events import EnvelopeSerializer
+from ptkit.sql import AlreadyHandled, Causation
+from tests.helpers import database, outbox_envelopes
+from tests.order.fakes import FakeOrderUnitOfWork
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+class Backend:
+    """Units of work on one store; ``outbox`` is what they committed for the relay."""
+
+    def uow(self, causation: Causation | None = None) -> Any:
+        raise NotImplementedError
+
+    async def outbox(self) -> list[tuple[str, int, str]]:
+        """(event type, aggregate version, causation id) of every outbox row, oldest first."""
+        raise NotImplementedError
+
+    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
+        """Another writer commits a change to the order after ``uow`` read it."""
+        raise NotImplementedError
+
+
+class MemoryBackend(Backend):
+    def __init__(self) -> None:
+        self.root = FakeOrderUnitOfWork()
+
+    def uow(self, causation: Causation | None = None) -> Any:
+        return self.root.handling(causation) if causation else self.root.sibling()
+
+    async def outbox(self) -> list[tuple[str, int, str]]:
+        return [
+            (type(e.event).__name__, e.aggregate_version, e.causation_id)
+            for e in self.root.store.outbox
+        ]
+
+    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
+        self.root.store.table("orders")[order_id].version += 1
+
+
+class SqlBackend(Backend):
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def uow(self, causation: Causation | None = None) -> Any:
+        uow = sql.SqlOrderUnitOfWork(self.engine, sql.messaging, EnvelopeSerializer("order"))
+        return uow.handling(causation) if causation else uow
+
+    async def outbox(self) -> list[tuple[str, int, str]]:
+        return [
+            (e.event_type, e.aggregate_version, e.causation_id)
+            for e in await outbox_envelopes(self.engine, sql.messaging)
+        ]
+
+    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
+        await uow.connection.execute(
+            update(sql.orders)
+            .where(sql.orders.c.order_id == order_id)
+            .values(version=sql.orders.c.version + 1)
+        )
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the units of work keep their rows: in memory, or a fresh database."""
+    if request.param == "memory":
+        return "memory"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def backend(store_url: str) -> AsyncIterator[Backend]:
+    if store_url == "memory":
+        yield MemoryBackend()
+        return
+    async with database(store_url, sql.metadata) as engine:
+        yield SqlBackend(engine)
+
+
+def order(
+    n: int, customer: str = "alice", request_id: str = "", minute: int | None = None
+) -> Order:
+    return Order.place(
+        order_id=f"o-{n}",
+        customer_id=customer,
+        customer_name="Alice",
+        class_name="Pilates 1:1",
+        preferred_start=NOW + timedelta(days=1),
+        request_id=request_id,
+        now=NOW + timedelta(minutes=n if minute is None else minute),
+    )
+
+
+async def stored(backend: Backend, *orders: Order) -> None:
+    async with backend.uow() as uow:
+        for each in orders:
+            await uow.orders.add(each)
+        await uow.commit()
+
+
+async def test_an_added_order_reads_back_equal(backend: Backend) -> None:
+    placed = order(1)
+    await stored(backend, placed)
+    async with backend.uow() as uow:
+        assert await uow.orders.get("o-1") == placed
+
+
+async def test_an_unknown_order_is_not_found(backend: Backend) -> None:
+    async with backend.uow() as uow:
+        with pytest.raises(OrderNotFound):
+            await uow.orders.get("o-unknown")
+
+
+async def test_find_by_request_matches_customer_and_request_id(backend: Backend) -> None:
+    await stored(backend, order(1, "alice", "r-1"), order(2, "bob", "r-1"))
+    async with backend.uow() as uow:
+        assert (await uow.orders.find_by_request("alice", "r-1")).order_id == "o-1"
+        assert (await uow.orders.find_by_request("bob", "r-1")).order_id == "o-2"
+        assert await uow.orders.find_by_request("alice", "r-2") is None
+
+
+async def test_a_second_order_with_the_same_request_id_is_a_conflict(backend: Backend) -> None:
+    await stored(backend, order(1, "alice", "r-1"))
+    with pytest.raises(ConcurrencyConflict):
+        async with backend.uow() as uow:
+            await uow.orders.add(order(2, "alice", "r-1"))
+            await uow.commit()
+
+
+async def test_orders_without_request_id_may_be_many(backend: Backend) -> None:
+    await stored(backend, order(1), order(2))
+    async with backend.uow() as uow:
+        assert len(await uow.orders.list("alice", 10, None)) == 2
+
+
+async def test_a_second_order_with_the_same_id_is_a_conflict(backend: Backend) -> None:
+    await stored(backend, order(1))
+    with pytest.raises(ConcurrencyConflict):
+        async with backend.uow() as uow:
+            await uow.orders.add(order(1, "bob"))
+            await uow.commit()
+
+
+async def test_list_is_newest_first_filtered_by_customer(backend: Backend) -> None:
+    await stored(backend, order(1), order(2, "bob"), order(3), order(4, minute=3))
+    async with backend.uow() as uow:
+        everyone = [o.order_id for o in await uow.orders.list(None, 10, None)]
+        alice = [o.order_id for o in await uow.orders.list("alice", 10, None)]
+    assert everyone == ["o-4", "o-3", "o-2", "o-1"]  # same time: larger id first
+    assert alice == ["o-4", "o-3", "o-1"]
+
+
+async def test_list_pages_through_every_order_once(backend: Backend) -> None:
+    await stored(backend, *(order(n, minute=n // 2) for n in range(7)))
+    seen: list[str] = []
+    after: PageCursor | None = None
+    async with backend.uow() as uow:
+        while page := await uow.orders.list("alice", 3, after):
+            seen += [o.order_id for o in page]
+            after = PageCursor(page[-1].created_at, page[-1].order_id)
+    assert seen == [f"o-{n}" for n in reversed(range(7))]
+
+
+async def test_a_listed_order_changed_is_not_written(backend: Backend) -> None:
+    await stored(backend, order(1))
+    async with backend.uow() as uow:
+        [listed] = await uow.orders.list("alice", 10, None)
+        listed.cancel("not through get", NOW)
+        await uow.commit()
+    async with backend.uow() as uow:
+        assert (await uow.orders.get("o-1")).status is OrderStatus.PLACED
+    assert [e[0] for e in await backend.outbox()] == ["OrderPlaced"]
+
+
+async def test_leaving_without_commit_keeps_nothing(backend: Backend) -> None:
+    await stored(backend, order(1))
+    async with backend.uow() as uow:
+        (await uow.orders.get("o-1")).cancel("x", NOW)
+        await uow.orders.add(order(2))
+    async with backend.uow() as uow:
+        assert (await uow.orders.get("o-1")).status is OrderStatus.PLACED
+        with pytest.raises(OrderNotFound):
+            await uow.orders.get("o-2")
+    assert [e[0] for e in await backend.outbox()] == ["OrderPlaced"]
+
+
+async def test_events_reach_the_outbox_with_their_versions_in_the_commit(
+    backend: Backend,
+) -> None:
+    await stored(backend, order(1))
+    async with backend.uow() as uow:
+        (await uow.orders.get("o-1")).cancel("ill", NOW)
+        await uow.commit()
+    assert await backend.outbox() == [("OrderPlaced", 1, ""), ("OrderCancelled", 2, "")]
+
+
+async def test_an_order_changed_by_another_writer_is_a_conflict(backend: Backend) -> None:
+    await stored(backend, order(1))
+    async with backend.uow() as uow:
+        stale = await uow.orders.get("o-1")
+        await backend.another_writer_bumps(uow, "o-1")
+        stale.cancel("late", NOW)
+        with pytest.raises(ConcurrencyConflict):
+            await uow.commit()
+    assert [e[0] for e in await backend.outbox()] == ["OrderPlaced"]
+
+
+# SQLite's BEGIN IMMEDIATE runs one writing unit of work at a time: no overlap to test
+@pytest.mark.parametrize("store_url", ["memory", "postgresql"], indirect=True)
+async def test_two_units_of_work_changing_one_order_conflict(backend: Backend) -> None:
+    await stored(backend, order(1))
+    async with backend.uow() as slow:
+        stale = await slow.orders.get("o-1")
+        async with backend.uow() as fast:
+            (await fast.orders.get("o-1")).confirm(NOW)
+            await fast.commit()
+        stale.cancel("late", NOW)
+        with pytest.raises(ConcurrencyConflict):
+            await slow.commit()
+    async with backend.uow() as uow:
+        assert (await uow.orders.get("o-1")).status is OrderStatus.CONFIRMED
+
+
+async def test_an_event_is_handled_once_and_its_causation_reaches_the_outbox(
+    backend: Backend,
+) -> None:
+    await stored(backend, order(1))
+    causation = Causation("order_svc", "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e")
+    async with backend.uow(causation) as uow:
+        (await uow.orders.get("o-1")).confirm(NOW)
+        await uow.commit()
+    with pytest.raises(AlreadyHandled):
+        async with backend.uow(causation):
+            pass
+    assert (await backend.outbox())[-1] == ("OrderConfirmed", 2, causation.event_id)

@@ -1,0 +1,416 @@
+"""The status repository contract: the same tests against the in-memory fakes
+(tests/status/fakes.py) and the SQL repositories on SQLite and PostgreSQL, so the
+fake the unit tests use cannot drift from what users get."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from ptkit.domain import ConcurrencyConflict
+from ptkit.sql import AlreadyHandled, Causation
+from status_svc.adapters import sql
+from status_svc.application.ports import StatusFilter
+from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
+from status_svc.domain.notifications import Notification
+from tests.helpers import database
+from tests.status.fakes import FakeStatusUnitOfWork
+from tests.status.flows import T0, OrderFlow
+
+EVENT_ID = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
+
+
+class Backend:
+    """Units of work on one store (status_svc publishes nothing: no outbox)."""
+
+    def uow(self, causation: Causation | None = None) -> Any:
+        raise NotImplementedError
+
+    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
+        """Another writer commits a change to the view after ``uow`` read it."""
+        raise NotImplementedError
+
+
+class MemoryBackend(Backend):
+    def __init__(self) -> None:
+        self.root = FakeStatusUnitOfWork()
+
+    def uow(self, causation: Causation | None = None) -> Any:
+        return self.root.handling(causation) if causation else self.root.sibling()
+
+    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
+        self.root.store.table("order_status_views")[order_id].version += 1
+
+
+class SqlBackend(Backend):
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def uow(self, causation: Causation | None = None) -> Any:
+        uow = sql.SqlStatusUnitOfWork(self.engine, sql.messaging, None)
+        return uow.handling(causation) if causation else uow
+
+    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
+        views = sql.order_status_views
+        await uow.connection.execute(
+            update(views).where(views.c.order_id == order_id).values(version=views.c.version + 1)
+        )
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the units of work keep their rows: in memory, or a fresh database."""
+    if request.param == "memory":
+        return "memory"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def backend(store_url: str) -> AsyncIterator[Backend]:
+    if store_url == "memory":
+        yield MemoryBackend()
+        return
+    async with database(store_url, sql.metadata) as engine:
+        yield SqlBackend(engine)
+
+
+def flow(order_id: str, customer: str = "alice", at: int = 0) -> OrderFlow:
+    """An order whose events happen one second apart from ``T0 + at`` seconds."""
+    return OrderFlow(order_id, customer, clock=count(at))
+
+
+def folded(order: OrderFlow) -> OrderStatusView:
+    view = OrderStatusView(order_id=order.order_id)
+    for event in order.events:
+        view.observe(event)
+    return view
+
+
+def notification(n: int, customer: str = "alice", minute: int | None = None) -> Notification:
+    return Notification(
+        notification_id=f"n-{n}",
+        customer_id=customer,
+        order_id=f"o-{n}",
+        created_at=T0 + timedelta(minutes=n if minute is None else minute),
+    )
+
+
+async def stored(backend: Backend, *views: OrderStatusView) -> None:
+    async with backend.uow() as uow:
+        for view in views:
+            await uow.views.add(view)
+        await uow.commit()
+
+
+async def recorded(backend: Backend, *notifications: Notification) -> None:
+    async with backend.uow() as uow:
+        for each in notifications:
+            await uow.notifications.add(each)
+        await uow.commit()
+
+
+async def listed(backend: Backend, wanted: StatusFilter) -> list[str]:
+    async with backend.uow() as uow:
+        return [view.order_id for view in await uow.views.list(wanted)]
+
+
+# --- views ---------------------------------------------------------------------------
+
+
+async def test_an_added_view_reads_back_equal(backend: Backend) -> None:
+    held = folded(flow("o-1").held("t-kim"))
+    await stored(backend, held)
+    async with backend.uow() as uow:
+        assert await uow.views.get("o-1") == held
+        assert await uow.views.find("o-1") == held
+
+
+async def test_an_unknown_view_is_not_found(backend: Backend) -> None:
+    async with backend.uow() as uow:
+        assert await uow.views.find("o-unknown") is None
+        with pytest.raises(OrderStatusNotFound):
+            await uow.views.get("o-unknown")
+
+
+async def test_a_second_view_of_the_same_order_is_a_conflict(backend: Backend) -> None:
+    await stored(backend, folded(flow("o-1").placed()))
+    with pytest.raises(ConcurrencyConflict):
+        async with backend.uow() as uow:
+            await uow.views.add(folded(flow("o-1", "bob").placed()))
+            await uow.commit()
+    async with backend.uow() as uow:
+        assert (await uow.views.get("o-1")).customer_id == "alice"
+
+
+async def test_list_is_most_recently_updated_first_ties_by_order_id(backend: Backend) -> None:
+    await stored(
+        backend,
+        folded(flow("o-1", at=1).placed()),
+        folded(flow("o-4", at=3).placed()),
+        folded(flow("o-3", at=2).placed()),
+        folded(flow("o-2", at=3).placed()),  # updated when o-4 was
+    )
+    assert await listed(backend, StatusFilter()) == ["o-2", "o-4", "o-3", "o-1"]
+
+
+async def test_list_holds_the_limit_most_recently_updated(backend: Backend) -> None:
+    await stored(backend, *(folded(flow(f"o-{n}", at=n).placed()) for n in range(5)))
+    assert await listed(backend, StatusFilter(limit=2)) == ["o-4", "o-3"]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        (StatusFilter(customer_id="alice"), ["o-4", "o-3", "o-1"]),
+        (StatusFilter(customer_id="carol"), []),
+        (StatusFilter(trainer_id="t-kim"), ["o-4", "o-2"]),
+        (StatusFilter(order_status=OrderStatus.PLACED), ["o-2", "o-1"]),
+        (StatusFilter(order_status=OrderStatus.CANCELLED), ["o-3"]),
+        (StatusFilter(order_status=OrderStatus.COMPLETED), ["o-4"]),
+        (StatusFilter(customer_id="alice", trainer_id="t-kim"), ["o-4"]),
+    ],
+    ids=["customer", "unknown-customer", "trainer", "placed", "cancelled", "completed", "both"],
+)
+async def test_list_keeps_the_views_the_filter_matches(
+    backend: Backend, wanted: StatusFilter, expected: list[str]
+) -> None:
+    await stored(
+        backend,
+        folded(flow("o-1", "alice", at=0).placed()),
+        folded(flow("o-2", "bob", at=10).placed().assigned("t-kim")),
+        folded(flow("o-3", "alice", at=20).placed().assigned("t-lee").order_cancelled()),
+        folded(flow("o-4", "alice", at=30).held("t-kim")),
+    )
+    assert await listed(backend, wanted) == expected
+
+
+async def test_with_class_results_holds_the_customers_results_oldest_first(
+    backend: Backend,
+) -> None:
+    await stored(
+        backend,
+        folded(flow("o-1", "alice", at=40).held()),  # the latest result
+        folded(flow("o-2", "alice", at=10).held()),
+        folded(flow("o-3", "bob", at=0).held()),  # someone else's
+        folded(flow("o-4", "alice", at=0).placed().assigned("t-kim")),  # no result yet
+        folded(flow("o-5", "alice", at=10).held()),  # the same time as o-2
+    )
+    async with backend.uow() as uow:
+        results = await uow.views.with_class_results("alice")
+    assert [view.order_id for view in results] == ["o-2", "o-5", "o-1"]
+    assert {view.class_result for view in results} == {"Great form"}
+
+
+async def test_a_listed_view_changed_is_not_written(backend: Backend) -> None:
+    order = flow("o-1").placed()
+    await stored(backend, folded(order))
+    async with backend.uow() as uow:
+        [view] = await uow.views.list(StatusFilter())
+        assert view.observe(order.order_cancelled().events[-1])
+        await uow.commit()
+    async with backend.uow() as uow:
+        assert (await uow.views.get("o-1")).order_status is OrderStatus.PLACED
+
+
+async def test_a_view_an_event_changed_is_written_back(backend: Backend) -> None:
+    order = flow("o-1").placed()
+    await stored(backend, folded(order))
+    async with backend.uow() as uow:
+        view = await uow.views.get("o-1")
+        assert view.observe(order.assigned("t-kim").events[-1])
+        await uow.commit()
+    async with backend.uow() as uow:
+        assert await uow.views.get("o-1") == folded(order)
+
+
+async def test_a_view_only_read_is_not_written_over_a_newer_one(backend: Backend) -> None:
+    order = flow("o-1").placed()
+    await stored(backend, folded(order))
+    async with backend.uow() as uow:
+        view = await uow.views.get("o-1")
+        assert not view.observe(order.events[0])  # a redelivery changes nothing
+        await backend.another_writer_bumps(uow, "o-1")
+        await uow.commit()
+    async with backend.uow() as uow:
+        assert (await uow.views.get("o-1")).version == folded(order).version + 1
+
+
+async def test_a_view_changed_by_another_writer_is_a_conflict(backend: Backend) -> None:
+    order = flow("o-1").placed()
+    await stored(backend, folded(order))
+    async with backend.uow() as uow:
+        stale = await uow.views.get("o-1")
+        await backend.another_writer_bumps(uow, "o-1")
+        stale.observe(order.assigned("t-kim").events[-1])
+        with pytest.raises(ConcurrencyConflict):
+            await uow.commit()
+    async with backend.uow() as uow:
+        assert (await uow.views.get("o-1")).trainer_id == ""
+
+
+# SQLite's BEGIN IMMEDIATE runs one writing unit of work at a time: no overlap to test
+@pytest.mark.parametrize("store_url", ["memory", "postgresql"], indirect=True)
+async def test_two_units_of_work_changing_one_view_conflict(backend: Backend) -> None:
+    order = flow("o-1").placed().assigned("t-kim")
+    assigned = order.events[-1]
+    await stored(backend, folded(flow("o-1").placed()))
+    async with backend.uow() as slow:
+        stale = await slow.views.get("o-1")
+        async with backend.uow() as fast:
+            (await fast.views.get("o-1")).observe(assigned)
+            await fast.commit()
+        stale.observe(order.order_cancelled().events[-1])
+        with pytest.raises(ConcurrencyConflict):
+            await slow.commit()
+    async with backend.uow() as uow:
+        view = await uow.views.get("o-1")
+    assert (view.trainer_id, view.order_status) == ("t-kim", OrderStatus.PLACED)
+
+
+@pytest.mark.parametrize("store_url", ["memory", "postgresql"], indirect=True)
+async def test_two_units_of_work_adding_one_view_conflict(backend: Backend) -> None:
+    async with backend.uow() as slow:
+        async with backend.uow() as fast:
+            await fast.views.add(folded(flow("o-1", "alice").placed()))
+            await fast.commit()
+        with pytest.raises(ConcurrencyConflict):
+            await slow.views.add(folded(flow("o-1", "bob").placed()))
+            await slow.commit()
+    async with backend.uow() as uow:
+        assert (await uow.views.get("o-1")).customer_id == "alice"
+
+
+async def test_leaving_without_commit_keeps_nothing(backend: Backend) -> None:
+    order = flow("o-1").placed()
+    await stored(backend, folded(order))
+    await recorded(backend, notification(1))
+    async with backend.uow() as uow:
+        before = await uow.notifications.last_sequence()
+        (await uow.views.get("o-1")).observe(order.order_cancelled().events[-1])
+        await uow.views.add(folded(flow("o-2").placed()))
+        await uow.notifications.add(notification(2))
+    async with backend.uow() as uow:
+        assert (await uow.views.get("o-1")).order_status is OrderStatus.PLACED
+        assert await uow.views.find("o-2") is None
+        assert [n.notification_id for n in await uow.notifications.list("alice")] == ["n-1"]
+        assert await uow.notifications.last_sequence() == before
+
+
+async def test_an_event_is_handled_once(backend: Backend) -> None:
+    order = flow("o-1").placed()
+    await stored(backend, folded(order))
+    causation = Causation("status_svc", EVENT_ID)
+    async with backend.uow(causation) as uow:
+        (await uow.views.get("o-1")).observe(order.assigned("t-kim").events[-1])
+        await uow.commit()
+    with pytest.raises(AlreadyHandled):
+        async with backend.uow(causation):
+            pass
+    async with backend.uow(Causation("another_consumer", EVENT_ID)) as uow:
+        assert (await uow.views.get("o-1")).trainer_id == "t-kim"
+
+
+async def test_an_event_handled_without_commit_may_be_handled_again(backend: Backend) -> None:
+    causation = Causation("status_svc", EVENT_ID)
+    async with backend.uow(causation) as uow:
+        await uow.views.add(folded(flow("o-1").placed()))
+    async with backend.uow(causation) as uow:
+        await uow.views.add(folded(flow("o-1").placed()))
+        await uow.commit()
+    async with backend.uow() as uow:
+        assert await uow.views.find("o-1") is not None
+
+
+# --- notifications -------------------------------------------------------------------
+
+
+async def test_a_notification_is_recorded_once(backend: Backend) -> None:
+    async with backend.uow() as uow:
+        await uow.notifications.add(notification(1))
+        await uow.notifications.add(notification(1))
+        await uow.commit()
+    await recorded(backend, notification(1))
+    async with backend.uow() as uow:
+        assert await uow.notifications.list("alice") == [notification(1)]
+        assert len(await uow.notifications.since("alice", 0)) == 1
+
+
+@pytest.mark.parametrize("store_url", ["memory", "postgresql"], indirect=True)
+async def test_two_units_of_work_recording_one_notification_keep_one(backend: Backend) -> None:
+    async with backend.uow() as slow:
+        async with backend.uow() as fast:
+            await fast.notifications.add(notification(1))
+            await fast.commit()
+        await slow.notifications.add(notification(1))
+        await slow.commit()
+    async with backend.uow() as uow:
+        assert await uow.notifications.list("alice") == [notification(1)]
+        assert len(await uow.notifications.since("alice", 0)) == 1
+
+
+async def test_notifications_are_listed_oldest_first_by_customer(backend: Backend) -> None:
+    await recorded(
+        backend,
+        notification(1, minute=30),
+        notification(2, minute=10),
+        notification(3, "bob", minute=20),
+        notification(4, minute=10),  # created when n-2 was
+    )
+    async with backend.uow() as uow:
+        alice = await uow.notifications.list("alice")
+        carol = await uow.notifications.list("carol")
+    assert [n.notification_id for n in alice] == ["n-2", "n-4", "n-1"]
+    assert alice[0] == notification(2, minute=10)
+    assert carol == []
+
+
+async def test_a_notification_shows_the_class_name_of_its_orders_view(backend: Backend) -> None:
+    await stored(backend, folded(OrderFlow("o-1", class_name="Boxing").placed()))
+    await recorded(backend, notification(1), notification(2))  # o-2 has no view yet
+    async with backend.uow() as uow:
+        shown = {n.order_id: n.class_name for n in await uow.notifications.list("alice")}
+        since = {n.order_id: n.class_name for n in await uow.notifications.since("alice", 0)}
+    assert shown == since == {"o-1": "Boxing", "o-2": ""}
+
+
+async def test_last_sequence_is_zero_before_any_notification(backend: Backend) -> None:
+    async with backend.uow() as uow:
+        assert await uow.notifications.last_sequence() == 0
+
+
+async def test_since_gives_the_customers_notifications_recorded_after_a_sequence(
+    backend: Backend,
+) -> None:
+    await recorded(backend, notification(1, minute=30), notification(2, "bob"))
+    async with backend.uow() as uow:
+        first = await uow.notifications.last_sequence()
+        assert [n.notification_id for n in await uow.notifications.since("bob", 0)] == ["n-2"]
+    await recorded(backend, notification(3, minute=10), notification(4, minute=5))
+    async with backend.uow() as uow:
+        assert await uow.notifications.last_sequence() > first
+        everything = await uow.notifications.since("alice", 0)
+        later = await uow.notifications.since("alice", first)
+        newest = await uow.notifications.since("alice", await uow.notifications.last_sequence())
+        for_bob = await uow.notifications.since("bob", first)
+    # in the order they were recorded, not by when they were created
+    assert [n.notification_id for n in everything] == ["n-1", "n-3", "n-4"]
+    assert later == [notification(3, minute=10), notification(4, minute=5)]
+    assert newest == for_bob == []
+
+
+async def test_a_notification_in_the_same_unit_of_work_is_seen(backend: Backend) -> None:
+    await stored(backend, folded(OrderFlow("o-1", class_name="Boxing").placed()))
+    async with backend.uow() as uow:
+        await uow.notifications.add(notification(1))
+        assert await uow.notifications.last_sequence() > 0
+        [shown] = await uow.notifications.since("alice", 0)
+    assert shown == replace(notification(1), class_name="Boxing")

@@ -1,0 +1,174 @@
+"""status_svc use cases against an in-memory unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from ptkit.auth import Caller, Role
+from status_svc.application import handlers
+from status_svc.application.bell import NotificationBell
+from status_svc.application.watch import NotificationWatch
+from status_svc.domain.model import OrderStatus, OrderStatusNotFound
+from status_svc.domain.notifications import Notification
+from tests.helpers import eventually
+from tests.status.fakes import FakeStatusUnitOfWork as FakeUnitOfWork
+from tests.status.flows import OrderFlow
+from tests.status.flows import project as project_event
+
+MANAGER = Caller("m-1", Role.MANAGER)
+
+
+async def project(
+    uow: FakeUnitOfWork, flow: OrderFlow, bell: NotificationBell | None = None
+) -> None:
+    for event in flow.events:
+        await project_event(event, uow, bell)
+
+
+def notification(number: int, customer_id: str = "alice") -> Notification:
+    return Notification(
+        notification_id=f"n-{number}",
+        customer_id=customer_id,
+        order_id=f"o-{number}",
+        created_at=datetime(2026, 11, 26, 9, number, tzinfo=UTC),
+    )
+
+
+async def test_the_first_event_of_an_order_opens_its_view() -> None:
+    uow = FakeUnitOfWork()
+    flow = OrderFlow().placed()
+    await project(uow, flow)
+    view = await handlers.get_order_status(handlers.GetOrderStatus(flow.order_id, MANAGER), uow)
+    assert view.order_status is OrderStatus.PLACED
+    assert uow.commits == 1
+
+
+async def test_an_order_without_events_has_no_status() -> None:
+    with pytest.raises(OrderStatusNotFound):
+        await handlers.get_order_status(
+            handlers.GetOrderStatus("o-unknown", MANAGER), FakeUnitOfWork()
+        )
+
+
+async def test_a_class_result_notifies_the_customer_once_and_rings_the_bell() -> None:
+    uow, bell = FakeUnitOfWork(), NotificationBell()
+    flow = OrderFlow(class_name="Pilates 1:1").held()
+    with bell.listen() as rung:
+        await project(uow, flow, bell)
+        assert rung.is_set()
+    await project_event(flow.events[-2], uow, bell)  # a redelivered result
+    [sent] = await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow)
+    assert sent.order_id == flow.order_id
+    assert sent.message == "Your class result for 'Pilates 1:1' is ready"
+
+
+async def test_other_events_do_not_ring_the_bell() -> None:
+    uow, bell = FakeUnitOfWork(), NotificationBell()
+    with bell.listen() as rung:
+        await project(uow, OrderFlow().placed().assigned("t-kim"), bell)
+        assert not rung.is_set()
+
+
+async def test_class_results_list_only_the_customers_held_classes() -> None:
+    uow = FakeUnitOfWork()
+    held = OrderFlow(customer_id="alice", class_name="Yoga").held("t-lee")
+    await project(uow, held)
+    await project(uow, OrderFlow(customer_id="alice").placed().assigned("t-kim"))
+    await project(uow, OrderFlow(customer_id="bob").held())
+    [result] = await handlers.list_class_results(handlers.ListClassResults("alice", MANAGER), uow)
+    assert result.order_id == held.order_id
+    assert (result.class_name, result.trainer_name) == ("Yoga", "Lee")
+
+
+async def test_list_order_statuses_filters_by_customer_trainer_and_status() -> None:
+    uow = FakeUnitOfWork()
+    kim = OrderFlow(customer_id="alice").placed().assigned("t-kim")
+    lee = OrderFlow(customer_id="alice").placed().assigned("t-lee").order_cancelled()
+    bob = OrderFlow(customer_id="bob").placed()
+    for flow in (kim, lee, bob):
+        await project(uow, flow)
+
+    async def ids(**wanted: object) -> set[str]:
+        query = handlers.ListOrderStatuses(MANAGER, **wanted)  # type: ignore[arg-type]
+        views = await handlers.list_order_statuses(query, uow)
+        return {view.order_id for view in views}
+
+    assert await ids(customer_id="alice") == {kim.order_id, lee.order_id}
+    assert await ids(trainer_id="t-kim") == {kim.order_id}
+    assert await ids(order_status=OrderStatus.CANCELLED) == {lee.order_id}
+    assert await ids(customer_id="alice", order_status=OrderStatus.PLACED) == {kim.order_id}
+    assert await ids() == {kim.order_id, lee.order_id, bob.order_id}
+
+
+async def polled(uow: FakeUnitOfWork) -> None:
+    """Until the watch has looked once and is pausing."""
+
+    async def looked() -> bool:
+        return uow.notifications.polls > 0
+
+    await eventually(looked, timeout=2, what="the watch's first poll")
+
+
+async def first(stream: AsyncIterator[Notification]) -> Notification:
+    return await asyncio.wait_for(anext(stream), 2.0)
+
+
+async def test_watch_streams_only_notifications_recorded_after_it_started() -> None:
+    uow, bell, closing = FakeUnitOfWork(), NotificationBell(), asyncio.Event()
+    uow.notifications.record(notification(1))
+    watch = NotificationWatch("alice", uow, bell, closing, poll_seconds=0.01)
+    await watch.start()
+    stream = watch.notifications()
+    uow.notifications.record(notification(2, customer_id="bob"))
+    uow.notifications.record(notification(3))
+    assert (await first(stream)).notification_id == "n-3"
+    await stream.aclose()
+
+
+async def test_the_bell_wakes_a_watch_without_waiting_for_the_poll() -> None:
+    uow, bell, closing = FakeUnitOfWork(), NotificationBell(), asyncio.Event()
+    watch = NotificationWatch("alice", uow, bell, closing, poll_seconds=60)
+    stream = watch.notifications()
+    waiting = asyncio.ensure_future(anext(stream))
+    await polled(uow)
+    uow.notifications.record(notification(1))
+    bell.ring()
+    assert (await asyncio.wait_for(waiting, 2)).notification_id == "n-1"
+    await stream.aclose()
+
+
+async def test_a_notification_of_another_replica_arrives_by_polling() -> None:
+    uow, closing = FakeUnitOfWork(), asyncio.Event()
+    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01)
+    await watch.start()
+    stream = watch.notifications()
+    uow.notifications.record(notification(1))  # nobody rings this replica's bell
+    assert (await first(stream)).notification_id == "n-1"
+    await stream.aclose()
+
+
+async def test_a_notification_committed_out_of_sequence_order_is_not_missed() -> None:
+    uow, closing = FakeUnitOfWork(), asyncio.Event()
+    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01)
+    await watch.start()
+    stream = watch.notifications()
+    uow.notifications.record(notification(2), sequence=2)
+    assert (await first(stream)).notification_id == "n-2"
+    uow.notifications.record(notification(1), sequence=1)  # its transaction committed later
+    assert (await first(stream)).notification_id == "n-1"
+    await stream.aclose()
+
+
+async def test_closing_ends_the_watch() -> None:
+    uow, closing = FakeUnitOfWork(), asyncio.Event()
+    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=60)
+    stream = watch.notifications()
+    waiting = asyncio.ensure_future(anext(stream))
+    await polled(uow)
+    closing.set()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(waiting, 2)

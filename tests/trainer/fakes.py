@@ -1,0 +1,80 @@
+"""trainer_svc's repository in memory, over the kit's one fake unit of work.
+
+The contract suite (tests/trainer/integration/test_repository_contract.py) runs the same
+tests against it and the SQL repository on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ptkit.domain import DomainEvent
+from ptkit.sql import Causation
+from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
+from trainer_svc.domain.model import BOOKED, Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
+
+
+class InMemorySchedules(InMemoryRepository[Schedule]):
+    table = "schedules"
+    key = "order_id"
+
+    async def add(self, schedule: Schedule) -> None:
+        self._insert(schedule)
+
+    async def get(self, order_id: str) -> Schedule:
+        schedule = await self.find(order_id)
+        if schedule is None:
+            raise ScheduleNotFound(order_id)
+        return schedule
+
+    async def find(self, order_id: str) -> Schedule | None:
+        return self._find(order_id)
+
+    async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
+        return [
+            s
+            for s in sorted(self._rows(), key=lambda s: (s.created_at, s.order_id), reverse=True)
+            if trainer_id in (None, s.trainer_id) and status in (None, s.status)
+        ]
+
+    async def booked_overlapping(
+        self, trainer_id: str, slot: TimeSlot, excluding_order_id: str
+    ) -> list[Schedule]:
+        # a unit of work in memory runs alone: there is no concurrent confirmation to wait for
+        return [
+            s
+            for s in self._rows()
+            if s.trainer_id == trainer_id
+            and s.status in BOOKED
+            and s.order_id != excluding_order_id
+            and s.slot is not None
+            and s.slot.start < slot.end
+            and s.slot.end > slot.start
+        ]
+
+
+class FakeTrainerUnitOfWork(FakeUnitOfWork):
+    """trainer_svc's unit of work in memory; ``published`` and ``commits`` say what the
+    committed transactions wrote."""
+
+    schedules: InMemorySchedules
+
+    def __init__(
+        self,
+        store: MemoryStore | None = None,
+        causation: Causation | None = None,
+        on_commit: Iterable[Callable[[], None]] = (),
+        **repositories: type[InMemoryRepository[Any]],
+    ) -> None:
+        super().__init__(
+            store, causation, on_commit, **(repositories or {"schedules": InMemorySchedules})
+        )
+
+    @property
+    def published(self) -> list[DomainEvent]:
+        return self.store.events
+
+    @property
+    def commits(self) -> int:
+        return self.store.commits
