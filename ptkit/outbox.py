@@ -47,6 +47,9 @@ class OutboxRelay:
         backoff = self.poll_seconds
         while True:
             raise_if_cancelled()
+            # cleared before the rows are read: a commit during the pass sets it again, so
+            # its rows are published at once instead of waiting for the next poll
+            self._wake.clear()
             try:
                 published = await self.publish_pending()
                 backoff = self.poll_seconds
@@ -57,7 +60,6 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 continue
             if published < self.batch:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
                 except TimeoutError:

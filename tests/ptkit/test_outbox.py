@@ -258,3 +258,45 @@ async def test_the_relay_keeps_retrying_after_a_failed_publish(
         await stop(task)
         await jetstream.close()
     assert [e.order_id for _, e in messages] == [order.order_id]
+
+
+class PausedAfterReading(OutboxRelay):
+    """A relay whose first pass, once it has read the (empty) outbox, waits for ``go``:
+    a commit can be made exactly while a pass is running."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.reading_done = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def publish_pending(self) -> int:
+        published = await super().publish_pending()
+        if not self.reading_done.is_set():
+            self.reading_done.set()
+            await self.go.wait()
+        return published
+
+
+async def test_a_commit_during_a_pass_is_published_without_waiting_for_the_poll(
+    engine: AsyncEngine, jetstream: JetStream, nats_server: NatsServer
+) -> None:
+    relay = PausedAfterReading(
+        engine, sql.messaging, jetstream, "order", poll_seconds=LONG_POLL_SECONDS
+    )
+    task = await run_relay(relay)
+    try:
+        await asyncio.wait_for(relay.reading_done.wait(), 15)
+        order = await handlers.place_order(place(), unit_of_work(engine, relay))
+        relay.go.set()
+
+        async def published() -> list:
+            return await stream_messages(nats_server.url)
+
+        messages = await eventually(
+            published,
+            timeout=WAKE_DEADLINE_SECONDS,
+            what=f"a mid-pass commit published before the {LONG_POLL_SECONDS:.0f} s poll",
+        )
+    finally:
+        await stop(task)
+    assert [e.order_id for _, e in messages] == [order.order_id]
