@@ -126,12 +126,25 @@ def postgres_url(postgres_databases: Callable[[], str]) -> str:
     return postgres_databases()
 
 
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a repository contract's units of work keep their rows: the kit's in-memory
+    fake, or a fresh database (tests/repository_contract.py)."""
+    if request.param == "memory":
+        return "memory"
+    return _database_url(request.param, request, tmp_path)
+
+
+def _database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """One database URL per backend: a SQLite file, a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return request.getfixturevalue("postgres_url")
+    return _database_url(request.param, request, tmp_path)
 
 
 def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:

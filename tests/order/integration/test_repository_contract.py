@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_svc.adapters import sql
 from order_svc.application.ports import PageCursor
@@ -18,83 +17,21 @@ from order_svc.domain.model import Order, OrderNotFound, OrderStatus
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
 from ptkit.sql import AlreadyHandled, Causation
-from tests.helpers import database, outbox_envelopes
 from tests.order.fakes import FakeOrderUnitOfWork
+from tests.repository_contract import Backend, open_backend
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
-class Backend:
-    """Units of work on one store; ``outbox`` is what they committed for the relay."""
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        raise NotImplementedError
-
-    async def outbox(self) -> list[tuple[str, int, str]]:
-        """(event type, aggregate version, causation id) of every outbox row, oldest first."""
-        raise NotImplementedError
-
-    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
-        """Another writer commits a change to the order after ``uow`` read it."""
-        raise NotImplementedError
-
-
-class MemoryBackend(Backend):
-    def __init__(self) -> None:
-        self.root = FakeOrderUnitOfWork()
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        return self.root.handling(causation) if causation else self.root.sibling()
-
-    async def outbox(self) -> list[tuple[str, int, str]]:
-        return [
-            (type(e.event).__name__, e.aggregate_version, e.causation_id)
-            for e in self.root.store.outbox
-        ]
-
-    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
-        self.root.store.table("orders")[order_id].version += 1
-
-
-class SqlBackend(Backend):
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        uow = sql.SqlOrderUnitOfWork(self.engine, sql.messaging, EnvelopeSerializer("order"))
-        return uow.handling(causation) if causation else uow
-
-    async def outbox(self) -> list[tuple[str, int, str]]:
-        return [
-            (e.event_type, e.aggregate_version, e.causation_id)
-            for e in await outbox_envelopes(self.engine, sql.messaging)
-        ]
-
-    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
-        await uow.connection.execute(
-            update(sql.orders)
-            .where(sql.orders.c.order_id == order_id)
-            .values(version=sql.orders.c.version + 1)
-        )
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the units of work keep their rows: in memory, or a fresh database."""
-    if request.param == "memory":
-        return "memory"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 async def backend(store_url: str) -> AsyncIterator[Backend]:
-    if store_url == "memory":
-        yield MemoryBackend()
-        return
-    async with database(store_url, sql.metadata) as engine:
-        yield SqlBackend(engine)
+    def new_uow(engine: AsyncEngine) -> Any:
+        return sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
+
+    async with open_backend(
+        store_url, FakeOrderUnitOfWork, new_uow, sql.metadata, sql.messaging
+    ) as opened:
+        yield opened
 
 
 def order(
@@ -218,7 +155,7 @@ async def test_an_order_changed_by_another_writer_is_a_conflict(backend: Backend
     await stored(backend, order(1))
     async with backend.uow() as uow:
         stale = await uow.orders.get("o-1")
-        await backend.another_writer_bumps(uow, "o-1")
+        await backend.another_writer_bumps(uow, "orders", "o-1")
         stale.cancel("late", NOW)
         with pytest.raises(ConcurrencyConflict):
             await uow.commit()

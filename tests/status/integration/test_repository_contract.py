@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 from itertools import count
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.domain import ConcurrencyConflict
 from ptkit.sql import AlreadyHandled, Causation
@@ -20,67 +19,22 @@ from status_svc.adapters import sql
 from status_svc.application.ports import StatusFilter
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
 from status_svc.domain.notifications import Notification
-from tests.helpers import database
+from tests.repository_contract import Backend, open_backend
 from tests.status.fakes import FakeStatusUnitOfWork
 from tests.status.flows import T0, OrderFlow
 
 EVENT_ID = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
 
 
-class Backend:
-    """Units of work on one store (status_svc publishes nothing: no outbox)."""
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        raise NotImplementedError
-
-    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
-        """Another writer commits a change to the view after ``uow`` read it."""
-        raise NotImplementedError
-
-
-class MemoryBackend(Backend):
-    def __init__(self) -> None:
-        self.root = FakeStatusUnitOfWork()
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        return self.root.handling(causation) if causation else self.root.sibling()
-
-    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
-        self.root.store.table("order_status_views")[order_id].version += 1
-
-
-class SqlBackend(Backend):
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        uow = sql.SqlStatusUnitOfWork(self.engine, sql.messaging, None)
-        return uow.handling(causation) if causation else uow
-
-    async def another_writer_bumps(self, uow: Any, order_id: str) -> None:
-        views = sql.order_status_views
-        await uow.connection.execute(
-            update(views).where(views.c.order_id == order_id).values(version=views.c.version + 1)
-        )
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the units of work keep their rows: in memory, or a fresh database."""
-    if request.param == "memory":
-        return "memory"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 async def backend(store_url: str) -> AsyncIterator[Backend]:
-    if store_url == "memory":
-        yield MemoryBackend()
-        return
-    async with database(store_url, sql.metadata) as engine:
-        yield SqlBackend(engine)
+    def new_uow(engine: AsyncEngine) -> Any:
+        return sql.SqlStatusUnitOfWork(engine, sql.messaging, None)
+
+    async with open_backend(
+        store_url, FakeStatusUnitOfWork, new_uow, sql.metadata, sql.messaging
+    ) as opened:
+        yield opened
 
 
 def flow(order_id: str, customer: str = "alice", at: int = 0) -> OrderFlow:
@@ -238,7 +192,7 @@ async def test_a_view_only_read_is_not_written_over_a_newer_one(backend: Backend
     async with backend.uow() as uow:
         view = await uow.views.get("o-1")
         assert not view.observe(order.events[0])  # a redelivery changes nothing
-        await backend.another_writer_bumps(uow, "o-1")
+        await backend.another_writer_bumps(uow, "order_status_views", "o-1")
         await uow.commit()
     async with backend.uow() as uow:
         assert (await uow.views.get("o-1")).version == folded(order).version + 1
@@ -249,7 +203,7 @@ async def test_a_view_changed_by_another_writer_is_a_conflict(backend: Backend) 
     await stored(backend, folded(order))
     async with backend.uow() as uow:
         stale = await uow.views.get("o-1")
-        await backend.another_writer_bumps(uow, "o-1")
+        await backend.another_writer_bumps(uow, "order_status_views", "o-1")
         stale.observe(order.assigned("t-kim").events[-1])
         with pytest.raises(ConcurrencyConflict):
             await uow.commit()

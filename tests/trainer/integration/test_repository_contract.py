@@ -6,16 +6,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
 from ptkit.sql import AlreadyHandled, Causation
-from tests.helpers import database, outbox_envelopes
+from tests.repository_contract import Backend, open_backend
 from tests.trainer.fakes import FakeTrainerUnitOfWork
 from trainer_svc.adapters import sql
 from trainer_svc.domain.model import Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
@@ -24,78 +23,15 @@ NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 EVENT_ID = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
 
 
-class Backend:
-    """Units of work on one store; ``outbox`` is what they committed for the relay."""
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        raise NotImplementedError
-
-    async def outbox(self) -> list[tuple[str, int, str]]:
-        """(event type, aggregate version, causation id) of every outbox row, oldest first."""
-        raise NotImplementedError
-
-    async def another_writer_bumps(self, uow: Any, table: str, key: str) -> None:
-        """Another writer commits a change to the row after ``uow`` read it."""
-        raise NotImplementedError
-
-
-class MemoryBackend(Backend):
-    def __init__(self) -> None:
-        self.root = FakeTrainerUnitOfWork()
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        return self.root.handling(causation) if causation else self.root.sibling()
-
-    async def outbox(self) -> list[tuple[str, int, str]]:
-        return [
-            (type(e.event).__name__, e.aggregate_version, e.causation_id)
-            for e in self.root.store.outbox
-        ]
-
-    async def another_writer_bumps(self, uow: Any, table: str, key: str) -> None:
-        self.root.store.table(table)[key].version += 1
-
-
-class SqlBackend(Backend):
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def uow(self, causation: Causation | None = None) -> Any:
-        uow = sql.SqlTrainerUnitOfWork(self.engine, sql.messaging, EnvelopeSerializer("trainer"))
-        return uow.handling(causation) if causation else uow
-
-    async def outbox(self) -> list[tuple[str, int, str]]:
-        return [
-            (e.event_type, e.aggregate_version, e.causation_id)
-            for e in await outbox_envelopes(self.engine, sql.messaging)
-        ]
-
-    async def another_writer_bumps(self, uow: Any, table: str, key: str) -> None:
-        rows = sql.metadata.tables[table]
-        await uow.connection.execute(
-            update(rows)
-            .where(rows.primary_key.columns.values()[0] == key)
-            .values(version=rows.c.version + 1)
-        )
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where the units of work keep their rows: in memory, or a fresh database."""
-    if request.param == "memory":
-        return "memory"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
-    return request.getfixturevalue("postgres_url")
-
-
 @pytest.fixture
 async def backend(store_url: str) -> AsyncIterator[Backend]:
-    if store_url == "memory":
-        yield MemoryBackend()
-        return
-    async with database(store_url, sql.metadata) as engine:
-        yield SqlBackend(engine)
+    def new_uow(engine: AsyncEngine) -> Any:
+        return sql.SqlTrainerUnitOfWork(engine, sql.messaging, EnvelopeSerializer("trainer"))
+
+    async with open_backend(
+        store_url, FakeTrainerUnitOfWork, new_uow, sql.metadata, sql.messaging
+    ) as opened:
+        yield opened
 
 
 def schedule(n: int, trainer_id: str = "kim", minute: int | None = None) -> Schedule:
