@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import grpc
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ptctl.launcher import free_port
+from ptkit.auth import JwtSettings, TokenVerifier
 from ptkit.migrations import upgrade_schema
+from ptkit.server import Registrar, ServiceHost
 from ptkit.sql import MessagingTables, create_engine
+from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles
 from ptplatform.events.v1 import events_pb2
 
 T = TypeVar("T")
@@ -73,3 +78,30 @@ async def outbox_envelopes(
     async with engine.connect() as connection:
         rows = (await connection.execute(select(tables.outbox).order_by(tables.outbox.c.seq))).all()
     return [events_pb2.EventEnvelope.FromString(row.payload) for row in rows]
+
+
+@asynccontextmanager
+async def serving(
+    registration: tuple[str, Registrar], keys: KeyFiles, name: str = "test_svc"
+) -> AsyncIterator[grpc.aio.Channel]:
+    """One servicer on a real gRPC server (the kit's ServiceHost: authentication, error
+    codes) on a free loopback port; a channel to it. The server stops afterwards."""
+    port = free_port()
+    host = ServiceHost(
+        name=name,
+        host="127.0.0.1",
+        port=port,
+        verifier=TokenVerifier(JwtSettings(keys.public_key, DEV_ISSUER, DEV_AUDIENCE)),
+        services=[registration],
+        grace_seconds=1.0,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(host.run(stop))
+    await asyncio.wait_for(host.started.wait(), timeout=10)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        stop.set()
+        await running

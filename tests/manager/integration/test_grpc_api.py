@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,15 +14,13 @@ from manager_svc.adapters import sql
 from manager_svc.adapters.grpc_api import ManagerServiceAdapter
 from manager_svc.application import handlers
 from manager_svc.application.ports import ScheduleCancelRefused
-from ptctl.launcher import free_port
-from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier
+from ptkit.auth import Caller, Role
 from ptkit.events import EnvelopeSerializer
-from ptkit.server import ServiceHost
-from ptkit.sql import create_engine
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
+from ptkit.server import registration
+from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as pb
 from ptplatform.manager.v1 import manager_service_pb2_grpc as pb_grpc
-from tests.helpers import bearer
+from tests.helpers import bearer, database, serving
 
 START = datetime(2025, 3, 10, 18, 0, tzinfo=UTC)
 MANAGER = (Role.MANAGER, "manager-1")
@@ -65,40 +62,17 @@ class ManagerApi:
 async def api(
     keys: KeyFiles, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[ManagerApi]:
-    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('manager') / 'manager.db'}")
-    async with engine.begin() as connection:
-        await connection.run_sync(sql.metadata.create_all)
+    url = f"sqlite:///{tmp_path_factory.mktemp('manager') / 'manager.db'}"
+    async with database(url, sql.metadata) as engine:
 
-    def new_uow() -> sql.SqlManagerUnitOfWork:
-        return sql.SqlManagerUnitOfWork(engine, sql.messaging, EnvelopeSerializer("manager"))
+        def new_uow() -> sql.SqlManagerUnitOfWork:
+            return sql.SqlManagerUnitOfWork(engine, sql.messaging, EnvelopeSerializer("manager"))
 
-    uow = new_uow()
-    adapter = ManagerServiceAdapter(new_uow)
-    port = free_port()
-    host = ServiceHost(
-        name="manager_svc",
-        host="127.0.0.1",
-        port=port,
-        verifier=TokenVerifier(JwtSettings(keys.public_key, DEV_ISSUER, DEV_AUDIENCE)),
-        services=[
-            (
-                pb.DESCRIPTOR.services_by_name["ManagerService"].full_name,
-                lambda server: pb_grpc.add_ManagerServiceServicer_to_server(adapter, server),
-            )
-        ],
-        grace_seconds=1.0,
-    )
-    stop = asyncio.Event()
-    running = asyncio.create_task(host.run(stop))
-    await asyncio.wait_for(host.started.wait(), timeout=10)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield ManagerApi(pb_grpc.ManagerServiceStub(channel), uow, keys)
-    finally:
-        await channel.close()
-        stop.set()
-        await running
-        await engine.dispose()
+        adapter = ManagerServiceAdapter(new_uow)
+        service = pb.DESCRIPTOR.services_by_name["ManagerService"]
+        add = pb_grpc.add_ManagerServiceServicer_to_server
+        async with serving(registration(service, add, adapter), keys, "manager_svc") as channel:
+            yield ManagerApi(pb_grpc.ManagerServiceStub(channel), new_uow(), keys)
 
 
 async def assert_rejected(call: object, code: grpc.StatusCode, message: str) -> None:

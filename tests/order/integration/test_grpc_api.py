@@ -3,7 +3,6 @@ sends and gets back, error codes, who may see and cancel which order, paging."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +12,13 @@ import pytest
 
 from order_svc.adapters import sql
 from order_svc.adapters.grpc_api import OrderServiceAdapter
-from ptctl.launcher import free_port
-from ptkit.auth import JwtSettings, Role, TokenVerifier
+from ptkit.auth import Role
 from ptkit.events import EnvelopeSerializer
-from ptkit.server import ServiceHost
-from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
+from ptkit.server import registration
+from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
-from tests.helpers import bearer, database, outbox_envelopes
+from tests.helpers import bearer, database, outbox_envelopes, serving
 
 CODE = grpc.StatusCode
 
@@ -50,34 +48,14 @@ async def api(keys: KeyFiles, tmp_path: Path) -> AsyncIterator[OrderApi]:
             return sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
 
         adapter = OrderServiceAdapter(new_uow)
-        port = free_port()
-        host = ServiceHost(
-            name="order_svc",
-            host="127.0.0.1",
-            port=port,
-            verifier=TokenVerifier(JwtSettings(keys.public_key, DEV_ISSUER, DEV_AUDIENCE)),
-            services=[
-                (
-                    pb.DESCRIPTOR.services_by_name["OrderService"].full_name,
-                    lambda server: pb_grpc.add_OrderServiceServicer_to_server(adapter, server),
-                )
-            ],
-            grace_seconds=1.0,
-        )
-        stop = asyncio.Event()
-        running = asyncio.create_task(host.run(stop))
-        await asyncio.wait_for(host.started.wait(), timeout=10)
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        service = pb.DESCRIPTOR.services_by_name["OrderService"]
+        add = pb_grpc.add_OrderServiceServicer_to_server
 
         async def outbox() -> list[str]:
             return [e.event_type for e in await outbox_envelopes(engine, sql.messaging)]
 
-        try:
+        async with serving(registration(service, add, adapter), keys, "order_svc") as channel:
             yield OrderApi(pb_grpc.OrderServiceStub(channel), keys, outbox)
-        finally:
-            await channel.close()
-            stop.set()
-            await running
 
 
 async def rejected(call: object, code: grpc.StatusCode, says: str) -> None:
