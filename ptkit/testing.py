@@ -183,11 +183,16 @@ class InMemoryRepository(Generic[T]):
 
 
 class FakeUnitOfWork:
-    """``FakeUnitOfWork(orders=InMemoryOrders)``: one repository attribute per keyword.
+    """``FakeUnitOfWork(orders=InMemoryOrders)``: one repository attribute per keyword,
+    or a service's subclass that names its ``repositories`` once.
 
     Units of work made with :meth:`sibling` or :meth:`handling` share the store, as the
     SQL ones share the database.
     """
+
+    repositories: ClassVar[dict[str, type[InMemoryRepository[Any]]]] = {}
+    """The repositories a service's unit of work opens, by attribute name."""
+    store_type: ClassVar[type[MemoryStore]] = MemoryStore
 
     def __init__(
         self,
@@ -196,13 +201,22 @@ class FakeUnitOfWork:
         on_commit: Iterable[Callable[[], None]] = (),
         **repositories: type[InMemoryRepository[Any]],
     ) -> None:
-        self.store = store or MemoryStore()
+        self.store = store or self.store_type()
         self.causation = causation
         self._on_commit = tuple(on_commit)
-        self._repository_types = repositories
+        self._repository_types = repositories or dict(self.repositories)
         self._working: dict[str, dict[str, Any]] | None = None
         self._opened: list[InMemoryRepository[Any]] = []
         self._show_committed()
+
+    @property
+    def published(self) -> list[DomainEvent]:
+        """The events the committed units of work wrote to the outbox, oldest first."""
+        return self.store.events
+
+    @property
+    def commits(self) -> int:
+        return self.store.commits
 
     def _show_committed(self) -> None:
         """Outside a unit of work, each repository attribute holds the committed rows."""

@@ -7,9 +7,6 @@ tests against these repositories and the SQL ones on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
 from manager_svc.application.ports import (
     ScheduleCancelRefused,
     ScheduleCancelUnavailable,
@@ -21,9 +18,7 @@ from manager_svc.domain.model import (
     AssignmentStatus,
 )
 from manager_svc.domain.roster import Trainer, TrainerNotFound
-from ptkit.domain import DomainEvent
-from ptkit.sql import Causation
-from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
+from ptkit.testing import FakeUnitOfWork, InMemoryRepository
 
 
 class InMemoryTrainers(InMemoryRepository[Trainer]):
@@ -84,30 +79,9 @@ class FakeManagerUnitOfWork(FakeUnitOfWork):
     """manager_svc's unit of work in memory; ``published``, ``commits`` and
     :meth:`assignment` say what the committed transactions wrote."""
 
+    repositories = {"trainers": InMemoryTrainers, "assignments": InMemoryAssignments}
     trainers: InMemoryTrainers
     assignments: InMemoryAssignments
-
-    def __init__(
-        self,
-        store: MemoryStore | None = None,
-        causation: Causation | None = None,
-        on_commit: Iterable[Callable[[], None]] = (),
-        **repositories: type[InMemoryRepository[Any]],
-    ) -> None:
-        super().__init__(
-            store,
-            causation,
-            on_commit,
-            **(repositories or {"trainers": InMemoryTrainers, "assignments": InMemoryAssignments}),
-        )
-
-    @property
-    def published(self) -> list[DomainEvent]:
-        return self.store.events
-
-    @property
-    def commits(self) -> int:
-        return self.store.commits
 
     def assignment(self, order_id: str) -> Assignment:
         """The committed assignment of the order."""

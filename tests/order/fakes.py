@@ -6,14 +6,11 @@ tests against it and the SQL repository on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 from order_svc.application.ports import PageCursor
 from order_svc.domain.model import Order, OrderNotFound
-from ptkit.domain import DomainEvent
-from ptkit.sql import Causation
-from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
+from ptkit.testing import FakeUnitOfWork, InMemoryRepository
 
 
 class InMemoryOrders(InMemoryRepository[Order]):
@@ -61,23 +58,5 @@ class FakeOrderUnitOfWork(FakeUnitOfWork):
     """order_svc's unit of work in memory; ``published`` and ``commits`` say what the
     committed transactions wrote."""
 
+    repositories = {"orders": InMemoryOrders}
     orders: InMemoryOrders
-
-    def __init__(
-        self,
-        store: MemoryStore | None = None,
-        causation: Causation | None = None,
-        on_commit: Iterable[Callable[[], None]] = (),
-        **repositories: type[InMemoryRepository[Any]],
-    ) -> None:
-        super().__init__(
-            store, causation, on_commit, **(repositories or {"orders": InMemoryOrders})
-        )
-
-    @property
-    def published(self) -> list[DomainEvent]:
-        return self.store.events
-
-    @property
-    def commits(self) -> int:
-        return self.store.commits

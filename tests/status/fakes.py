@@ -8,12 +8,9 @@ would, and ``uow.notifications.polls`` counts the watch's looks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
-from ptkit.sql import Causation
 from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
 from status_svc.application.ports import StatusFilter
 from status_svc.domain.model import OrderStatusNotFound, OrderStatusView
@@ -142,23 +139,7 @@ class InMemoryNotifications(InMemoryRepository[Recorded]):
 class FakeStatusUnitOfWork(FakeUnitOfWork):
     """status_svc's unit of work in memory; ``commits`` counts the committed ones."""
 
+    repositories = {"views": InMemoryViews, "notifications": InMemoryNotifications}
+    store_type = StatusStore
     views: InMemoryViews
     notifications: InMemoryNotifications
-
-    def __init__(
-        self,
-        store: MemoryStore | None = None,
-        causation: Causation | None = None,
-        on_commit: Iterable[Callable[[], None]] = (),
-        **repositories: type[InMemoryRepository[Any]],
-    ) -> None:
-        super().__init__(
-            store or StatusStore(),
-            causation,
-            on_commit,
-            **(repositories or {"views": InMemoryViews, "notifications": InMemoryNotifications}),
-        )
-
-    @property
-    def commits(self) -> int:
-        return self.store.commits

@@ -6,12 +6,7 @@ tests against it and the SQL repository on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
-from ptkit.domain import DomainEvent
-from ptkit.sql import Causation
-from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
+from ptkit.testing import FakeUnitOfWork, InMemoryRepository
 from trainer_svc.domain.model import BOOKED, Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
 
 
@@ -58,23 +53,5 @@ class FakeTrainerUnitOfWork(FakeUnitOfWork):
     """trainer_svc's unit of work in memory; ``published`` and ``commits`` say what the
     committed transactions wrote."""
 
+    repositories = {"schedules": InMemorySchedules}
     schedules: InMemorySchedules
-
-    def __init__(
-        self,
-        store: MemoryStore | None = None,
-        causation: Causation | None = None,
-        on_commit: Iterable[Callable[[], None]] = (),
-        **repositories: type[InMemoryRepository[Any]],
-    ) -> None:
-        super().__init__(
-            store, causation, on_commit, **(repositories or {"schedules": InMemorySchedules})
-        )
-
-    @property
-    def published(self) -> list[DomainEvent]:
-        return self.store.events
-
-    @property
-    def commits(self) -> int:
-        return self.store.commits
