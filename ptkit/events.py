@@ -30,6 +30,7 @@ PUBLISHERS: Mapping[str, str] = {
     "OrderCompleted": "order",
     "TrainerAssigned": "manager",
     "AssignmentCancelled": "manager",
+    "CancellationRefused": "manager",
     "ScheduleConfirmed": "trainer",
     "ScheduleCancelled": "trainer",
     "ClassResultRegistered": "trainer",

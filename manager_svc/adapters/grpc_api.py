@@ -41,6 +41,7 @@ def assignment_to_proto(assignment: Assignment) -> pb.Assignment:
         version=assignment.version,
         cancel_reason=assignment.cancel_reason,
         schedule_note=assignment.schedule_note,
+        cancellation_refused_reason=assignment.cancellation_refused_reason,
     )
 
 

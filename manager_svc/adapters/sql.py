@@ -48,6 +48,7 @@ assignment_rows = AggregateMapper(
         "trainer_name": String(100),
         "cancel_reason": String(500),
         "schedule_note": String(500),
+        "cancellation_refused_reason": String(500),
     },
 )
 assignments = assignment_rows.table

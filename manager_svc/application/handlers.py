@@ -179,19 +179,22 @@ async def cancel_assignment_on_order_cancelled(
     while it answers. If it cannot be asked (ScheduleCancelUnavailable) nothing was
     written and the event is redelivered later; CancelSchedule is idempotent, so asking
     again then, or after a failed commit, is safe. If it refuses (the class was already
-    held) the refusal is recorded on the assignment: asking again would not change the
-    answer. The assignment is cancelled only if it is still the one trainer_svc was
-    asked about; if it changed meanwhile, ConcurrencyConflict sends the event round again.
+    held) neither happens: the assignment keeps its status, records the refusal and
+    publishes CancellationRefused, so order_svc holds the order and the customer is told
+    (ADR 0007); asking again would not change the answer. The assignment changes only if
+    it is still the one trainer_svc was asked about; if it changed meanwhile,
+    ConcurrencyConflict sends the event round again.
     """
     async with uow:
         asked_about = await uow.assignments.find(event.order_id)
+    refusal: ScheduleCancelRefused | None = None
     note = ""
     if asked_about is not None and asked_about.holds_schedule:
         try:
             await schedules.cancel_schedule(event.order_id, bounded_text(event.reason))
             note = SCHEDULE_CANCELLED
-        except ScheduleCancelRefused as refusal:
-            note = f"schedule not cancelled: {refusal}"
+        except ScheduleCancelRefused as refused:
+            refusal = refused
     async with uow:
         assignment = await uow.assignments.find(event.order_id)
         if assignment is None:
@@ -203,6 +206,8 @@ async def cancel_assignment_on_order_cancelled(
             raise ConcurrencyConflict(
                 f"assignment of order {event.order_id} changed while its schedule was cancelled"
             )
+        elif refusal is not None:
+            assignment.refuse_cancellation(str(refusal), now())
         else:
             assignment.cancel(event.reason, now(), schedule_note=note)
         await uow.commit()

@@ -21,3 +21,12 @@ class TrainerAssigned(DomainEvent):
 class AssignmentCancelled(DomainEvent):
     trainer_id: str
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancellationRefused(DomainEvent):
+    """trainer_svc refused to cancel the schedule of a cancelled order: the class was
+    already held, so the cancellation cannot be applied (the order is held after all)."""
+
+    customer_id: str
+    reason: str

@@ -1,4 +1,8 @@
-"""Assignment: AWAITING_TRAINER -> TRAINER_ASSIGNED -> ORDER_CONFIRMED, or CANCELLED."""
+"""Assignment: AWAITING_TRAINER -> TRAINER_ASSIGNED -> ORDER_CONFIRMED, or CANCELLED.
+
+An order cancelled after its class was held is not cancelled here: trainer_svc refuses
+to cancel the schedule, and the assignment keeps its status with the refusal recorded
+(:meth:`Assignment.refuse_cancellation`, ADR 0007)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from datetime import datetime
 from ptkit.domain import Aggregate, IllegalTransition, NotFound
 from ptkit.statuses import AssignmentStatus
 
-from .events import AssignmentCancelled, TrainerAssigned
+from .events import AssignmentCancelled, CancellationRefused, TrainerAssigned
 from .roster import Trainer
 
 MAX_TEXT_LENGTH = 500
@@ -58,6 +62,9 @@ class Assignment(Aggregate):
     trainer_name: str = ""
     cancel_reason: str = ""
     schedule_note: str = ""
+    cancellation_refused_reason: str = ""
+    """Why the order's cancellation was refused (the class was already held); "" if it
+    never was."""
 
     @classmethod
     def open(
@@ -173,5 +180,23 @@ class Assignment(Aggregate):
         self._record(
             AssignmentCancelled(
                 order_id=self.order_id, trainer_id=self.trainer_id, reason=self.cancel_reason
+            )
+        )
+
+    def refuse_cancellation(self, refusal: str, now: datetime) -> None:
+        """The order was cancelled, but trainer_svc refused to cancel the schedule: the
+        class was already held. The cancellation cannot be applied, so the assignment is
+        not cancelled (it keeps its status); the refusal is recorded and announced, and
+        the order is held after all. Recording it twice changes nothing."""
+        if self.is_cancelled or self.cancellation_refused_reason:
+            return
+        self.cancellation_refused_reason = bounded_text(refusal) or "the class was already held"
+        self.schedule_note = bounded_text(f"schedule not cancelled: {refusal}")
+        self.updated_at = now
+        self._record(
+            CancellationRefused(
+                order_id=self.order_id,
+                customer_id=self.customer_id,
+                reason=self.cancellation_refused_reason,
             )
         )

@@ -28,6 +28,7 @@ def order_to_proto(order: Order) -> pb.Order:
         preferred_start=to_timestamp(order.preferred_start),
         status=_STATUS[order.status],
         cancel_reason=order.cancel_reason,
+        cancellation_refused_reason=order.cancellation_refused_reason,
         create_time=to_timestamp(order.created_at),
         update_time=to_timestamp(order.updated_at),
         version=order.version,

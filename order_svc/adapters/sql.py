@@ -36,6 +36,7 @@ order_rows = AggregateMapper(
         ),
         "status": String(16),
         "cancel_reason": String(500),
+        "cancellation_refused_reason": String(500),
     },
 )
 orders = order_rows.table

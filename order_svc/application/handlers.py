@@ -71,6 +71,14 @@ class ClassResultRegistered:
 
 
 @dataclass(frozen=True)
+class CancellationRefused:
+    """manager_svc: the order's cancellation was refused, the class was already held."""
+
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class OrderPage:
     orders: list[Order]
     next_cursor: PageCursor | None
@@ -146,4 +154,14 @@ async def complete_order_on_class_result_registered(
     async with uow:
         order = await uow.orders.get(event.order_id)
         order.complete(now())
+        await uow.commit()
+
+
+async def complete_order_on_cancellation_refused(
+    event: CancellationRefused, uow: UnitOfWork, now: Clock = utcnow
+) -> None:
+    """The cancellation came too late: the order is held after all (ADR 0007)."""
+    async with uow:
+        order = await uow.orders.get(event.order_id)
+        order.hold_after_refused_cancellation(event.reason, now())
         await uow.commit()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from order_svc.application.handlers import (
+    CancellationRefused,
     ClassResultRegistered,
     ScheduleConfirmed,
+    complete_order_on_cancellation_refused,
     complete_order_on_class_result_registered,
     confirm_order_on_schedule_confirmed,
 )
@@ -13,6 +15,7 @@ from ptkit.messaging import Policies
 POLICIES: Policies = {
     ScheduleConfirmed: confirm_order_on_schedule_confirmed,
     ClassResultRegistered: complete_order_on_class_result_registered,
+    CancellationRefused: complete_order_on_cancellation_refused,
 }
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = ()

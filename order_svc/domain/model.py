@@ -1,4 +1,7 @@
-"""Order: PLACED -> CONFIRMED -> COMPLETED, or CANCELLED (never after COMPLETED)."""
+"""Order: PLACED -> CONFIRMED -> COMPLETED, or CANCELLED (never after COMPLETED).
+
+A cancellation that reached trainer_svc after the class was held is refused there: the
+order goes CANCELLED -> COMPLETED with the refusal recorded (ADR 0007)."""
 
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ class Order(Aggregate):
     updated_at: datetime
     status: OrderStatus = OrderStatus.PLACED
     cancel_reason: str = ""
+    cancellation_refused_reason: str = ""
+    """Why the cancellation could not be applied (the class had already been held);
+    "" unless it was refused."""
 
     @classmethod
     def place(
@@ -112,5 +118,19 @@ class Order(Aggregate):
         if self.status not in (OrderStatus.PLACED, OrderStatus.CONFIRMED):
             return
         self.status = OrderStatus.COMPLETED
+        self.updated_at = now
+        self._record(OrderCompleted(order_id=self.order_id, customer_id=self.customer_id))
+
+    def hold_after_refused_cancellation(self, reason: str, now: datetime) -> None:
+        """The customer cancelled, but the class had already been held, so the
+        cancellation was refused: the order is held after all (CANCELLED -> COMPLETED)
+        and the refusal is recorded. A repeated refusal changes nothing; an order that
+        was never cancelled is not touched."""
+        if self.status is not OrderStatus.CANCELLED:
+            return
+        self.status = OrderStatus.COMPLETED
+        self.cancellation_refused_reason = (
+            reason.strip()[:MAX_REASON_LENGTH] or "the class was already held"
+        )
         self.updated_at = now
         self._record(OrderCompleted(order_id=self.order_id, customer_id=self.customer_id))

@@ -29,7 +29,7 @@ from status_svc.domain.model import (
     OrderStatusView,
     ScheduleStatus,
 )
-from status_svc.domain.notifications import Notification
+from status_svc.domain.notifications import Notification, NotificationKind
 
 _ORDER_STATUS = {s: order_pb.OrderStatus.Value(f"ORDER_STATUS_{s.value}") for s in OrderStatus}
 _ORDER_STATUS_OF = {number: status for status, number in _ORDER_STATUS.items()}
@@ -38,6 +38,9 @@ _ASSIGNMENT_STATUS = {
 }
 _SCHEDULE_STATUS = {
     s: trainer_pb.ScheduleStatus.Value(f"SCHEDULE_STATUS_{s.value}") for s in ScheduleStatus
+}
+_NOTIFICATION_KIND = {
+    k: pb.NotificationKind.Value(f"NOTIFICATION_KIND_{k.value}") for k in NotificationKind
 }
 UNSPECIFIED = 0
 
@@ -60,6 +63,7 @@ def view_to_proto(view: OrderStatusView) -> pb.OrderStatus:
         start_time=to_timestamp(view.start_time),
         class_result=view.class_result,
         update_time=to_timestamp(view.updated_at),
+        cancellation_refused_reason=view.cancellation_refused_reason,
     )
 
 
@@ -82,6 +86,7 @@ def notification_to_proto(notification: Notification) -> pb.Notification:
         order_id=notification.order_id,
         message=notification.message,
         create_time=to_timestamp(notification.created_at),
+        kind=_NOTIFICATION_KIND[notification.kind],
     )
 
 

@@ -28,7 +28,7 @@ from ptkit.migrations import service_metadata
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
 from status_svc.application.ports import StatusFilter
 from status_svc.domain.model import OrderStatusNotFound, OrderStatusView
-from status_svc.domain.notifications import Notification
+from status_svc.domain.notifications import Notification, NotificationKind
 
 metadata = service_metadata(Path(__file__).with_name("migrations"))
 messaging = MessagingTables.add_to(metadata, outbox=False)
@@ -53,6 +53,7 @@ view_rows = AggregateMapper(
         "order_status": String(16),
         "reported_assignment_status": String(24),
         "reported_schedule_status": String(24),
+        "cancellation_refused_reason": String(500),
     },
 )
 order_status_views = view_rows.table
@@ -68,6 +69,8 @@ notifications = Table(
     Column("customer_id", String(64), nullable=False),
     Column("order_id", String(36), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=True),
+    # what it tells: a NotificationKind value
+    Column("kind", String(32), nullable=False, server_default="CLASS_RESULT_READY"),
     Index("ix_notifications_customer_seq", "customer_id", "seq"),
 )
 
@@ -121,6 +124,7 @@ def _to_notification(row: Row) -> Notification:
         order_id=row.order_id,
         created_at=as_utc(row.created_at),
         class_name=row.class_name or "",
+        kind=NotificationKind(row.kind),
     )
 
 
@@ -132,6 +136,7 @@ def _with_class_name() -> Select:
         notifications.c.customer_id,
         notifications.c.order_id,
         notifications.c.created_at,
+        notifications.c.kind,
         order_status_views.c.class_name,
     ).select_from(
         notifications.outerjoin(
@@ -153,6 +158,7 @@ class SqlNotifications:
                 customer_id=notification.customer_id,
                 order_id=notification.order_id,
                 created_at=notification.created_at,
+                kind=notification.kind.value,
             )
             .on_conflict_do_nothing(index_elements=["notification_id"])
         )

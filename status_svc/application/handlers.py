@@ -10,7 +10,7 @@ from status_svc.application import access
 from status_svc.application.bell import NotificationBell
 from status_svc.application.ports import UnitOfWork
 from status_svc.application.watch import POLL_SECONDS, NotificationWatch
-from status_svc.domain.events import ClassResultRegistered, ObservedEvent
+from status_svc.domain.events import CancellationRefused, ClassResultRegistered, ObservedEvent
 from status_svc.domain.model import ClassResult, OrderStatus, OrderStatusView
 from status_svc.domain.notifications import Notification
 
@@ -41,6 +41,18 @@ async def notify_customer_on_class_result_registered(
     async with uow:
         view = await _fold(event, uow)
         await uow.notifications.add(Notification.of_result(event, view))
+        await uow.commit()
+    bell.ring()
+
+
+async def notify_customer_on_cancellation_refused(
+    event: CancellationRefused, uow: UnitOfWork, bell: NotificationBell
+) -> None:
+    """Record in the view that the cancellation came too late and tell the customer
+    (recorded once, however often the event arrives); ADR 0007."""
+    async with uow:
+        view = await _fold(event, uow)
+        await uow.notifications.add(Notification.of_refused_cancellation(event, view))
         await uow.commit()
     bell.ring()
 

@@ -160,6 +160,18 @@ class ClassResultRegistered(ObservedEvent):
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class CancellationRefused(ObservedEvent):
+    """manager_svc: the order's cancellation was refused, the class was already held."""
+
+    origin: ClassVar[Origin] = Origin.ASSIGNMENT
+    customer_id: str
+    reason: str
+
+    def reports(self) -> Report:
+        return {"cancellation_refused_reason": self.reason, "customer_id": self.customer_id}
+
+
 OBSERVED_EVENTS: tuple[type[ObservedEvent], ...] = (
     OrderPlaced,
     OrderCancelled,
@@ -170,4 +182,5 @@ OBSERVED_EVENTS: tuple[type[ObservedEvent], ...] = (
     ScheduleConfirmed,
     ScheduleCancelled,
     ClassResultRegistered,
+    CancellationRefused,
 )

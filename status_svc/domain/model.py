@@ -41,6 +41,9 @@ REPORTERS: dict[str, tuple[Origin, ...]] = {
     "order_status": (Origin.ORDER,),
     "reported_assignment_status": (Origin.ASSIGNMENT,),
     "reported_schedule_status": (Origin.SCHEDULE,),
+    # only manager_svc learns that a cancellation came too late (ADR 0007); the order's
+    # own OrderCompleted says COMPLETED with a higher order version than its cancellation
+    "cancellation_refused_reason": (Origin.ASSIGNMENT,),
 }
 
 
@@ -90,6 +93,9 @@ class OrderStatusView:
     order_status: OrderStatus | None = None
     reported_assignment_status: AssignmentStatus | None = None
     reported_schedule_status: ScheduleStatus | None = None
+    cancellation_refused_reason: str = ""
+    """Why the customer's cancellation could not be applied (the class had already
+    been held); "" unless it was refused."""
     updated_at: datetime | None = None
     stamps: dict[str, Stamp] = field(default_factory=dict)
     """The last-writer-wins stamp of every field that holds a value."""

@@ -19,6 +19,7 @@ from status_svc.application.bell import NotificationBell
 from status_svc.application.policies import POLICIES
 from status_svc.domain.events import (
     AssignmentCancelled,
+    CancellationRefused,
     ClassResultRegistered,
     ObservedEvent,
     OrderCancelled,
@@ -154,6 +155,10 @@ class OrderFlow:
 
     def schedule_cancelled(self, trainer_id: str = "") -> OrderFlow:
         return self._emit(ScheduleCancelled, trainer_id=trainer_id, reason="ill")
+
+    def cancellation_refused(self, reason: str = "class already held") -> OrderFlow:
+        """manager_svc: trainer_svc refused to cancel the schedule (ADR 0007)."""
+        return self._emit(CancellationRefused, customer_id=self.customer_id, reason=reason)
 
     def held(self, trainer_id: str = "t-kim") -> OrderFlow:
         """The whole happy path: placed, assigned, confirmed, class held."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from manager_svc.domain.events import AssignmentCancelled, TrainerAssigned
+from manager_svc.domain.events import AssignmentCancelled, CancellationRefused, TrainerAssigned
 from manager_svc.domain.model import (
     Assignment,
     AssignmentClosed,
@@ -249,6 +249,51 @@ def test_only_an_assignment_with_a_trainer_holds_a_schedule() -> None:
     assert assigned().holds_schedule
     assert confirmed().holds_schedule
     assert not cancelled().holds_schedule
+
+
+# -- refused cancellation (ADR 0007) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [assigned, confirmed])
+def test_a_refused_cancellation_keeps_the_status_and_is_announced(
+    state: Callable[[], Assignment],
+) -> None:
+    assignment = state()
+    status = assignment.status
+    assignment.events.clear()
+    assignment.refuse_cancellation("class already held", LATER)
+    assert (assignment.status, assignment.cancellation_refused_reason) == (
+        status,
+        "class already held",
+    )
+    assert assignment.schedule_note == "schedule not cancelled: class already held"
+    assert assignment.holds_schedule
+    assert assignment.events == [
+        CancellationRefused(order_id="o-1", customer_id="c-1", reason="class already held")
+    ]
+
+
+def test_a_cancellation_refused_twice_is_announced_once() -> None:
+    assignment = confirmed()
+    assignment.refuse_cancellation("class already held", LATER)
+    version = assignment.version
+    assignment.events.clear()
+    assignment.refuse_cancellation("again", LATER)
+    assert (assignment.version, assignment.cancellation_refused_reason, assignment.events) == (
+        version,
+        "class already held",
+        [],
+    )
+
+
+def test_a_cancelled_assignment_records_no_refusal() -> None:
+    assignment = cancelled()
+    assignment.refuse_cancellation("class already held", LATER)
+    assert (assignment.status, assignment.cancellation_refused_reason, assignment.events) == (
+        AssignmentStatus.CANCELLED,
+        "",
+        [],
+    )
 
 
 # -- cancelled before placed --------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from manager_svc.application import handlers
 from manager_svc.application.ports import ScheduleCancelUnavailable
-from manager_svc.domain.events import AssignmentCancelled, TrainerAssigned
+from manager_svc.domain.events import AssignmentCancelled, CancellationRefused, TrainerAssigned
 from manager_svc.domain.model import AssignmentNotFound, AssignmentStatus
 from manager_svc.domain.roster import Trainer, TrainerNotFound
 from ptkit.auth import Caller, Role
@@ -249,16 +249,46 @@ async def test_redelivered_cancellation_succeeds_once_trainer_svc_is_back(
     assert uow.assignment("o-1").status is AssignmentStatus.CANCELLED
 
 
-async def test_order_cancelled_records_trainer_svc_refusal_and_commits(uow: FakeUnitOfWork) -> None:
+async def test_a_cancellation_refused_because_the_class_was_held_keeps_the_assignment(
+    uow: FakeUnitOfWork,
+) -> None:
     await register(uow, "Ahn", "t-1")
     await open_and_assign(uow, "o-1", "t-1")
+    await handlers.confirm_assignment_on_schedule_confirmed(
+        handlers.ScheduleConfirmed("o-1", "t-1"), uow, clock
+    )
     await handlers.cancel_assignment_on_order_cancelled(
         handlers.OrderCancelled("o-1", "moved away"), uow, refused("class already held"), clock
     )
     assignment = uow.assignment("o-1")
-    assert assignment.status is AssignmentStatus.CANCELLED
+    assert (
+        assignment.status,
+        assignment.cancellation_refused_reason,
+        assignment.cancel_reason,
+    ) == (
+        AssignmentStatus.ORDER_CONFIRMED,
+        "class already held",
+        "",
+    )
     assert assignment.schedule_note == "schedule not cancelled: class already held"
-    assert isinstance(uow.published[-1], AssignmentCancelled)
+    assert uow.published[-1] == CancellationRefused(
+        order_id="o-1", customer_id="c-1", reason="class already held"
+    )
+    assert not any(isinstance(event, AssignmentCancelled) for event in uow.published)
+
+
+async def test_a_refused_cancellation_redelivered_is_announced_once(uow: FakeUnitOfWork) -> None:
+    await register(uow, "Ahn", "t-1")
+    await open_and_assign(uow, "o-1", "t-1")
+    command = handlers.OrderCancelled("o-1", "moved away")
+    await handlers.cancel_assignment_on_order_cancelled(
+        command, uow, refused("class already held"), clock
+    )
+    again = refused("class already held")
+    await handlers.cancel_assignment_on_order_cancelled(command, uow, again, clock)
+    assert again.calls == [("o-1", "moved away")]
+    assert [type(e) for e in uow.published].count(CancellationRefused) == 1
+    assert uow.assignment("o-1").status is AssignmentStatus.TRAINER_ASSIGNED
 
 
 async def test_order_cancelled_without_a_trainer_does_not_call_trainer_svc(

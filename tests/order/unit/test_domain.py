@@ -140,3 +140,36 @@ def test_every_change_moves_the_version() -> None:
     order.confirm(NOW)
     order.complete(NOW)
     assert order.version == 3
+
+
+def test_a_refused_cancellation_holds_the_cancelled_order_after_all() -> None:
+    order = in_state(OrderStatus.CANCELLED)
+    order.hold_after_refused_cancellation("class already held", NOW)
+    assert (order.status, order.cancellation_refused_reason, order.cancel_reason) == (
+        OrderStatus.COMPLETED,
+        "class already held",
+        "changed my mind",
+    )
+    assert order.events == [OrderCompleted(order_id="o-1", customer_id="alice")]
+
+
+@pytest.mark.parametrize(
+    "status", [OrderStatus.PLACED, OrderStatus.CONFIRMED, OrderStatus.COMPLETED]
+)
+def test_a_refusal_changes_nothing_on_an_order_that_is_not_cancelled(status: OrderStatus) -> None:
+    order = in_state(status)
+    version = order.version
+    order.hold_after_refused_cancellation("class already held", NOW)
+    assert (order.status, order.version, order.cancellation_refused_reason, order.events) == (
+        status,
+        version,
+        "",
+        [],
+    )
+
+
+def test_a_held_order_refused_cancellation_cannot_be_cancelled_again() -> None:
+    order = in_state(OrderStatus.CANCELLED)
+    order.hold_after_refused_cancellation("class already held", NOW)
+    with pytest.raises(ClassAlreadyHeld):
+        order.cancel("again", NOW)

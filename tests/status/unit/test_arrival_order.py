@@ -24,6 +24,7 @@ from status_svc.domain.model import ClassResult, OrderStatusView
 from status_svc.domain.model import OrderStatus as O
 from status_svc.domain.model import ScheduleStatus as S
 from status_svc.domain.notifications import Notification
+from status_svc.domain.notifications import NotificationKind as K
 from tests.status.fakes import FakeStatusUnitOfWork as FakeUnitOfWork
 from tests.status.flows import OrderFlow, project
 
@@ -40,6 +41,7 @@ class Outcome:
     assignment_status: A
     schedule_status: S | None
     trainer_id: str
+    cancellation_refused: bool = False
 
 
 def held(flow: OrderFlow) -> Outcome:
@@ -74,6 +76,15 @@ def cancelled_after_confirmation(flow: OrderFlow) -> Outcome:
     return Outcome(O.CANCELLED, A.CANCELLED, S.CANCELLED, "t-lee")
 
 
+def cancelled_after_the_class_was_held(flow: OrderFlow) -> Outcome:
+    # the cancel race (ADR 0007): trainer_svc refuses, order_svc holds the order after all
+    flow.placed().assigned("t-kim").schedule_requested().schedule_confirmed(
+        "t-kim"
+    ).order_confirmed()
+    flow.order_cancelled().result("t-kim").cancellation_refused().order_completed()
+    return Outcome(O.COMPLETED, A.ORDER_CONFIRMED, S.CLASS_COMPLETED, "t-kim", True)
+
+
 def reassigned(flow: OrderFlow) -> Outcome:
     flow.placed().assigned("t-kim").schedule_requested().assigned("t-lee").touch(Origin.SCHEDULE)
     flow.schedule_confirmed("t-lee").order_confirmed().result("t-lee").order_completed()
@@ -97,6 +108,7 @@ SCENARIOS: list[Callable[[OrderFlow], Outcome]] = [
     cancelled_before_assignment_reached_trainer,
     cancelled_after_assignment,
     cancelled_after_confirmation,
+    cancelled_after_the_class_was_held,
     reassigned,
     reassigned_after_the_trainer_confirmed,
     still_requested,
@@ -152,7 +164,13 @@ def shuffled_with_duplicates(draw: st.DrawFn, events: list[ObservedEvent]) -> li
 
 
 def outcome_of(view: OrderStatusView) -> Outcome:
-    return Outcome(view.order_status, view.assignment_status, view.schedule_status, view.trainer_id)
+    return Outcome(
+        view.order_status,
+        view.assignment_status,
+        view.schedule_status,
+        view.trainer_id,
+        bool(view.cancellation_refused_reason),
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -168,5 +186,9 @@ def test_any_arrival_order_with_duplicates_gives_the_in_order_read_side(
     held = {
         order_id for order_id, end in outcomes.items() if end.schedule_status is S.CLASS_COMPLETED
     }
-    assert {n.order_id for sent in expected.notifications.values() for n in sent} == held
+    refused = {order_id for order_id, end in outcomes.items() if end.cancellation_refused}
+    told = {(n.order_id, n.kind) for sent in expected.notifications.values() for n in sent}
+    assert told == {(o, K.CLASS_RESULT_READY) for o in held} | {
+        (o, K.CANCELLATION_REFUSED) for o in refused
+    }
     assert {r.order_id for listed in expected.results.values() for r in listed} == held

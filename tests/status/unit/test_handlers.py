@@ -13,7 +13,7 @@ from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
 from status_svc.application.watch import NotificationWatch
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound
-from status_svc.domain.notifications import Notification
+from status_svc.domain.notifications import Notification, NotificationKind
 from tests.helpers import eventually
 from tests.status.fakes import FakeStatusUnitOfWork as FakeUnitOfWork
 from tests.status.flows import OrderFlow
@@ -64,6 +64,32 @@ async def test_a_class_result_notifies_the_customer_once_and_rings_the_bell() ->
     [sent] = await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow)
     assert sent.order_id == flow.order_id
     assert sent.message == "Your class result for 'Pilates 1:1' is ready"
+
+
+async def test_a_refused_cancellation_is_shown_and_told_to_the_customer_once() -> None:
+    uow, bell = FakeUnitOfWork(), NotificationBell()
+    flow = OrderFlow(class_name="Pilates 1:1").placed().assigned("t-kim").schedule_requested()
+    flow.schedule_confirmed("t-kim").order_confirmed().order_cancelled().result("t-kim")
+    flow.cancellation_refused("class already held").order_completed()
+    await project(uow, flow)
+    with bell.listen() as rung:
+        await project_event(flow.events[-2], uow, bell)  # a redelivered refusal
+        assert rung.is_set()
+    view = await handlers.get_order_status(handlers.GetOrderStatus(flow.order_id, MANAGER), uow)
+    assert (view.order_status, view.class_result, view.cancellation_refused_reason) == (
+        OrderStatus.COMPLETED,
+        "Great form",
+        "class already held",
+    )
+    sent = await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow)
+    assert [(n.kind, n.order_id) for n in sent] == [
+        (NotificationKind.CLASS_RESULT_READY, flow.order_id),
+        (NotificationKind.CANCELLATION_REFUSED, flow.order_id),
+    ]
+    assert sent[1].message == (
+        "Your cancellation of 'Pilates 1:1' could not be applied: the class had already "
+        "been held, so the order is completed and its result is available"
+    )
 
 
 async def test_other_events_do_not_ring_the_bell() -> None:

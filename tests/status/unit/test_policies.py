@@ -20,13 +20,13 @@ def decode(envelope: events_pb2.EventEnvelope) -> ObservedEvent:
 
 def test_every_event_of_a_flow_survives_the_wire() -> None:
     flow = OrderFlow().held().order_cancelled().assignment_cancelled("t-kim")
-    flow.schedule_cancelled("t-kim")
+    flow.schedule_cancelled("t-kim").cancellation_refused()
     assert [decode(envelope_of(event)) for event in flow.events] == flow.events
 
 
 def test_the_views_follow_every_event_the_other_contexts_publish() -> None:
     flow = OrderFlow().held().order_cancelled().assignment_cancelled("t-kim")
-    flow.schedule_cancelled("t-kim")
+    flow.schedule_cancelled("t-kim").cancellation_refused()
     assert {type(event) for event in flow.events} == set(POLICIES)
 
 
