@@ -304,11 +304,18 @@ async def test_refused_schedule_cancellation_is_visible_on_the_assignment(api: M
     assignment = await api.stub.GetAssignment(
         pb.GetAssignmentRequest(order_id=order_id), metadata=api.auth(*MANAGER)
     )
-    assert (assignment.status, assignment.cancel_reason) == (
-        pb.ASSIGNMENT_STATUS_CANCELLED,
-        "moved",
+    # the class was held: the assignment is not cancelled, the refusal is recorded (ADR 0007)
+    assert (
+        assignment.status,
+        assignment.cancel_reason,
+        assignment.cancellation_refused_reason,
+        assignment.schedule_note,
+    ) == (
+        pb.ASSIGNMENT_STATUS_TRAINER_ASSIGNED,
+        "",
+        "class already held",
+        "schedule not cancelled: class already held",
     )
-    assert assignment.schedule_note == "schedule not cancelled: class already held"
 
 
 # -- ListAssignments ------------------------------------------------------------------------

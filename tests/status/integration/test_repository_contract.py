@@ -18,7 +18,7 @@ from ptkit.sql import AlreadyHandled, Causation
 from status_svc.adapters import sql
 from status_svc.application.ports import StatusFilter
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
-from status_svc.domain.notifications import Notification
+from status_svc.domain.notifications import Notification, NotificationKind
 from tests.repository_contract import Backend, open_backend
 from tests.status.fakes import FakeStatusUnitOfWork
 from tests.status.flows import T0, OrderFlow
@@ -86,6 +86,18 @@ async def test_an_added_view_reads_back_equal(backend: Backend) -> None:
     async with backend.uow() as uow:
         assert await uow.views.get("o-1") == held
         assert await uow.views.find("o-1") == held
+
+
+async def test_a_refused_cancellation_reads_back_with_its_view(backend: Backend) -> None:
+    order = flow("o-1").placed().assigned("t-kim").schedule_confirmed("t-kim").order_confirmed()
+    order.order_cancelled().result("t-kim").cancellation_refused().order_completed()
+    await stored(backend, folded(order))
+    async with backend.uow() as uow:
+        view = await uow.views.get("o-1")
+    assert (view.order_status, view.cancellation_refused_reason) == (
+        OrderStatus.COMPLETED,
+        "class already held",
+    )
 
 
 async def test_an_unknown_view_is_not_found(backend: Backend) -> None:
@@ -334,6 +346,15 @@ async def test_a_notification_shows_the_class_name_of_its_orders_view(backend: B
         shown = {n.order_id: n.class_name for n in await uow.notifications.list("alice")}
         since = {n.order_id: n.class_name for n in await uow.notifications.since("alice", 0)}
     assert shown == since == {"o-1": "Boxing", "o-2": ""}
+
+
+async def test_a_notification_keeps_what_it_tells(backend: Backend) -> None:
+    refused = replace(notification(2), kind=NotificationKind.CANCELLATION_REFUSED)
+    await recorded(backend, notification(1), refused)
+    async with backend.uow() as uow:
+        shown = [n.kind for n in await uow.notifications.list("alice")]
+        since = [n.kind for n in await uow.notifications.since("alice", 0)]
+    assert shown == since == [NotificationKind.CLASS_RESULT_READY, refused.kind]
 
 
 async def test_last_sequence_is_zero_before_any_notification(backend: Backend) -> None:
