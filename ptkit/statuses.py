@@ -8,7 +8,10 @@ import enum
 
 
 class OrderStatus(enum.Enum):
-    """An Order: PLACED -> CONFIRMED -> COMPLETED, or CANCELLED (never after COMPLETED)."""
+    """An Order: PLACED -> CONFIRMED -> COMPLETED, or CANCELLED (never after COMPLETED).
+
+    A cancellation refused because the class had already been held takes the order
+    CANCELLED -> COMPLETED (ADR 0007)."""
 
     PLACED = "PLACED"
     CONFIRMED = "CONFIRMED"
@@ -17,7 +20,8 @@ class OrderStatus(enum.Enum):
 
 
 class AssignmentStatus(enum.Enum):
-    """An Assignment: AWAITING_TRAINER -> TRAINER_ASSIGNED -> ORDER_CONFIRMED, or CANCELLED."""
+    """An Assignment: AWAITING_TRAINER -> TRAINER_ASSIGNED -> ORDER_CONFIRMED, or CANCELLED
+    (not when trainer_svc refused to cancel the held class: the status stays, ADR 0007)."""
 
     AWAITING_TRAINER = "AWAITING_TRAINER"
     TRAINER_ASSIGNED = "TRAINER_ASSIGNED"
