@@ -195,6 +195,35 @@ async def test_the_view_ends_right_whatever_order_the_events_arrive_in(
     )
 
 
+async def test_a_refused_cancellation_arriving_first_ends_completed_and_told(
+    stub: pb_grpc.StatusServiceStub, publisher: JetStream, as_role: Callable
+) -> None:
+    flow = OrderFlow(customer_id=someone("c"), class_name="Boxing").placed().assigned("t-kim")
+    flow.schedule_requested().schedule_confirmed("t-kim").order_confirmed().order_cancelled()
+    flow.result("t-kim").cancellation_refused("class already held").order_completed()
+    await publish(publisher, list(reversed(flow.events)))  # the compensation comes first
+    view = await view_when(
+        stub,
+        as_role(*MANAGER),
+        flow.order_id,
+        lambda v: v.order_status == order_pb.ORDER_STATUS_COMPLETED and v.customer_name != "",
+    )
+    assert (view.class_result, view.cancellation_refused_reason) == (
+        "Great form",
+        "class already held",
+    )
+    assert view.assignment_status == manager_pb.ASSIGNMENT_STATUS_ORDER_CONFIRMED
+    customer = as_role(Role.CUSTOMER, flow.customer_id)
+    notifications = await stub.ListNotifications(pb.ListNotificationsRequest(), metadata=customer)
+    assert [n.kind for n in notifications.notifications] == [
+        pb.NOTIFICATION_KIND_CLASS_RESULT_READY,
+        pb.NOTIFICATION_KIND_CANCELLATION_REFUSED,
+    ]
+    assert notifications.notifications[1].message.startswith(
+        "Your cancellation of 'Boxing' could not be applied"
+    )
+
+
 async def test_watch_receives_a_notification_recorded_after_it_started(
     stub: pb_grpc.StatusServiceStub, publisher: JetStream, as_role: Callable
 ) -> None:
