@@ -1,0 +1,134 @@
+"""A customer's watcher misses no notification across outages: status_svc is killed
+(kill -9) twice while 100 class results are registered, and the watcher itself is
+disconnected once; each time it reconnects with its resume point (the sequence of the
+last notification it received) and the watch replays what it missed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from ptctl.launcher import Platform
+from ptctl.watch import Backoff, NotificationWatcher
+from ptplatform.manager.v1 import manager_service_pb2 as manager
+from ptplatform.status.v1 import status_service_pb2 as status
+from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
+from tests.fault_kit import Desk
+from tests.helpers import bearer, wait_for
+
+RESULTS = 100
+
+
+class Watching:
+    """A NotificationWatcher on its own thread, collecting what it yields."""
+
+    def __init__(self, desk: Desk, after: int) -> None:
+        self.received: list[status.Notification] = []
+        self.watcher = NotificationWatcher(
+            desk.status, desk.customer_id, lambda: desk.customer, after, Backoff(0.1, 1.0)
+        )
+        self.thread = threading.Thread(target=self._collect, daemon=True)
+        self.failure: BaseException | None = None
+        self.thread.start()
+
+    def _collect(self) -> None:
+        try:
+            self.received.extend(self.watcher.notifications())
+        except BaseException as error:  # reported by the test, not lost on the thread
+            self.failure = error
+
+    def __len__(self) -> int:
+        if self.failure is not None:
+            raise AssertionError("the watcher failed") from self.failure
+        return len(self.received)
+
+    def stop(self) -> None:
+        self.watcher.close()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def desk(platform: Platform) -> Iterator[Desk]:
+    with grpc.insecure_channel(platform.gateway_address) as channel:
+        yield Desk(platform, channel)
+
+
+def confirmed_orders(desk: Desk, count: int) -> tuple[list[str], str]:
+    """``count`` orders of the desk's customer, all confirmed by one trainer."""
+    trainer_id = desk.register_trainer("Watch Kim")
+    orders = [desk.place_order(f"Class {number}") for number in range(count)]
+    for order_id in orders:
+        desk.assignment_in(order_id, (manager.ASSIGNMENT_STATUS_AWAITING_TRAINER,))
+        desk.managers.AssignTrainer(
+            manager.AssignTrainerRequest(order_id=order_id, trainer_id=trainer_id),
+            metadata=desk.manager,
+            timeout=5,
+        )
+    for hour, order_id in enumerate(orders):
+        desk.schedule_in(order_id, (trainer.SCHEDULE_STATUS_REQUESTED,))
+        desk.confirm(order_id, trainer_id, hours_from_now=24 + hour)
+    return orders, trainer_id
+
+
+def register_results(desk: Desk, trainer_id: str, orders: list[str]) -> None:
+    coach = bearer(desk.platform.token("trainer", trainer_id))
+    for order_id in orders:
+        desk.trainers.RegisterClassResult(
+            trainer.RegisterClassResultRequest(order_id=order_id, result="well done"),
+            metadata=coach,
+            timeout=5,
+        )
+
+
+def kill_status_svc(platform: Platform) -> None:
+    for process in platform.services["status"]:
+        process.kill()
+
+
+def test_a_watcher_reconnecting_with_its_resume_point_misses_no_notification(
+    platform: Platform, desk: Desk
+) -> None:
+    orders, trainer_id = confirmed_orders(desk, RESULTS)
+    first = Watching(desk, after=0)
+    second: Watching | None = None
+    try:
+        register_results(desk, trainer_id, orders[:30])
+        kill_status_svc(platform)  # mid-stream: some of the 30 are still being projected
+        register_results(desk, trainer_id, orders[30:50])  # queued in JetStream meanwhile
+        platform.start_service("status")
+        wait_for(lambda: len(first) >= 50, timeout=60, what="50 notifications after a kill")
+        assert first.watcher.reconnects >= 1
+
+        first.stop()  # the watcher goes away; results go on
+        resume_point = first.watcher.after
+        register_results(desk, trainer_id, orders[50:65])
+        kill_status_svc(platform)
+        register_results(desk, trainer_id, orders[65:80])
+        platform.start_service("status")
+
+        assert resume_point is not None
+        second = Watching(desk, after=resume_point)
+        register_results(desk, trainer_id, orders[80:])
+        wait_for(lambda: len(second) >= RESULTS - 50, timeout=60, what="the other 50")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        if not all(process.running for process in platform.services["status"]):
+            platform.start_service("status")
+
+    received = first.received + second.received
+    assert sorted(n.order_id for n in received) == sorted(orders)  # none missed, none twice
+    listed = desk.status.ListNotifications(
+        status.ListNotificationsRequest(customer_id=desk.customer_id),
+        metadata=desk.customer,
+        timeout=5,
+    )
+    recorded = {n.notification_id for n in listed.notifications}
+    assert {n.notification_id for n in received} == recorded
+    sequences = [n.sequence for n in received]
+    assert sequences == sorted(sequences)
