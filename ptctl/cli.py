@@ -123,6 +123,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(gateway, _var_dir())
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Audit the running platform; exit 1 unless it is clean (see ptctl/verify.py)."""
+    import json
+
+    from ptctl.launcher import DEFAULT_METRICS_PORTS, DEFAULT_NATS_PORT
+    from ptctl.verify import Target, audit
+
+    env = Env()
+    with exit_on_config_error():
+        gateway = args.gateway or default_gateway(env)
+        nats_url = args.nats_url or env.str(
+            "PT_NATS_URL", f"nats://127.0.0.1:{env.port('PT_NATS_PORT', DEFAULT_NATS_PORT)}"
+        )
+        metrics = {
+            context: [
+                f"http://127.0.0.1:{env.port(f'PT_{context.upper()}_METRICS_PORT', port)}/metrics"
+            ]
+            for context, port in DEFAULT_METRICS_PORTS.items()
+        }
+    given: dict[str, list[str]] = {}
+    for entry in args.metrics:
+        context, _, url = entry.partition("=")
+        given.setdefault(context, []).append(url)
+    metrics.update(given)  # a context named on the command line: only its given replicas
+    token = args.token or dev_token(Role.MANAGER, "ptctl-verify")
+    report = audit(Target(gateway, token, nats_url, metrics), args.settle, args.outbox_age)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
+    return 0 if report.clean else 1
+
+
 MIGRATED_SERVICES = ("order", "manager", "trainer", "status")
 
 
@@ -198,6 +228,33 @@ def main(argv: list[str] | None = None) -> int:
     watch.add_argument("--gateway", help="host:port (default as for demo)")
     watch.add_argument("--token", help="a bearer token (default: minted from the dev keys)")
     watch.set_defaults(func=cmd_watch)
+    verify = commands.add_parser(
+        "verify", help="audit a running platform: orders agree everywhere, nothing waits"
+    )
+    verify.add_argument("--gateway", help="host:port (default as for demo)")
+    verify.add_argument("--token", help="a manager bearer token (default: minted from dev keys)")
+    verify.add_argument("--nats-url", help="default: $PT_NATS_URL or nats://127.0.0.1:14222")
+    verify.add_argument(
+        "--metrics",
+        action="append",
+        default=[],
+        metavar="CONTEXT=URL",
+        help="a service's /metrics URL (repeatable; default: the $PT_<CTX>_METRICS_PORT ports)",
+    )
+    verify.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="seconds to re-read a divergent order before reporting it (default 10)",
+    )
+    verify.add_argument(
+        "--outbox-age",
+        type=float,
+        default=60.0,
+        help="report outbox rows older than this many seconds (default 60)",
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(func=cmd_verify)
     migrate = commands.add_parser("migrate", help="upgrade the services' database schemas")
     migrate.add_argument("--service", choices=[*MIGRATED_SERVICES, "all"], default="all")
     migrate.set_defaults(func=cmd_migrate)
