@@ -5,6 +5,11 @@ last notification it received) and the watch replays what it missed."""
 
 from __future__ import annotations
 
+import json
+import queue
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -132,3 +137,34 @@ def test_a_watcher_reconnecting_with_its_resume_point_misses_no_notification(
     assert {n.notification_id for n in received} == recorded
     sequences = [n.sequence for n in received]
     assert sequences == sorted(sequences)
+
+
+def test_ptctl_watch_prints_each_notification_as_a_json_line_with_its_sequence(
+    platform: Platform, desk: Desk
+) -> None:
+    [order_id], trainer_id = confirmed_orders(desk, 1)
+    token = platform.token("customer", desk.customer_id)
+    watch = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "ptctl.cli", "watch", "--customer", desk.customer_id),
+            *("--gateway", platform.gateway_address, "--after", "0", "--token", token),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in watch.stdout or ()])
+    reader.start()
+    try:
+        register_results(desk, trainer_id, [order_id])
+        printed = json.loads(lines.get(timeout=30))
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=15)
+        reader.join(timeout=5)
+    assert watch.returncode == 0
+    assert printed["order_id"] == order_id
+    assert printed["customer_id"] == desk.customer_id
+    assert isinstance(printed["sequence"], int) and printed["sequence"] > 0
+    assert printed["notification_id"]
