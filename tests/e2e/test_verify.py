@@ -145,3 +145,18 @@ async def _resume_status_consumer(platform: Platform) -> None:
         await connection.jsm().resume_consumer("PT_EVENTS", "status_svc")
     finally:
         await connection.close()
+
+
+def test_a_stopped_status_svc_fails_the_audit_as_unreadable_until_it_is_back(
+    platform: Platform, desk: Desk
+) -> None:
+    platform.stop_service("status")
+    try:
+        moved_on = desk.place_order("while status_svc is down")
+        desk.assignment_in(moved_on, (manager.ASSIGNMENT_STATUS_AWAITING_TRAINER,))
+        report = audit(Target.of_platform(platform), settle_seconds=1)
+    finally:
+        platform.start_service("status")
+    assert not report.clean
+    assert any("UNAVAILABLE" in what for what in report.unreachable), report.summary()
+    assert audit(Target.of_platform(platform), settle_seconds=SETTLE_S).clean
