@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -21,10 +22,14 @@ from ptctl.watch import Backoff, NotificationWatcher
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
-from tests.fault_kit import Desk
+from tests.conftest import fresh_platform
+from tests.fault_kit import Desk, timestamp
 from tests.helpers import bearer, wait_for
 
 RESULTS = 100
+ACK_WAIT_S = 3
+"""Events a killed status_svc had fetched come back after the ack wait: short here, so
+the test waits seconds, not the default 30 s, for them."""
 
 
 class Watching:
@@ -56,6 +61,14 @@ class Watching:
         assert not self.thread.is_alive()
 
 
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """A platform of its own: its status_svc is killed, and its consumers' ack wait is short."""
+    service_env = {"PT_CONSUMER_ACK_WAIT_SECONDS": str(ACK_WAIT_S)}
+    with fresh_platform(tmp_path_factory.mktemp("watch"), service_env=service_env) as running:
+        yield running
+
+
 @pytest.fixture
 def desk(platform: Platform) -> Iterator[Desk]:
     with grpc.insecure_channel(platform.gateway_address) as channel:
@@ -73,9 +86,19 @@ def confirmed_orders(desk: Desk, count: int) -> tuple[list[str], str]:
             metadata=desk.manager,
             timeout=5,
         )
+    coach = bearer(desk.platform.token("trainer", trainer_id))
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
     for hour, order_id in enumerate(orders):
         desk.schedule_in(order_id, (trainer.SCHEDULE_STATUS_REQUESTED,))
-        desk.confirm(order_id, trainer_id, hours_from_now=24 + hour)
+        desk.trainers.ConfirmSchedule(
+            trainer.ConfirmScheduleRequest(
+                order_id=order_id,
+                start_time=timestamp(start + timedelta(hours=hour)),
+                duration_minutes=60,
+            ),
+            metadata=coach,
+            timeout=5,
+        )
     return orders, trainer_id
 
 
