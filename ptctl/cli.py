@@ -68,14 +68,50 @@ def cmd_run(_: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_token(args: argparse.Namespace) -> int:
-    """Sign with the development key under ``$PT_VAR_DIR/jwt`` (created on first use) for
-    the issuer and audience the platform is configured with."""
+def dev_token(role: Role, subject: str, ttl: int = 3600) -> str:
+    """Signed with the development key under ``$PT_VAR_DIR/jwt`` (created on first use)
+    for the issuer and audience the platform is configured with."""
     env = Env()
     keys = ensure_keys(_var_dir() / "jwt")
     issuer = env.str("PT_JWT_ISSUER", DEV_ISSUER)
     audience = env.str("PT_JWT_AUDIENCE", DEV_AUDIENCE)
-    print(mint_token(keys, Role(args.role), args.subject, args.ttl, issuer, audience))
+    return mint_token(keys, role, subject, ttl, issuer, audience)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    print(dev_token(Role(args.role), args.subject, args.ttl))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Print the customer's notifications as JSON lines until Ctrl-C, reconnecting with
+    the last sequence after a lost connection."""
+    import grpc
+
+    from ptctl.watch import NotificationWatcher, as_json
+    from ptkit.logs import configure_logging
+    from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
+
+    configure_logging("ptctl")
+    with exit_on_config_error():
+        gateway = args.gateway or default_gateway(Env())
+
+    def metadata() -> tuple[tuple[str, str], ...]:
+        token = args.token or dev_token(Role.CUSTOMER, args.customer)
+        return (("authorization", f"Bearer {token}"),)
+
+    with grpc.insecure_channel(gateway) as channel:
+        watcher = NotificationWatcher(
+            status_grpc.StatusServiceStub(channel), args.customer, metadata, after=args.after
+        )
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: watcher.close())
+        try:
+            for notification in watcher.notifications():
+                print(as_json(notification), flush=True)
+        except grpc.RpcError as error:
+            print(f"watch failed: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
     return 0
 
 
@@ -85,6 +121,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with exit_on_config_error():
         gateway = args.gateway or default_gateway(Env())
     return run_demo(gateway, _var_dir())
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Audit the running platform; exit 1 unless it is clean (see ptctl/verify.py)."""
+    import json
+
+    from ptctl.launcher import DEFAULT_METRICS_PORTS, DEFAULT_NATS_PORT
+    from ptctl.verify import Target, audit
+
+    env = Env()
+    with exit_on_config_error():
+        gateway = args.gateway or default_gateway(env)
+        nats_url = args.nats_url or env.str(
+            "PT_NATS_URL", f"nats://127.0.0.1:{env.port('PT_NATS_PORT', DEFAULT_NATS_PORT)}"
+        )
+        metrics = {
+            context: [
+                f"http://127.0.0.1:{env.port(f'PT_{context.upper()}_METRICS_PORT', port)}/metrics"
+            ]
+            for context, port in DEFAULT_METRICS_PORTS.items()
+        }
+    given: dict[str, list[str]] = {}
+    for entry in args.metrics:
+        context, _, url = entry.partition("=")
+        given.setdefault(context, []).append(url)
+    metrics.update(given)  # a context named on the command line: only its given replicas
+    token = args.token or dev_token(Role.MANAGER, "ptctl-verify")
+    report = audit(Target(gateway, token, nats_url, metrics), args.settle, args.outbox_age)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.summary())
+    return 0 if report.clean else 1
 
 
 MIGRATED_SERVICES = ("order", "manager", "trainer", "status")
@@ -154,6 +220,41 @@ def main(argv: list[str] | None = None) -> int:
         "127.0.0.1:8080)",
     )
     demo.set_defaults(func=cmd_demo)
+    watch = commands.add_parser(
+        "watch", help="print a customer's notifications as JSON lines, resuming after outages"
+    )
+    watch.add_argument("--customer", required=True, help="the customer whose notifications")
+    watch.add_argument("--after", type=int, help="resume after this sequence (default: now)")
+    watch.add_argument("--gateway", help="host:port (default as for demo)")
+    watch.add_argument("--token", help="a bearer token (default: minted from the dev keys)")
+    watch.set_defaults(func=cmd_watch)
+    verify = commands.add_parser(
+        "verify", help="audit a running platform: orders agree everywhere, nothing waits"
+    )
+    verify.add_argument("--gateway", help="host:port (default as for demo)")
+    verify.add_argument("--token", help="a manager bearer token (default: minted from dev keys)")
+    verify.add_argument("--nats-url", help="default: $PT_NATS_URL or nats://127.0.0.1:14222")
+    verify.add_argument(
+        "--metrics",
+        action="append",
+        default=[],
+        metavar="CONTEXT=URL",
+        help="a service's /metrics URL (repeatable; default: the $PT_<CTX>_METRICS_PORT ports)",
+    )
+    verify.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="seconds to re-read a divergent order before reporting it (default 10)",
+    )
+    verify.add_argument(
+        "--outbox-age",
+        type=float,
+        default=60.0,
+        help="report outbox rows older than this many seconds (default 60)",
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(func=cmd_verify)
     migrate = commands.add_parser("migrate", help="upgrade the services' database schemas")
     migrate.add_argument("--service", choices=[*MIGRATED_SERVICES, "all"], default="all")
     migrate.set_defaults(func=cmd_migrate)

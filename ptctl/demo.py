@@ -14,6 +14,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ptctl.keys import ensure_keys
+from ptctl.watch import NotificationWatcher
 from ptkit.auth import Role
 from ptkit.tokens import mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
@@ -167,11 +168,16 @@ class Demo:
 
         self.step("1.4", "Customer watches notifications; trainer registers the class result")
         received: list[status.Notification] = []
-        watch = self.status.WatchNotifications(
-            status.WatchNotificationsRequest(customer_id=CUSTOMER), metadata=self.customer
-        )
-        watch.initial_metadata()
-        listener = threading.Thread(target=lambda: received.append(next(iter(watch))), daemon=True)
+        watcher = NotificationWatcher(self.status, CUSTOMER, lambda: self.customer)
+        watcher.after = watcher.resume_point()  # from here on, reconnects miss nothing
+
+        def listen() -> None:
+            for notification in watcher.notifications():
+                if notification.order_id == order_id:
+                    received.append(notification)
+                    return
+
+        listener = threading.Thread(target=listen, daemon=True)
         listener.start()
         self.trainers.RegisterClassResult(
             trainer.RegisterClassResultRequest(
@@ -180,7 +186,7 @@ class Demo:
             metadata=coach_auth,
         )
         listener.join(timeout=20)
-        watch.cancel()
+        watcher.close()
         if not received:
             raise TimeoutError("no notification arrived")
         print(f"      notification: {received[0].message}")

@@ -39,3 +39,10 @@ def require_text(field: str, value: str, *, max_length: int, required: bool = Tr
     if len(text) > max_length:
         raise InvalidValue(f"{field} is too long ({len(text)} characters, at most {max_length})")
     return text
+
+
+def require_not_negative(field: str, value: int) -> int:
+    """A count or position: 0 or more."""
+    if value < 0:
+        raise InvalidValue(f"{field} must not be negative, got {value}")
+    return value

@@ -12,7 +12,7 @@ import grpc
 from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import to_timestamp
-from ptkit.validation import require_uuid
+from ptkit.validation import require_not_negative, require_uuid
 from ptplatform.manager.v1 import manager_service_pb2 as manager_pb
 from ptplatform.order.v1 import order_service_pb2 as order_pb
 from ptplatform.status.v1 import status_service_pb2 as pb
@@ -87,6 +87,7 @@ def notification_to_proto(notification: Notification) -> pb.Notification:
         message=notification.message,
         create_time=to_timestamp(notification.created_at),
         kind=_NOTIFICATION_KIND[notification.kind],
+        sequence=notification.sequence,
     )
 
 
@@ -153,10 +154,16 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
     async def WatchNotifications(
         self, request: pb.WatchNotificationsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.Notification]:
-        """Streams notifications recorded after the call started. The initial metadata is
-        sent once the starting point is fixed: a client that awaits it knows that every
-        later notification will reach it."""
-        query = handlers.WatchNotifications(request.customer_id, current_caller())
+        """Streams the notifications after the resume point ``after_sequence`` (what a
+        reconnecting watcher missed), then new ones; without it, those recorded after the
+        call started. The initial metadata is sent once the starting point is fixed: a
+        client that awaits it knows that every later notification will reach it."""
+        after = (
+            require_not_negative("after_sequence", request.after_sequence)
+            if request.HasField("after_sequence")
+            else None
+        )
+        query = handlers.WatchNotifications(request.customer_id, current_caller(), after)
         watch = handlers.watch_notifications(
             query, self.new_uow(), self.bell, self.closing, self.poll_seconds
         )

@@ -125,6 +125,7 @@ def _to_notification(row: Row) -> Notification:
         created_at=as_utc(row.created_at),
         class_name=row.class_name or "",
         kind=NotificationKind(row.kind),
+        sequence=row.seq,
     )
 
 
@@ -132,6 +133,7 @@ def _with_class_name() -> Select:
     """Notifications joined with their order's view for the class name (known later,
     sometimes, than the result)."""
     return select(
+        notifications.c.seq,
         notifications.c.notification_id,
         notifications.c.customer_id,
         notifications.c.order_id,
@@ -145,12 +147,27 @@ def _with_class_name() -> Select:
     )
 
 
+# Any 64-bit key of status_svc's own: the lock that orders notification inserts.
+NOTIFICATIONS_LOCK = 0x7074_6E6F_7469_6673  # "ptnotifs"
+
+
 class SqlNotifications:
+    """Notifications become visible in sequence order, so a watcher that has seen
+    sequence N never later finds a committed notification below N.
+
+    A sequence number is taken at insert and shows at commit. On PostgreSQL every
+    transaction that records a notification therefore first takes a transaction-scoped
+    advisory lock (released at commit or rollback): the next one can only take its
+    number after this one ended. On SQLite the kit's engine already serializes writers
+    (one connection, every transaction begins IMMEDIATE)."""
+
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
 
     async def add(self, notification: Notification) -> None:
         dialect = {"postgresql": postgresql, "sqlite": sqlite}[self.connection.dialect.name]
+        if dialect is postgresql:
+            await self.connection.execute(select(func.pg_advisory_xact_lock(NOTIFICATIONS_LOCK)))
         await self.connection.execute(
             dialect.insert(notifications)
             .values(

@@ -91,6 +91,8 @@ class WatchNotifications:
     customer_id: str
     """"" means the caller's own (a customer)."""
     caller: Caller
+    after_sequence: int | None = None
+    """The resume point: the sequence of the last notification the watcher received."""
 
 
 async def get_order_status(query: GetOrderStatus, uow: UnitOfWork) -> OrderStatusView:
@@ -128,6 +130,7 @@ def watch_notifications(
     closing: asyncio.Event,
     poll_seconds: float = POLL_SECONDS,
 ) -> NotificationWatch:
-    """A watch of the customer's notifications recorded from its start on."""
+    """A watch of the customer's notifications after the resume point, or, without one,
+    recorded from its start on."""
     customer_id = access.customer_to_read(query.caller, query.customer_id)
-    return NotificationWatch(customer_id, uow, bell, closing, poll_seconds)
+    return NotificationWatch(customer_id, uow, bell, closing, poll_seconds, query.after_sequence)

@@ -53,7 +53,9 @@ class Notifications(Protocol):
         ...
 
     async def since(self, customer_id: str, sequence: int) -> list[Notification]:
-        """The customer's notifications recorded after ``sequence``, in order."""
+        """The customer's notifications recorded after ``sequence``, in order, each with
+        its sequence. Notifications become visible in sequence order: once one is seen,
+        none with a smaller sequence appears later."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""WatchNotifications: stream a customer's new notifications as they are recorded."""
+"""WatchNotifications: replay what a watcher missed, then stream new notifications."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ POLL_SECONDS = 0.5
 
 
 class NotificationWatch:
-    """Streams the notifications of one customer recorded after :meth:`start`.
+    """Streams the notifications of one customer: those recorded after ``after`` (a
+    watcher's resume point), or, without one, those recorded after :meth:`start`.
 
     Several replicas may record notifications in one database, so every replica's
     watchers poll the notifications table by its sequence column; this replica's
-    :class:`NotificationBell` only cuts the wait short. A sequence number is taken when a
-    row is inserted but the row shows at commit, so a smaller number can appear after a
-    larger one: the watch re-reads everything after its starting point and skips what it
-    already sent (a customer gets a handful of notifications, not thousands).
+    :class:`NotificationBell` only cuts the wait short. The repository makes
+    notifications visible in sequence order (see the ``Notifications`` port), so the
+    watch only needs the sequence of the last notification it sent: a reconnecting
+    watcher that passes it gets everything it missed, each notification again at most
+    when it was sent but not received (at least once; ids deduplicate).
     """
 
     def __init__(
@@ -30,36 +32,36 @@ class NotificationWatch:
         bell: NotificationBell,
         closing: asyncio.Event,
         poll_seconds: float = POLL_SECONDS,
+        after: int | None = None,
     ) -> None:
         self.customer_id = customer_id
         self.uow = uow
         self.bell = bell
         self.closing = closing
         self.poll_seconds = poll_seconds
-        self._after: int | None = None
-        self._sent: set[str] = set()
+        self._after = after
 
     async def start(self) -> None:
-        """Mark the starting point: notifications recorded from now on are streamed."""
-        async with self.uow:
-            self._after = await self.uow.notifications.last_sequence()
+        """Fix the starting point: without a resume point, notifications recorded from
+        now on are streamed."""
+        if self._after is None:
+            async with self.uow:
+                self._after = await self.uow.notifications.last_sequence()
 
     async def notifications(self) -> AsyncIterator[Notification]:
-        """New notifications until ``closing`` is set (the server shuts down)."""
-        if self._after is None:
-            await self.start()
+        """Missed ones first, then new ones, until ``closing`` is set (the server shuts down)."""
+        await self.start()
         with self.bell.listen() as rung:
             while not self.closing.is_set():
-                for notification in await self._unsent():
-                    self._sent.add(notification.notification_id)
+                for notification in await self._recorded():
+                    self._after = notification.sequence
                     yield notification
                 await self._pause(rung)
 
-    async def _unsent(self) -> list[Notification]:
+    async def _recorded(self) -> list[Notification]:
         assert self._after is not None
         async with self.uow:
-            recorded = await self.uow.notifications.since(self.customer_id, self._after)
-        return [n for n in recorded if n.notification_id not in self._sent]
+            return await self.uow.notifications.since(self.customer_id, self._after)
 
     async def _pause(self, rung: asyncio.Event) -> None:
         """Until the bell rings, the server closes or the poll interval passes."""

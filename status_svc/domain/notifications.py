@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .events import CancellationRefused, ClassResultRegistered
@@ -36,6 +36,10 @@ class Notification:
     """Read from the order's view when the notification is shown (it may arrive later
     than the result), so it is not stored with the notification."""
     kind: NotificationKind = NotificationKind.CLASS_RESULT_READY
+    sequence: int = field(default=0, compare=False)
+    """Its position in the order notifications were recorded (0 until it is stored): a
+    watcher resumes after the last one it received. Not part of what the notification
+    says: rebuilt or replayed, it is the same notification."""
 
     @classmethod
     def of_result(cls, event: ClassResultRegistered, view: OrderStatusView) -> Notification:

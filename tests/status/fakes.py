@@ -78,7 +78,11 @@ class InMemoryNotifications(InMemoryRepository[Recorded]):
 
     def _shown(self, views: dict[str, OrderStatusView], recorded: Recorded) -> Notification:
         view = views.get(recorded.notification.order_id)
-        return replace(recorded.notification, class_name=view.class_name if view else "")
+        return replace(
+            recorded.notification,
+            class_name=view.class_name if view else "",
+            sequence=recorded.sequence,
+        )
 
     def _sequence(self) -> int:
         stored = [r.sequence for r in [*self.rows.values(), *self._committed().values()]]
@@ -91,15 +95,14 @@ class InMemoryNotifications(InMemoryRepository[Recorded]):
         # INSERT ... ON CONFLICT DO NOTHING: a copy another unit of work committed meanwhile wins
         return [r for r in super().changed() if r.notification_id not in self._committed()]
 
-    def record(self, notification: Notification, sequence: int | None = None) -> None:
-        """Outside a unit of work: store it as another replica's commit would;
-        ``sequence`` may be smaller than one already shown."""
+    def record(self, notification: Notification) -> None:
+        """Outside a unit of work: store it as another replica's commit would (the next
+        sequence: the SQL repositories make notifications visible in sequence order)."""
         assert self._working is None, "record() stands for another replica: call it outside"
         if notification.notification_id in self.rows:
             return
-        number = sequence if sequence is not None else self._sequence()
         self.rows[notification.notification_id] = Recorded(
-            number, replace(notification, class_name="")
+            self._sequence(), replace(notification, class_name="")
         )
 
     @property

@@ -242,6 +242,52 @@ async def test_watch_receives_a_notification_recorded_after_it_started(
     call.cancel()
 
 
+async def test_a_watch_resumed_after_a_sequence_replays_what_the_watcher_missed(
+    stub: pb_grpc.StatusServiceStub, publisher: JetStream, as_role: Callable
+) -> None:
+    alice = someone("alice")
+    held = [OrderFlow(customer_id=alice).held() for _ in range(3)]
+    await publish(publisher, [event for flow in held for event in flow.events])
+    auth = as_role(Role.CUSTOMER, alice)
+
+    async def all_recorded() -> bool:
+        listed = await stub.ListNotifications(
+            pb.ListNotificationsRequest(customer_id=alice), metadata=auth
+        )
+        return len(listed.notifications) == 3
+
+    await eventually(all_recorded, timeout=15, what="three notifications")
+    replay = stub.WatchNotifications(
+        pb.WatchNotificationsRequest(customer_id=alice, after_sequence=0), metadata=auth
+    )
+    everything = [await asyncio.wait_for(replay.read(), 10) for _ in range(3)]
+    replay.cancel()
+    assert {n.order_id for n in everything} == {flow.order_id for flow in held}
+    assert [n.sequence for n in everything] == sorted(n.sequence for n in everything)
+
+    resumed = stub.WatchNotifications(
+        pb.WatchNotificationsRequest(customer_id=alice, after_sequence=everything[0].sequence),
+        metadata=auth,
+    )
+    missed = [await asyncio.wait_for(resumed.read(), 10) for _ in range(2)]
+    assert [n.notification_id for n in missed] == [n.notification_id for n in everything[1:]]
+    live = OrderFlow(customer_id=alice).held()
+    await publish(publisher, live.events)
+    assert (await asyncio.wait_for(resumed.read(), 15)).order_id == live.order_id
+    resumed.cancel()
+
+
+async def test_a_negative_resume_point_is_refused_naming_the_field(
+    stub: pb_grpc.StatusServiceStub, as_role: Callable
+) -> None:
+    call = stub.WatchNotifications(
+        pb.WatchNotificationsRequest(customer_id="alice", after_sequence=-1),
+        metadata=as_role(Role.CUSTOMER, "alice"),
+    )
+    with refused(CODE.INVALID_ARGUMENT, "after_sequence must not be negative"):
+        await call.read()
+
+
 async def test_a_watch_ends_cleanly_when_the_server_shuts_down(
     keys: KeyFiles, nats_server: NatsServer, tmp_path: Path, as_role: Callable
 ) -> None:

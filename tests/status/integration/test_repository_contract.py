@@ -382,6 +382,21 @@ async def test_since_gives_the_customers_notifications_recorded_after_a_sequence
     assert newest == for_bob == []
 
 
+async def test_notifications_carry_their_sequence_a_resume_point_names(
+    backend: Backend,
+) -> None:
+    await recorded(backend, notification(1), notification(2, "bob"), notification(3))
+    async with backend.uow() as uow:
+        everything = await uow.notifications.since("alice", 0)
+        listed = await uow.notifications.list("alice")
+        last = await uow.notifications.last_sequence()
+        after_first = await uow.notifications.since("alice", everything[0].sequence)
+    sequences = [n.sequence for n in everything]
+    assert 0 < sequences[0] < sequences[1] <= last
+    assert [n.sequence for n in listed] == sequences
+    assert [n.notification_id for n in after_first] == ["n-3"]
+
+
 async def test_a_notification_in_the_same_unit_of_work_is_seen(backend: Backend) -> None:
     await stored(backend, folded(OrderFlow("o-1", class_name="Boxing").placed()))
     async with backend.uow() as uow:

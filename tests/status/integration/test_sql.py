@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import func, insert, inspect, select, update
+from sqlalchemy import func, insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.auth import Caller, Role
@@ -20,7 +20,8 @@ from status_svc.application.ports import StatusFilter
 from status_svc.application.watch import NotificationWatch
 from status_svc.domain.events import ObservedEvent
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
-from tests.helpers import database
+from status_svc.domain.notifications import Notification
+from tests.helpers import database, eventually
 from tests.status.flows import OrderFlow
 from tests.status.flows import project as project_event
 
@@ -203,6 +204,57 @@ async def test_a_watch_sees_results_projected_after_it_started(engine: AsyncEngi
     assert notification.message == "Your class result for 'After' is ready"
     closing.set()
     assert [n async for n in stream] == []
+
+
+async def test_a_later_notification_waits_for_an_open_one_so_sequences_show_in_order(
+    postgres_url: str,
+) -> None:
+    """A resume point is exact only if no notification with a smaller sequence commits
+    after a larger one: on PostgreSQL the second writer takes its number after the first
+    committed (the advisory lock). SQLite's engine has one connection and begins every
+    transaction IMMEDIATE, so its writers never overlap."""
+    async with database(postgres_url, sql.metadata) as engine:
+        await notifications_commit_in_sequence_order(engine)
+
+
+async def notifications_commit_in_sequence_order(engine: AsyncEngine) -> None:
+    first, second = unit_of_work(engine), unit_of_work(engine)
+    async with first:
+        await first.notifications.add(notify(1))
+
+        async def record_second() -> None:
+            async with second:
+                await second.notifications.add(notify(2))
+                await second.commit()
+
+        later = asyncio.create_task(record_second())
+        await waiting_for_a_lock(engine)
+        assert not later.done()
+        await first.commit()
+    await asyncio.wait_for(later, 10)
+    async with unit_of_work(engine) as uow:
+        shown = await uow.notifications.since("alice", 0)
+    assert [n.notification_id for n in shown] == ["n-1", "n-2"]
+    assert shown[0].sequence < shown[1].sequence
+
+
+def notify(number: int) -> Notification:
+    return Notification(
+        notification_id=f"n-{number}", customer_id="alice", order_id=f"o-{number}", created_at=None
+    )
+
+
+async def waiting_for_a_lock(engine: AsyncEngine) -> None:
+    """Until the task's transaction waits for the first one's advisory lock."""
+
+    async def blocked() -> bool:
+        async with engine.connect() as connection:
+            query = text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            return (await connection.execute(query)).scalar_one() > 0
+
+    await eventually(blocked, timeout=10, what="the second writer waiting for the lock")
 
 
 async def test_the_read_model_keeps_no_outbox(database_url: str) -> None:

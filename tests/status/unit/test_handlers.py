@@ -177,15 +177,66 @@ async def test_a_notification_of_another_replica_arrives_by_polling() -> None:
     await stream.aclose()
 
 
-async def test_a_notification_committed_out_of_sequence_order_is_not_missed() -> None:
+async def received(stream: AsyncIterator[Notification], count: int) -> list[str]:
+    return [(await first(stream)).notification_id for _ in range(count)]
+
+
+async def test_a_watch_with_a_resume_point_replays_what_was_missed_then_follows() -> None:
     uow, closing = FakeUnitOfWork(), asyncio.Event()
-    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01)
-    await watch.start()
+    for number in (1, 2, 3):
+        uow.notifications.record(notification(number))
+    uow.notifications.record(notification(4, customer_id="bob"))
+    async with uow:
+        seen = await uow.notifications.since("alice", 0)
+    watch = NotificationWatch(
+        "alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=seen[0].sequence
+    )
     stream = watch.notifications()
-    uow.notifications.record(notification(2), sequence=2)
-    assert (await first(stream)).notification_id == "n-2"
-    uow.notifications.record(notification(1), sequence=1)  # its transaction committed later
-    assert (await first(stream)).notification_id == "n-1"
+    assert await received(stream, 2) == ["n-2", "n-3"]
+    uow.notifications.record(notification(5))
+    assert await received(stream, 1) == ["n-5"]
+    await stream.aclose()
+
+
+async def test_a_resume_point_of_zero_replays_every_notification_of_the_customer() -> None:
+    uow, closing = FakeUnitOfWork(), asyncio.Event()
+    uow.notifications.record(notification(1))
+    uow.notifications.record(notification(2))
+    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=0)
+    stream = watch.notifications()
+    assert await received(stream, 2) == ["n-1", "n-2"]
+    await stream.aclose()
+
+
+async def test_streamed_notifications_carry_their_increasing_sequence() -> None:
+    uow, closing = FakeUnitOfWork(), asyncio.Event()
+    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=0)
+    stream = watch.notifications()
+    uow.notifications.record(notification(1))
+    uow.notifications.record(notification(2))
+    sequences = [(await first(stream)).sequence for _ in range(2)]
+    assert 0 < sequences[0] < sequences[1]
+    await stream.aclose()
+
+
+async def test_a_reconnect_at_the_last_received_sequence_misses_nothing_and_repeats_nothing() -> (
+    None
+):
+    uow, closing = FakeUnitOfWork(), asyncio.Event()
+    first_watch = NotificationWatch(
+        "alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=0
+    )
+    stream = first_watch.notifications()
+    uow.notifications.record(notification(1))
+    last = await first(stream)
+    await stream.aclose()  # the watcher is gone; meanwhile two more are recorded
+    uow.notifications.record(notification(2))
+    uow.notifications.record(notification(3))
+    again = NotificationWatch(
+        "alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=last.sequence
+    )
+    stream = again.notifications()
+    assert await received(stream, 2) == ["n-2", "n-3"]
     await stream.aclose()
 
 
