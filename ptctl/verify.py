@@ -47,7 +47,6 @@ T = TypeVar("T")
 EVENTS_STREAM = "PT_EVENTS"
 DEAD_LETTERS_STREAM = "PT_DEAD_LETTERS"
 OUTBOX_CONTEXTS = ("order", "manager", "trainer")  # status_svc publishes nothing
-SCHEDULE_CANCELLED_NOTE = "schedule cancelled"  # manager_svc's note when CancelSchedule worked
 ORDERS_PAGE = 100
 VIEWS_LISTED_AT_MOST = 500
 
@@ -57,7 +56,7 @@ VIEWS_LISTED_AT_MOST = 500
 class Assignment:
     status: AssignmentStatus
     trainer_id: str
-    schedule_note: str = ""
+    refused_cancellation: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,7 @@ class View:
     schedule_status: ScheduleStatus | None
     trainer_id: str
     class_result: str
+    refused_cancellation: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,9 @@ class Snapshot:
     assignment: Assignment | None
     schedule: Schedule | None
     view: View | None
+    refused_cancellation: str = ""
+    """The order's record of a cancellation refused because the class was already held
+    (ADR 0007): order_svc then holds the order COMPLETED."""
 
 
 # -- the agreement table -----------------------------------------------------------------
@@ -120,14 +123,13 @@ def _requested_from_assigned_trainer(s: Snapshot) -> bool:
     )
 
 
-def _cancellation_refused(s: Snapshot) -> bool:
-    """The compensated cancel race: the order was cancelled after the class was held;
-    manager_svc recorded that trainer_svc refused to cancel the schedule."""
-    return (
-        s.assignment is not None
-        and s.assignment.status is AssignmentStatus.CANCELLED
-        and s.assignment.schedule_note not in ("", SCHEDULE_CANCELLED_NOTE)
-    )
+def _refusal_told_alike(s: Snapshot) -> bool:
+    """The compensated cancel race (ADR 0007): manager_svc records the refused
+    cancellation, order_svc and status_svc learn it from CancellationRefused; until
+    both have, the order still reads CANCELLED and the parts disagree."""
+    told = {s.refused_cancellation}
+    told |= {x.refused_cancellation for x in (s.assignment, s.view) if x is not None}
+    return len(told) == 1
 
 
 def _one_trainer_everywhere(s: Snapshot) -> bool:
@@ -163,6 +165,10 @@ def _view_has_the_class_result(s: Snapshot) -> bool:
 VIEW_MIRRORS = Rule(
     "view shows the order, assignment and schedule statuses", _view_mirrors_the_sources
 )
+REFUSAL_TOLD_ALIKE = Rule(
+    "a refused cancellation is recorded alike by order, assignment and view",
+    _refusal_told_alike,
+)
 
 RULES: dict[OrderStatus, tuple[Rule, ...]] = {
     OrderStatus.PLACED: (
@@ -176,23 +182,21 @@ RULES: dict[OrderStatus, tuple[Rule, ...]] = {
         ),
         Rule("no two contexts name different trainers", _trainers_do_not_differ),
         VIEW_MIRRORS,
+        REFUSAL_TOLD_ALIKE,
     ),
     OrderStatus.CONFIRMED: (
         Rule("schedule CONFIRMED", _schedule_in(ScheduleStatus.CONFIRMED)),
         Rule("assignment ORDER_CONFIRMED", _assignment_in(AssignmentStatus.ORDER_CONFIRMED)),
         Rule("the same trainer in assignment, schedule and view", _one_trainer_everywhere),
         VIEW_MIRRORS,
+        REFUSAL_TOLD_ALIKE,
     ),
     OrderStatus.COMPLETED: (
         Rule("schedule CLASS_COMPLETED", _schedule_in(ScheduleStatus.CLASS_COMPLETED)),
-        Rule(
-            "assignment ORDER_CONFIRMED, or CANCELLED with the refused cancellation recorded",
-            lambda s: (
-                _assignment_in(AssignmentStatus.ORDER_CONFIRMED)(s) or _cancellation_refused(s)
-            ),
-        ),
+        Rule("assignment ORDER_CONFIRMED", _assignment_in(AssignmentStatus.ORDER_CONFIRMED)),
         Rule("the same trainer in assignment, schedule and view", _one_trainer_everywhere),
         VIEW_MIRRORS,
+        REFUSAL_TOLD_ALIKE,
         Rule("view has the class result", _view_has_the_class_result),
     ),
     OrderStatus.CANCELLED: (
@@ -206,6 +210,7 @@ RULES: dict[OrderStatus, tuple[Rule, ...]] = {
         ),
         Rule("no two contexts name different trainers", _trainers_do_not_differ),
         VIEW_MIRRORS,
+        REFUSAL_TOLD_ALIKE,
     ),
 }
 
@@ -400,6 +405,7 @@ class Reader:
             assignment=None if assignment is None else _assignment(assignment),
             schedule=None if schedule is None else _schedule(schedule),
             view=self.view(order_id),
+            refused_cancellation=placed.cancellation_refused_reason,
         )
 
     def view(self, order_id: str) -> View | None:
@@ -418,7 +424,7 @@ def _order_status(placed: order.Order) -> OrderStatus:
 def _assignment(a: manager.Assignment) -> Assignment:
     found = _status_of(AssignmentStatus, manager.AssignmentStatus, a.status)
     assert found is not None, f"assignment of {a.order_id} has no status"
-    return Assignment(found, a.trainer_id, a.schedule_note)
+    return Assignment(found, a.trainer_id, a.cancellation_refused_reason)
 
 
 def _schedule(s: trainer.Schedule) -> Schedule:
@@ -436,6 +442,7 @@ def _view(v: status.OrderStatus) -> View:
         schedule_status=_status_of(ScheduleStatus, trainer.ScheduleStatus, v.schedule_status),
         trainer_id=v.trainer_id,
         class_result=v.class_result,
+        refused_cancellation=v.cancellation_refused_reason,
     )
 
 
@@ -456,6 +463,7 @@ def snapshots(reader: Reader) -> Iterator[Snapshot]:
             assignment=assignments.get(placed.order_id),
             schedule=schedules.get(placed.order_id),
             view=view,
+            refused_cancellation=placed.cancellation_refused_reason,
         )
 
 

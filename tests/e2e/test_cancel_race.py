@@ -18,6 +18,7 @@ from typing import TypeVar
 import grpc
 import pytest
 
+from ptctl.verify import Target, audit
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.status.v1 import status_service_pb2 as status
@@ -150,3 +151,7 @@ def test_a_cancellation_that_came_after_the_class_ends_held_everywhere(desk: Des
     assert refused.customer_id == desk.customer_id
     assert "could not be applied" in refused.message
     assert "already been held" in refused.message
+
+    # the audit that would have caught the race finds every part agreeing
+    report = audit(Target.of_platform(platform), settle_seconds=10)
+    assert report.clean, report.summary()

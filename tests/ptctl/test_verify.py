@@ -24,6 +24,7 @@ from ptkit.statuses import OrderStatus as O
 from ptkit.statuses import ScheduleStatus as S
 
 KIM, LEE = "t-kim", "t-lee"
+REFUSAL = "schedule of order o-1: class already held"
 
 
 def snapshot(
@@ -33,6 +34,7 @@ def snapshot(
     *,
     result: str = "",
     trainer: str | None = None,
+    refused: str | None = None,
 ) -> Snapshot:
     """A snapshot whose view mirrors the sources exactly (what a settled view shows)."""
     named = schedule or assignment
@@ -42,8 +44,11 @@ def snapshot(
         schedule_status=schedule.status if schedule else None,
         trainer_id=trainer if trainer is not None else (named.trainer_id if named else ""),
         class_result=result,
+        refused_cancellation=(assignment.refused_cancellation if assignment else "")
+        if refused is None
+        else refused,
     )
-    return Snapshot("o-1", order, assignment, schedule, view)
+    return Snapshot("o-1", order, assignment, schedule, view, view.refused_cancellation)
 
 
 AGREEING = {
@@ -62,7 +67,7 @@ AGREEING = {
     ),
     "completed after a refused cancellation (the compensated race)": snapshot(
         O.COMPLETED,
-        Assignment(A.CANCELLED, KIM, "schedule not cancelled: the class was already held"),
+        Assignment(A.ORDER_CONFIRMED, KIM, REFUSAL),
         Schedule(S.CLASS_COMPLETED, KIM, "well done"),
         result="well done",
     ),
@@ -71,7 +76,7 @@ AGREEING = {
     ),
     "cancelled with its schedule": snapshot(
         O.CANCELLED,
-        Assignment(A.CANCELLED, KIM, "schedule cancelled"),
+        Assignment(A.CANCELLED, KIM),
         Schedule(S.CANCELLED, KIM),
     ),
 }
@@ -114,19 +119,29 @@ DIVERGING = {
         ),
         "view has the class result",
     ),
-    "completed, assignment cancelled without a refusal": (
+    "completed, assignment cancelled": (
         snapshot(
             O.COMPLETED,
-            Assignment(A.CANCELLED, KIM, "schedule cancelled"),
+            Assignment(A.CANCELLED, KIM),
             Schedule(S.CLASS_COMPLETED, KIM, "well done"),
             result="well done",
         ),
-        "assignment ORDER_CONFIRMED, or CANCELLED with the refused cancellation recorded",
+        "assignment ORDER_CONFIRMED",
+    ),
+    "completed after a refusal the view was not told": (
+        snapshot(
+            O.COMPLETED,
+            Assignment(A.ORDER_CONFIRMED, KIM, REFUSAL),
+            Schedule(S.CLASS_COMPLETED, KIM, "well done"),
+            result="well done",
+            refused="",
+        ),
+        "a refused cancellation is recorded alike by order, assignment and view",
     ),
     "cancelled but the class was held (the cancel race, uncompensated)": (
         snapshot(
             O.CANCELLED,
-            Assignment(A.CANCELLED, KIM, "schedule not cancelled: the class was already held"),
+            Assignment(A.CANCELLED, KIM),
             Schedule(S.CLASS_COMPLETED, KIM, "well done"),
             result="well done",
         ),
