@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ptctl import cli
 from ptctl.rebuild import rebuild
 from ptkit.archive import ArchiveSettings
 from ptkit.mapping import as_utc
@@ -183,3 +185,31 @@ async def test_events_flowing_during_the_rebuild_are_not_lost(
 def _utc(value: Any) -> Any:
     """Datetimes as aware UTC (SQLite hands them back naive)."""
     return as_utc(value) if isinstance(value, datetime) else value
+
+
+async def test_a_history_missing_what_the_live_views_hold_is_refused_and_they_are_kept(
+    jetstream: JetStream,
+    nats_server: NatsServer,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events = [event for index in range(5) for event in booking(index, count())]
+    async with live_status(jetstream, database_url) as live:
+        await publish(jetstream, events)
+        await eventually(partial(live.has_handled, len(events)), what="live views")
+        lost = str(uuid.uuid4())  # handled by the live consumer, gone from every stream
+        async with live.engine.begin() as connection:
+            await connection.execute(
+                insert(sql.messaging.processed_events).values(
+                    consumer=CONSUMER, event_id=lost, handled_at=datetime.now(UTC)
+                )
+            )
+        before = await live.snapshot()
+        argv = ["rebuild-views", "--database-url", database_url, "--nats-url", nats_server.url]
+
+        code = await asyncio.to_thread(cli.main, argv)
+
+        assert code == 1
+        assert "rebuild refused" in capsys.readouterr().err
+        assert await live.snapshot() == before
+        assert await live.handled() == len(events) + 1
