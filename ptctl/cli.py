@@ -138,6 +138,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_rebuild_views(args: argparse.Namespace) -> int:
     """Rebuild status_svc's views from the event archive and swap them in."""
+    from nats.errors import Error as NatsError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from ptctl.rebuild import run
     from ptkit.runtime import DEFAULT_NATS_URL
     from status_svc.application.rebuild import HistoryIncomplete
@@ -154,7 +157,7 @@ def cmd_rebuild_views(args: argparse.Namespace) -> int:
     except HistoryIncomplete as error:
         print(f"rebuild refused: {error}", file=sys.stderr)
         return 1
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, NatsError, SQLAlchemyError) as error:
         print(f"rebuild failed: {error!r}; the live views were kept", file=sys.stderr)
         return 1
     print(

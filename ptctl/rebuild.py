@@ -38,8 +38,9 @@ class JetStreamHistory:
     async def _read(
         self, stream: str, start: int, from_origin: bool
     ) -> AsyncIterator[RecordedEvent]:
-        tail = (await self.js.stream_info(stream)).state.last_seq
-        if tail < max(start, 1):
+        state = (await self.js.stream_info(stream)).state
+        tail = state.last_seq
+        if state.messages == 0 or tail < max(start, 1):
             return
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
         subscription = await self.js.subscribe(
@@ -72,17 +73,29 @@ class JetStreamHistory:
         return self._read(self.stream, position + 1, from_origin=False)
 
 
+async def _quiet(_: Exception) -> None:
+    """nats-py's default error callback logs every failed attempt with a traceback; the
+    command reports the failure once."""
+
+
 async def rebuild(database_url: str, nats_url: str, stream: str = "PT_EVENTS") -> RebuildSummary:
     """Rebuild status_svc's read model at ``database_url`` from the history on ``nats_url``."""
-    connection: Client = await nats.connect(nats_url, connect_timeout=5, allow_reconnect=False)
     store = rebuild_store(database_url)
     try:
-        summary = await rebuild_views(
-            JetStreamHistory(connection.jetstream(timeout=10), stream), store
+        connection: Client = await nats.connect(
+            nats_url,
+            connect_timeout=5,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            error_cb=_quiet,
         )
+        try:
+            history = JetStreamHistory(connection.jetstream(timeout=10), stream)
+            summary = await rebuild_views(history, store)
+        finally:
+            await connection.close()
     finally:
         await store.close()
-        await connection.close()
     log.info("views rebuilt", extra={"events": summary.events, "views": summary.views})
     return summary
 

@@ -9,8 +9,9 @@ puts them in place.
   the fresh ones into the live schema: a rename, whatever the size.
 - SQLite (one process, development): the fresh tables are a database file of their own
   beside the live one; the swap attaches it, holds SQLite's write lock
-  (``BEGIN IMMEDIATE``; readers keep reading in WAL mode), copies the fresh rows over
-  the live ones and deletes the file. The previous rows are not kept.
+  (``BEGIN IMMEDIATE``, which every status_svc transaction takes: the service pauses
+  for the swap), copies the fresh rows over the live ones and deletes the file. The
+  previous rows are not kept.
 
 In both, notifications keep the sequence the live table gave them (what a resuming
 watcher holds); ones the live table lacked are numbered after its newest.
@@ -211,6 +212,8 @@ class SqliteRebuildStore:
         live = make_url(database_url)
         if not live.database or live.database == ":memory:":
             raise ValueError("a view rebuild needs a SQLite database file")
+        if not Path(live.database).is_file():
+            raise FileNotFoundError(f"no status_svc database at {live.database}")
         self.live_url = database_url
         self.path = Path(live.database).with_suffix(".rebuild.db")
         self.fresh: AsyncEngine | None = None
