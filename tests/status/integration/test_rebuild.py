@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptctl import cli
@@ -213,3 +213,34 @@ async def test_a_history_missing_what_the_live_views_hold_is_refused_and_they_ar
         assert "rebuild refused" in capsys.readouterr().err
         assert await live.snapshot() == before
         assert await live.handled() == len(events) + 1
+
+
+async def test_a_rebuild_restores_what_the_live_consumer_lost(
+    jetstream: JetStream, nats_server: NatsServer, database_url: str
+) -> None:
+    clock = count()
+    events = [event for index in range(10) for event in booking(index, clock)]
+    lost = booking(3, clock)  # a held class: its view and its notification
+    async with live_status(jetstream, database_url) as live:
+        await publish(jetstream, events + lost)
+        await eventually(partial(live.has_handled, len(events) + len(lost)), what="live views")
+        expected = await live.snapshot(with_sequence=False)
+        marks, notes = sql.messaging.processed_events, sql.notifications
+        async with live.engine.begin() as connection:  # as if they had never been applied
+            await connection.execute(
+                delete(marks).where(marks.c.event_id.in_([e.event_id for e in lost]))
+            )
+            order_id = lost[0].order_id
+            await connection.execute(delete(notes).where(notes.c.order_id == order_id))
+            views = sql.order_status_views
+            await connection.execute(delete(views).where(views.c.order_id == order_id))
+            newest = (await connection.execute(select(func.max(notes.c.seq)))).scalar_one()
+
+        await rebuild(database_url, nats_server.url)
+
+        assert await live.snapshot(with_sequence=False) == expected
+        async with live.engine.connect() as connection:
+            restored = await connection.scalar(
+                select(notes.c.seq).where(notes.c.order_id == order_id)
+            )
+        assert restored == newest + 1  # a resuming watcher gets it as new
