@@ -202,6 +202,37 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild_views(args: argparse.Namespace) -> int:
+    """Rebuild status_svc's views from the event archive and swap them in."""
+    from nats.errors import Error as NatsError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ptctl.rebuild import run
+    from ptkit.runtime import DEFAULT_NATS_URL
+    from status_svc.application.rebuild import HistoryIncomplete
+
+    env = Env()
+    with exit_on_config_error():
+        database_url = args.database_url or env.database_url(
+            "PT_STATUS_DATABASE_URL", f"sqlite:///{_var_dir() / 'status_svc.db'}"
+        )
+        nats_url = args.nats_url or env.str("PT_NATS_URL", DEFAULT_NATS_URL)
+        stream = env.str("PT_STREAM_NAME", "PT_EVENTS")
+    try:
+        summary = run(database_url, nats_url, stream)
+    except HistoryIncomplete as error:
+        print(f"rebuild refused: {error}", file=sys.stderr)
+        return 1
+    except (OSError, TimeoutError, NatsError, SQLAlchemyError) as error:
+        print(f"rebuild failed: {error!r}; the live views were kept", file=sys.stderr)
+        return 1
+    print(
+        f"rebuilt status_svc views: {summary.events} events replayed, {summary.views} views, "
+        f"{summary.notifications} notifications in {summary.seconds:.1f} s"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ptctl", description="PtPlatform developer tool")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -264,6 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     revision.add_argument("--service", required=True, choices=MIGRATED_SERVICES)
     revision.add_argument("--message", "-m", required=True, help="what the migration does")
     revision.set_defaults(func=cmd_revision)
+    rebuild = commands.add_parser(
+        "rebuild-views",
+        help="rebuild status_svc's views from the event archive, swap them in while serving",
+    )
+    rebuild.add_argument(
+        "--database-url",
+        help="status_svc's database (default: $PT_STATUS_DATABASE_URL, var/status_svc.db)",
+    )
+    rebuild.add_argument("--nats-url", help="NATS (default: $PT_NATS_URL, nats://127.0.0.1:14222)")
+    rebuild.set_defaults(func=cmd_rebuild_views)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -21,6 +21,7 @@ from nats.js.errors import BadRequestError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from ptkit import metrics
+from ptkit.archive import ensure_archive
 from ptkit.events import STREAM_SUBJECTS, check_decodable, decode_event, subject_of
 from ptkit.ports import UnitOfWork
 from ptkit.sql import AlreadyHandled, Causation
@@ -98,6 +99,7 @@ class JetStream:
             await js.add_stream(config)
         except BadRequestError:
             await js.update_stream(config)
+        await ensure_archive(js, self.stream)
 
     @property
     def js(self) -> JetStreamContext:
