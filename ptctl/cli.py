@@ -1,4 +1,5 @@
-"""``ptctl``: run the platform, mint development tokens, walk the demo scenario."""
+"""``ptctl``: run the platform, mint development tokens, walk the demo scenario, redrive
+dead letters."""
 
 from __future__ import annotations
 
@@ -163,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     revision.add_argument("--service", required=True, choices=MIGRATED_SERVICES)
     revision.add_argument("--message", "-m", required=True, help="what the migration does")
     revision.set_defaults(func=cmd_revision)
+    from ptctl import dlq
+
+    dlq.add_parser(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 
