@@ -89,8 +89,16 @@ async def redrive(js: JetStreamContext, letter: DeadLetter) -> None:
 
 
 @asynccontextmanager
-async def connected(url: str) -> AsyncIterator[JetStreamContext]:
-    nc = await nats.connect(url, connect_timeout=3, allow_reconnect=False)
+async def connected(url: str, timeout: float = 5.0) -> AsyncIterator[JetStreamContext]:
+    """A connection for one command; an unreachable server is a TimeoutError (OSError)
+    after ``timeout`` (nats-py would otherwise retry the first connect forever)."""
+
+    async def quiet(_: Exception) -> None:
+        return None
+
+    nc = await asyncio.wait_for(
+        nats.connect(url, connect_timeout=2, allow_reconnect=False, error_cb=quiet), timeout
+    )
     try:
         yield nc.jetstream(timeout=5)
     finally:

@@ -428,7 +428,8 @@ class EventConsumer:
             stream=DEAD_LETTER_STREAM,
         )
         await message.ack()
-        await self.ledger.forget(gave_up.stream_seq)
+        if tally != Tally():
+            await self.ledger.forget(gave_up.stream_seq)
         metrics.EVENTS_DEAD_LETTERED.labels(self.durable, gave_up.event_type).inc()
         log.error(
             "event dead-lettered",

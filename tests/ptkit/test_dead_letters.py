@@ -224,10 +224,10 @@ async def test_a_stopped_consumer_hands_its_fetched_messages_back_at_once(
         await never.wait()
 
     other = RecordingHandler(engine)
+    for event in events:  # published first: the stopping replica fetches all three at once
+        await publish(publisher, event)
     async with connected(nats_server.url) as nats_a, connected(nats_server.url) as nats_b:
         stopping = asyncio.create_task(order_consumer(nats_a, engine, slow, stuck).run())
-        for event in events:
-            await publish(publisher, event)
         await asyncio.wait_for(in_handler.wait(), 15)
         info = await consumer_info(publisher)
         assert info is not None and info.num_ack_pending == 3, "all three fetched at once"
