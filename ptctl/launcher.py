@@ -198,6 +198,9 @@ class PlatformConfig:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     service_env: dict[str, str] = field(default_factory=dict)
     database_urls: dict[str, list[str]] = field(default_factory=dict)
+    service_modules: dict[str, str] = field(default_factory=dict)
+    """The module ``python -m`` runs for a context instead of ``<context>_svc`` (a test's
+    fault-injecting wrapper)."""
     jwt: TrustedIssuer = field(default_factory=TrustedIssuer)
 
     @classmethod
@@ -364,7 +367,7 @@ class Platform:
         name = f"{context}_svc" + (f"-{replica}" if replica else "")
         return ManagedProcess(
             name,
-            [sys.executable, "-m", f"{context}_svc"],
+            [sys.executable, "-m", self.config.service_modules.get(context, f"{context}_svc")],
             env,
             self.var_dir / "log" / f"{name}.log",
         )
@@ -398,6 +401,17 @@ class Platform:
             process.start()
         if wait:
             self.wait_service(context, timeout)
+
+    def run_service_from(self, context: str, module: str | None) -> None:
+        """Start the (stopped) context from ``module`` from now on; None: its own."""
+        if module is None:
+            self.config.service_modules.pop(context, None)
+        else:
+            self.config.service_modules[context] = module
+        self.services[context] = [
+            self._service_process(context, replica)
+            for replica in range(len(self.config.service_ports[context]))
+        ]
 
     def wait_service(self, context: str, timeout: float = 30.0) -> None:
         for replica, process in enumerate(self.services[context]):

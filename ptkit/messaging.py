@@ -1,15 +1,17 @@
 """NATS JetStream: the connection, the domain-event stream, publishing, durable
-consumers with explicit ack, nak with backoff and term for poison messages, and the
-policy tables that turn a service's ``{event type: policy}`` into a consumer."""
+consumers with explicit ack, nak with backoff, dead letters for what a consumer gives up
+on, and the policy tables that turn a service's ``{event type: policy}`` into a
+consumer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, Self
 
 import nats
@@ -22,7 +24,17 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_ji
 
 from ptkit import metrics
 from ptkit.archive import ensure_archive
+from ptkit.dead_letters import (
+    DEAD_LETTER_STREAM,
+    REDRIVE_STREAM,
+    GaveUp,
+    dead_letter_subject,
+    header_safe,
+    redrive_subject,
+)
+from ptkit.dead_letters import ensure_streams as ensure_dead_letter_streams
 from ptkit.events import STREAM_SUBJECTS, check_decodable, decode_event, subject_of
+from ptkit.failures import LEDGER_BUCKET, FailureLedger, Tally, open_ledger
 from ptkit.ports import UnitOfWork
 from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
@@ -79,6 +91,7 @@ class JetStream:
                 try:
                     js = nc.jetstream(timeout=5)
                     await self._ensure_stream(js)
+                    await self._ensure_consumer_state(js)
                 except BaseException:
                     await nc.close()
                     raise
@@ -101,6 +114,12 @@ class JetStream:
             await js.update_stream(config)
         await ensure_archive(js, self.stream)
 
+    async def _ensure_consumer_state(self, js: JetStreamContext) -> None:
+        """The dead-letter and redrive streams and the consumers' failure ledger."""
+        max_age = self.stream.max_age_days * 86400
+        await ensure_dead_letter_streams(js, self.stream.replicas, max_age)
+        await open_ledger(js, max_age, self.stream.replicas)
+
     @property
     def js(self) -> JetStreamContext:
         if self._js is None or self._nc is None or not self._nc.is_connected:
@@ -116,6 +135,11 @@ class JetStream:
         )
         return not ack.duplicate
 
+    async def flush(self, timeout: float) -> None:
+        """Send what is buffered (acks, naks) now."""
+        if self._nc is not None and self._nc.is_connected:
+            await self._nc.flush(timeout)
+
     async def close(self) -> None:
         self.ready.clear()
         if self._nc is not None:
@@ -128,17 +152,22 @@ Handler = Callable[[events_pb2.EventEnvelope], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ConsumerSettings:
-    max_deliver: int = 8
+    max_failures: int = 8
+    """Handler failures after which an event is dead-lettered (a crash is no failure)."""
     ack_wait_seconds: float = 30.0
     batch: int = 32
     backoff_seconds: Sequence[float] = field(default=(0.5, 1, 2, 4, 8, 15, 30))
     transient: tuple[type[BaseException], ...] = ()
-    """Errors that never make an event poison (a dependency is down, e.g. manager_svc's
+    """Errors that never count as failures (a dependency is down, e.g. manager_svc's
     ScheduleCancelUnavailable): the event is redelivered with the capped backoff however
-    many deliveries it takes, and ``max_deliver`` counts only against other errors."""
+    many deliveries it takes."""
+    suspect_after: int = 3
+    """Deliveries after which a message is a crash suspect and is handled alone."""
+    max_crashes: int = 3
+    """Attempts of a suspect that killed its process before it is dead-lettered."""
 
-    def delay_after(self, deliveries: int) -> float:
-        return self.backoff_seconds[min(deliveries, len(self.backoff_seconds)) - 1]
+    def delay_after(self, count: int) -> float:
+        return self.backoff_seconds[max(1, min(count, len(self.backoff_seconds))) - 1]
 
 
 def raise_if_cancelled() -> None:
@@ -154,13 +183,27 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+RELEASE_TIMEOUT_SECONDS = 2.0
+"""How long a stopping consumer waits for an open fetch and for its naks to be sent."""
+
+
 class EventConsumer:
     """A durable pull consumer shared by all replicas of one service.
 
     Each message: decode the envelope, run the handler (which commits its effect and the
-    processed-event mark in one transaction), then ack. A failure naks with backoff; once
-    ``max_deliver`` deliveries failed, or the message can never be decoded, it is
-    terminated, logged and counted.
+    processed-event mark in one transaction), then ack. The server never gives up on a
+    message (``max_deliver=-1``); the consumer does, and writes a dead letter first:
+
+    - a handler failure (not a transient error) is counted in the :class:`FailureLedger`
+      and nak'ed with backoff; after ``max_failures`` the event is dead-lettered;
+    - an undecodable envelope is dead-lettered at once;
+    - a message delivered ``suspect_after`` times may be killing its process: it is
+      handled alone (its batch-mates are nak'ed at once, the next fetches take one
+      message), with an attempt recorded before its handler runs; after ``max_crashes``
+      attempts that never finished it is dead-lettered.
+
+    Stopped (cancelled), it naks what it fetched and did not finish, at once, so another
+    replica takes it without waiting out the ack wait.
     """
 
     def __init__(
@@ -170,12 +213,34 @@ class EventConsumer:
         subjects: Sequence[str],
         handler: Handler,
         settings: ConsumerSettings = ConsumerSettings(),
+        stream: str | None = None,
     ) -> None:
         self.jetstream = jetstream
         self.durable = durable
         self.subjects = list(subjects)
         self.handler = handler
         self.settings = settings
+        self.stream = stream or jetstream.stream.name
+        self._ledger: FailureLedger | None = None
+        self._alone = False
+
+    def redrive_consumer(self) -> EventConsumer:
+        """The same durable and handler on the redrive stream: the dead letters an
+        operator hands back to this consumer (and no other) with ``ptctl dlq redrive``."""
+        return EventConsumer(
+            self.jetstream,
+            self.durable,
+            [redrive_subject(self.durable)],
+            self.handler,
+            replace(self.settings, batch=1),
+            stream=REDRIVE_STREAM,
+        )
+
+    @property
+    def ledger(self) -> FailureLedger:
+        if self._ledger is None:
+            raise NotConnected(self.jetstream.url)
+        return self._ledger
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         js = self.jetstream.js
@@ -185,11 +250,12 @@ class EventConsumer:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=self.settings.ack_wait_seconds,
-            max_deliver=-1 if self.settings.transient else self.settings.max_deliver,
+            max_deliver=-1,
             max_ack_pending=1000,
         )
-        await js.add_consumer(self.jetstream.stream.name, config)
-        return await js.pull_subscribe_bind(durable=self.durable, stream=self.jetstream.stream.name)
+        await js.add_consumer(self.stream, config)
+        self._ledger = FailureLedger(await js.key_value(LEDGER_BUCKET), self.durable, self.stream)
+        return await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
 
     async def run(self) -> None:
         """Fetch and handle until cancelled; survives NATS outages."""
@@ -199,7 +265,12 @@ class EventConsumer:
             try:
                 subscription = await self._subscribe()
                 log.info(
-                    "consumer started", extra={"consumer": self.durable, "subjects": self.subjects}
+                    "consumer started",
+                    extra={
+                        "consumer": self.durable,
+                        "stream": self.stream,
+                        "subjects": self.subjects,
+                    },
                 )
                 await self._fetch_loop(subscription)
             except (NotConnected, nats.errors.Error, OSError) as error:
@@ -212,73 +283,171 @@ class EventConsumer:
     async def _fetch_loop(self, subscription: JetStreamContext.PullSubscription) -> None:
         while True:
             raise_if_cancelled()
+            unfinished = await self._fetch(subscription)
             try:
-                messages = await subscription.fetch(self.settings.batch, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
+                suspect = next((m for m in unfinished if self._suspect(m)), None)
+                self._alone = suspect is not None
+                if suspect is not None and len(unfinished) > 1:
+                    mates = [m for m in unfinished if m is not suspect]
+                    unfinished = [suspect]
+                    await self._release(mates)
+                while unfinished:
+                    await self.process(unfinished[0])
+                    unfinished.pop(0)
+            except asyncio.CancelledError:
+                await self._release(unfinished)
+                raise
+
+    async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        """One fetch; a stop while the pull request is open waits for its answer and
+        hands back what it brought (else those messages would wait out the ack wait)."""
+        size = 1 if self._alone else self.settings.batch
+        fetching = asyncio.ensure_future(subscription.fetch(size, timeout=1.0))
+        try:
+            return await asyncio.shield(fetching)
+        except (TimeoutError, nats.errors.TimeoutError):
+            return []
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self._release(await asyncio.wait_for(fetching, RELEASE_TIMEOUT_SECONDS))
+            raise
+
+    def _suspect(self, message: Msg) -> bool:
+        return message.metadata.num_delivered >= self.settings.suspect_after
+
+    async def _release(self, messages: Sequence[Msg]) -> None:
+        """Nak at once (no delay): another replica, or the next fetch, takes them."""
+        if not messages:
+            return
+        with contextlib.suppress(Exception):
             for message in messages:
-                await self.process(message)
+                with contextlib.suppress(nats.errors.MsgAlreadyAckdError):
+                    await message.nak()
+            await self.jetstream.flush(RELEASE_TIMEOUT_SECONDS)
 
     async def process(self, message: Msg) -> None:
+        seq = message.metadata.sequence.stream
         try:
             envelope = events_pb2.EventEnvelope.FromString(message.data)
             if not envelope.event_id or not envelope.event_type:
                 raise ValueError("envelope without event_id or event_type")
         except Exception as error:
-            await self._terminate(message, "undecodable", error)
+            await self._dead_letter(message, None, f"undecodable envelope: {error!r}", Tally())
             return
-        event_type = envelope.event_type
+        alone = self._suspect(message)
+        if alone:
+            tally = await self.ledger.read(seq)
+            if tally.crashes >= self.settings.max_crashes:
+                killed = f"killed its consumer {tally.crashes} times (last failure: {tally.error})"
+                await self._dead_letter(message, envelope, killed, tally)
+                return
+            await self.ledger.change(seq, Tally.begun)
         try:
             await self.handler(envelope)
         except AlreadyHandled:
-            metrics.EVENTS_DUPLICATE.labels(self.durable, event_type).inc()
-            await message.ack()
+            metrics.EVENTS_DUPLICATE.labels(self.durable, envelope.event_type).inc()
+            await self._settled(message, alone)
+        except asyncio.CancelledError:
+            if alone:  # a stop is no crash
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        self.ledger.change(seq, Tally.ended), RELEASE_TIMEOUT_SECONDS
+                    )
+            raise
         except Exception as error:
-            deliveries = message.metadata.num_delivered
-            poison = not isinstance(error, self.settings.transient)
-            if poison and deliveries >= self.settings.max_deliver:
-                await self._terminate(message, event_type, error, envelope)
-                return
-            delay = self.settings.delay_after(deliveries)
-            metrics.EVENTS_REDELIVERED.labels(self.durable, event_type).inc()
-            log.warning(
-                "event handling failed, will retry",
-                extra={
-                    "consumer": self.durable,
-                    "event_type": event_type,
-                    "event_id": envelope.event_id,
-                    "order_id": envelope.order_id,
-                    "delivery": deliveries,
-                    "retry_in_s": delay,
-                    "error": repr(error),
-                },
-            )
-            await message.nak(delay=delay)
+            await self._failed(message, envelope, error, alone)
         else:
-            metrics.EVENTS_HANDLED.labels(self.durable, event_type).inc()
-            await message.ack()
+            metrics.EVENTS_HANDLED.labels(self.durable, envelope.event_type).inc()
+            await self._settled(message, alone)
 
-    async def _terminate(
-        self,
-        message: Msg,
-        event_type: str,
-        error: BaseException,
-        envelope: events_pb2.EventEnvelope | None = None,
+    async def _settled(self, message: Msg, alone: bool) -> None:
+        await message.ack()
+        if alone:
+            await self.ledger.forget(message.metadata.sequence.stream)
+
+    async def _failed(
+        self, message: Msg, envelope: events_pb2.EventEnvelope, error: Exception, alone: bool
     ) -> None:
-        metrics.EVENTS_TERMINATED.labels(self.durable, event_type).inc()
-        log.error(
-            "poison event terminated",
+        seq, deliveries = message.metadata.sequence.stream, message.metadata.num_delivered
+        if isinstance(error, self.settings.transient):
+            if alone:
+                await self.ledger.change(seq, Tally.ended)
+            delay, failures = self.settings.delay_after(deliveries), None
+        else:
+            tally = await self.ledger.change(seq, lambda t: t.failed(error, alone))
+            if tally.failures >= self.settings.max_failures:
+                await self._dead_letter(message, envelope, repr(error), tally)
+                return
+            delay, failures = self.settings.delay_after(tally.failures), tally.failures
+        metrics.EVENTS_REDELIVERED.labels(self.durable, envelope.event_type).inc()
+        log.warning(
+            "event handling failed, will retry",
             extra={
                 "consumer": self.durable,
-                "event_type": event_type,
-                "event_id": envelope.event_id if envelope else None,
-                "order_id": envelope.order_id if envelope else None,
-                "stream_seq": message.metadata.sequence.stream,
-                "deliveries": message.metadata.num_delivered,
+                "event_type": envelope.event_type,
+                "event_id": envelope.event_id,
+                "order_id": envelope.order_id,
+                "delivery": deliveries,
+                "failures": failures,
+                "retry_in_s": delay,
                 "error": repr(error),
             },
         )
-        await message.term()
+        await message.nak(delay=delay)
+
+    async def _dead_letter(
+        self,
+        message: Msg,
+        envelope: events_pb2.EventEnvelope | None,
+        error: str,
+        tally: Tally,
+    ) -> None:
+        """Store the dead letter, then ack the original; the consumer goes on."""
+        metadata = message.metadata
+        gave_up = GaveUp(
+            durable=self.durable,
+            stream=self.stream,
+            stream_seq=metadata.sequence.stream,
+            subject=message.subject,
+            deliveries=metadata.num_delivered,
+            failures=tally.failures,
+            crashes=tally.crashes,
+            error=error,
+            **(
+                {
+                    "event_id": envelope.event_id,
+                    "event_type": envelope.event_type,
+                    "order_id": envelope.order_id,
+                }
+                if envelope is not None
+                else {}
+            ),
+        )
+        await self.jetstream.js.publish(
+            dead_letter_subject(self.durable, gave_up.event_type),
+            message.data,
+            headers=gave_up.headers(),
+            stream=DEAD_LETTER_STREAM,
+        )
+        await message.ack()
+        if tally != Tally():
+            await self.ledger.forget(gave_up.stream_seq)
+        metrics.EVENTS_DEAD_LETTERED.labels(self.durable, gave_up.event_type).inc()
+        log.error(
+            "event dead-lettered",
+            extra={
+                "consumer": self.durable,
+                "stream": self.stream,
+                "stream_seq": gave_up.stream_seq,
+                "event_type": gave_up.event_type,
+                "event_id": gave_up.event_id or None,
+                "order_id": gave_up.order_id or None,
+                "deliveries": gave_up.deliveries,
+                "failures": gave_up.failures,
+                "crashes": gave_up.crashes,
+                "error": header_safe(error),
+            },
+        )
 
 
 Policy = Callable[[Any, Any], Awaitable[object]]

@@ -25,6 +25,11 @@ EVENTS_REDELIVERED = Counter(
 EVENTS_TERMINATED = Counter(
     "pt_events_terminated_total", "Poison events terminated", ["consumer", "event_type"]
 )
+EVENTS_DEAD_LETTERED = Counter(
+    "pt_events_dead_lettered_total",
+    "Events a consumer gave up on, stored in PT_DEAD_LETTERS",
+    ["consumer", "event_type"],
+)
 OUTBOX_PUBLISHED = Counter("pt_outbox_published_total", "Outbox events published", ["source"])
 OUTBOX_BACKLOG = Gauge("pt_outbox_backlog", "Outbox events not yet published", ["source"])
 OUTBOX_OLDEST_AGE = Gauge(

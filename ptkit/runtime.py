@@ -91,11 +91,20 @@ class ServiceSettings:
             ),
             drain_delay_seconds=env.float("PT_SHUTDOWN_DRAIN_DELAY_SECONDS", 0.5),
             outbox_retention_hours=env.float("PT_OUTBOX_RETENTION_HOURS", 24.0),
-            consumer=ConsumerSettings(
-                max_deliver=env.int("PT_CONSUMER_MAX_DELIVER", 8, minimum=1, maximum=1000),
-                ack_wait_seconds=env.float("PT_CONSUMER_ACK_WAIT_SECONDS", 30.0, minimum=1),
-            ),
+            consumer=consumer_settings(env),
         )
+
+
+def consumer_settings(env: Env) -> ConsumerSettings:
+    """``PT_CONSUMER_*``; ``PT_CONSUMER_MAX_DELIVER`` is read as a deprecated alias of
+    ``PT_CONSUMER_MAX_FAILURES``."""
+    max_failures = env.int("PT_CONSUMER_MAX_DELIVER", 8, minimum=1, maximum=1000)
+    return ConsumerSettings(
+        max_failures=env.int("PT_CONSUMER_MAX_FAILURES", max_failures, minimum=1, maximum=1000),
+        ack_wait_seconds=env.float("PT_CONSUMER_ACK_WAIT_SECONDS", 30.0, minimum=1),
+        suspect_after=env.int("PT_CONSUMER_SUSPECT_AFTER", 3, minimum=2, maximum=1000),
+        max_crashes=env.int("PT_CONSUMER_MAX_CRASHES", 3, minimum=1, maximum=1000),
+    )
 
 
 class ServiceRuntime:
@@ -149,15 +158,17 @@ class ServiceRuntime:
         transient: tuple[type[BaseException], ...] = (),
     ) -> None:
         """Run the service's policy table on its durable consumer (named after the
-        service). ``transient`` errors never make an event poison: it is redelivered
-        until its policy succeeds."""
+        service), and on the same durable of the redrive stream (the dead letters an
+        operator hands back). ``transient`` errors never count as failures: the event is
+        redelivered until its policy succeeds."""
         handler = PolicyHandler(self.settings.name, policies, new_uow)
         settings = replace(
             self.settings.consumer, transient=(*self.settings.consumer.transient, *transient)
         )
-        self.consumers.append(
-            EventConsumer(self.jetstream, handler.durable, handler.subjects, handler, settings)
+        consumer = EventConsumer(
+            self.jetstream, handler.durable, handler.subjects, handler, settings
         )
+        self.consumers += [consumer, consumer.redrive_consumer()]
 
     async def create_schema(self) -> None:
         """Run the service's migrations (adopting a database created before them)."""

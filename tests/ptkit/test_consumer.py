@@ -1,6 +1,6 @@
 """ptkit's EventConsumer against a real nats-server, driving order_svc's real policy table
 and unit of work on a SQLite database: idempotence, catch-up after downtime, work-sharing
-between replicas and poison messages."""
+between replicas and dead letters."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from order_svc.adapters import sql
 from order_svc.application import handlers
 from order_svc.application.policies import POLICIES
 from order_svc.domain.model import OrderStatus
+from ptctl.dlq import dead_letters
+from ptkit import dead_letters as dead_letters_api
 from ptkit.auth import Caller, Role
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import ConsumerSettings, EventConsumer, Handler, JetStream, PolicyHandler
@@ -35,7 +37,7 @@ SUBJECT = "pt.trainer.ScheduleConfirmed"
 EVENT_TYPE = "ScheduleConfirmed"
 SERVICE_SETTINGS = ConsumerSettings()
 POISON_SETTINGS = ConsumerSettings(
-    max_deliver=3, ack_wait_seconds=5, batch=8, backoff_seconds=(0.05, 0.1)
+    max_failures=3, ack_wait_seconds=5, batch=8, backoff_seconds=(0.05, 0.1), suspect_after=10
 )
 
 
@@ -282,21 +284,22 @@ async def test_two_replicas_of_one_durable_share_the_events_and_handle_each_once
     assert await order_confirmed_events(engine) == 50
 
 
-def poison_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+def dead_letter_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [
         record
         for record in caplog.records
-        if record.name == "ptkit.messaging" and record.getMessage() == "poison event terminated"
+        if record.name == "ptkit.messaging" and record.getMessage() == "event dead-lettered"
     ]
 
 
-async def test_an_undecodable_message_is_terminated_and_later_events_are_handled(
+async def test_an_undecodable_message_is_dead_lettered_at_once_and_later_events_are_handled(
     engine: AsyncEngine, publisher: JetStream, caplog: pytest.LogCaptureFixture
 ) -> None:
     [order_id] = await place_orders(engine, 1)
-    terminated = counter("pt_events_terminated_total", "undecodable")
+    dead = counter("pt_events_dead_lettered_total", "undecodable")
+    garbage = b"\xff\x00 not an envelope"
     async with running(order_consumer(publisher, engine, POISON_SETTINGS)):
-        await publisher.publish(SUBJECT, b"\xff\x00 not an envelope", str(uuid.uuid4()))
+        await publisher.publish(SUBJECT, garbage, str(uuid.uuid4()))
         good = schedule_confirmed(order_id)
         await publish(publisher, good)
 
@@ -304,47 +307,73 @@ async def test_an_undecodable_message_is_terminated_and_later_events_are_handled
         info = await eventually(lambda: all_acked(publisher, 2), what="both messages settled")
 
     assert info.num_redelivered == 0, "an undecodable message is not retried"
-    assert counter("pt_events_terminated_total", "undecodable") - terminated == 1
-    [record] = poison_records(caplog)
+    assert counter("pt_events_dead_lettered_total", "undecodable") - dead == 1
+    [record] = dead_letter_records(caplog)
     assert (record.levelno, record.consumer, record.event_type) == (
         logging.ERROR,
         DURABLE,
         "undecodable",
     )
     assert (record.stream_seq, record.deliveries) == (1, 1)
+    [letter] = await dead_letters(publisher.js)
+    assert letter.data == garbage
+    assert letter.headers[dead_letters_api.CONSUMER] == DURABLE
+    assert letter.headers[dead_letters_api.EVENT_TYPE] == "undecodable"
+    assert "undecodable envelope" in letter.headers[dead_letters_api.ERROR]
     assert await processed_events(engine) == [good.event_id]
     assert await orders_confirmed(engine) == 1
 
 
-async def test_an_event_failing_every_delivery_is_terminated_after_max_deliver(
+async def test_an_event_failing_max_failures_times_is_dead_lettered_and_the_consumer_goes_on(
     engine: AsyncEngine, publisher: JetStream, caplog: pytest.LogCaptureFixture
 ) -> None:
     [order_id] = await place_orders(engine, 1)
     poison = schedule_confirmed("order-this-service-never-saw")  # the handler always raises
-    terminated = counter("pt_events_terminated_total")
+    dead = counter("pt_events_dead_lettered_total")
     redelivered = counter("pt_events_redelivered_total")
     async with running(order_consumer(publisher, engine, POISON_SETTINGS)):
         await publish(publisher, poison)
 
-        async def poison_terminated() -> bool:
-            return counter("pt_events_terminated_total") - terminated >= 1
+        async def poison_dead_lettered() -> bool:
+            return counter("pt_events_dead_lettered_total") - dead >= 1
 
-        await eventually(poison_terminated, what="the poison event terminated")
+        await eventually(poison_dead_lettered, what="the poison event dead-lettered")
         good = schedule_confirmed(order_id)
         await publish(publisher, good)
         await eventually(lambda: processed_events(engine), what="a later event handled")
         await eventually(lambda: all_acked(publisher, 2), what="both messages settled")
 
-    assert counter("pt_events_terminated_total") - terminated == 1
-    assert counter("pt_events_redelivered_total") - redelivered == POISON_SETTINGS.max_deliver - 1
-    [record] = poison_records(caplog)
+    assert counter("pt_events_dead_lettered_total") - dead == 1
+    failures = POISON_SETTINGS.max_failures
+    assert counter("pt_events_redelivered_total") - redelivered == failures - 1
+    [record] = dead_letter_records(caplog)
     assert (record.consumer, record.event_type, record.event_id, record.order_id) == (
         DURABLE,
         EVENT_TYPE,
         poison.event_id,
         poison.order_id,
     )
-    assert record.deliveries == POISON_SETTINGS.max_deliver
+    assert (record.deliveries, record.failures) == (failures, failures)
     assert "OrderNotFound" in record.error
+    [letter] = await dead_letters(publisher.js)
+    assert events_pb2.EventEnvelope.FromString(letter.data) == poison
+    headers = letter.headers
+    assert headers["Nats-Msg-Id"] == f"dead.{DURABLE}.PT_EVENTS.1"
+    assert (headers[dead_letters_api.CONSUMER], headers[dead_letters_api.STREAM]) == (
+        DURABLE,
+        "PT_EVENTS",
+    )
+    assert (headers[dead_letters_api.EVENT_ID], headers[dead_letters_api.ORDER_ID]) == (
+        poison.event_id,
+        poison.order_id,
+    )
+    assert headers[dead_letters_api.EVENT_TYPE] == EVENT_TYPE
+    assert headers[dead_letters_api.STREAM_SEQ] == "1"
+    assert headers[dead_letters_api.DELIVERIES] == headers[dead_letters_api.FAILURES] == "3"
+    assert headers[dead_letters_api.SUBJECT] == SUBJECT
+    assert "OrderNotFound" in headers[dead_letters_api.ERROR]
+    assert len(headers[dead_letters_api.ERROR]) <= dead_letters_api.MAX_ERROR_LENGTH
     assert await processed_events(engine) == [good.event_id], "a failed event leaves no mark"
     assert await orders_confirmed(engine) == 1
+    info = await consumer_info(publisher)
+    assert info is not None and info.config.max_deliver == -1, "the server never gives up"

@@ -1,7 +1,7 @@
 """ptkit's EventConsumer with transient errors, against a real nats-server: an event whose
-handler fails because a dependency is down is redelivered past ``max_deliver`` until it
+handler fails because a dependency is down is redelivered past ``max_failures`` until it
 succeeds (manager_svc's OrderCancelled while trainer_svc is down); any other error is
-still terminated as poison after ``max_deliver``."""
+still dead-lettered after ``max_failures``."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ async def jetstream(nats_server: NatsServer) -> AsyncIterator[JetStream]:
 @contextlib.asynccontextmanager
 async def consuming(jetstream: JetStream, handler: FailingHandler) -> AsyncIterator[str]:
     settings = ConsumerSettings(
-        max_deliver=2, ack_wait_seconds=5, backoff_seconds=(0.05,), transient=(DependencyDown,)
+        max_failures=2, ack_wait_seconds=5, backoff_seconds=(0.05,), transient=(DependencyDown,)
     )
     consumer = EventConsumer(jetstream, DURABLE, [SUBJECT], handler, settings)
     task = asyncio.create_task(consumer.run())
@@ -78,7 +78,7 @@ async def consuming(jetstream: JetStream, handler: FailingHandler) -> AsyncItera
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def test_an_event_failing_with_a_transient_error_is_retried_past_max_deliver(
+async def test_an_event_failing_with_a_transient_error_is_retried_past_max_failures(
     jetstream: JetStream,
 ) -> None:
     handler = FailingHandler(DependencyDown, failures=6)
@@ -91,13 +91,13 @@ async def test_an_event_failing_with_a_transient_error_is_retried_past_max_deliv
         assert handler.deliveries == [event_id] * 7
 
 
-async def test_other_errors_are_still_terminated_after_max_deliver(
+async def test_other_errors_are_still_dead_lettered_after_max_failures(
     jetstream: JetStream,
 ) -> None:
     handler = FailingHandler(ValueError, failures=100)
     async with consuming(jetstream, handler) as poison:
 
-        async def terminated() -> bool:
+        async def dead_lettered() -> bool:
             try:
                 info = await jetstream.js.consumer_info(jetstream.stream.name, DURABLE)
             except NotFoundError:  # the consumer task has not created the durable yet
@@ -108,7 +108,7 @@ async def test_other_errors_are_still_terminated_after_max_deliver(
                 and info.num_pending == 0
             )
 
-        await eventually(terminated, what="the poison event terminated after 2 deliveries")
+        await eventually(dead_lettered, what="the poison event dead-lettered after 2 failures")
         # The consumer goes on with the next event, and the poison one is not seen again.
         follow_up = await publish(jetstream)
 

@@ -1,0 +1,58 @@
+"""status_svc with faults the environment asks for, run as ``python -m
+tests.fault_injection.status_svc`` by the no-silent-loss e2e tests (production code has
+no fault hooks):
+
+- ``PT_FAULT_KILL_AFTER_FETCH=1``: the process dies (exit 137) right after a fetch
+  returns messages, before any handler starts;
+- ``PT_FAULT_FAIL_MARK=text``: the handler raises for an envelope containing ``text``;
+- ``PT_FAULT_KILL_MARK=text``: the process dies when it handles such an envelope.
+"""
+
+from __future__ import annotations
+
+import os
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from ptkit.messaging import EventConsumer, PolicyHandler
+from ptplatform.events.v1 import events_pb2
+from status_svc.main import main
+
+KILLED = 137
+
+
+class InjectedFault(RuntimeError):
+    """The handler's bug, as a test injected it."""
+
+
+def install() -> None:
+    kill_after_fetch = os.environ.get("PT_FAULT_KILL_AFTER_FETCH") == "1"
+    fail_mark = os.environ.get("PT_FAULT_FAIL_MARK", "").encode()
+    kill_mark = os.environ.get("PT_FAULT_KILL_MARK", "").encode()
+    fetch, handle = EventConsumer._fetch, PolicyHandler.__call__
+
+    async def fetch_then_die(
+        self: EventConsumer, subscription: JetStreamContext.PullSubscription
+    ) -> list[Msg]:
+        messages = await fetch(self, subscription)
+        if messages:
+            os._exit(KILLED)
+        return messages
+
+    async def faulty(self: PolicyHandler, envelope: events_pb2.EventEnvelope) -> None:
+        data = envelope.SerializeToString()
+        if kill_mark and kill_mark in data:
+            os._exit(KILLED)
+        if fail_mark and fail_mark in data:
+            raise InjectedFault(f"injected failure for order {envelope.order_id}")
+        await handle(self, envelope)
+
+    if kill_after_fetch:
+        EventConsumer._fetch = fetch_then_die  # type: ignore[method-assign]
+    PolicyHandler.__call__ = faulty  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    install()
+    main()
