@@ -1,6 +1,7 @@
 """Nothing is dropped without a record, with real processes: status_svc crash-looping
 right after each fetch loses nothing, a poison event ends in PT_DEAD_LETTERS and
-``ptctl dlq redrive`` applies it exactly once, a killer event is isolated and alone
+``ptctl dlq redrive`` applies it exactly once (``ptctl verify`` is the oracle after the
+crash loop), a killer event is isolated and alone
 dead-lettered, and a rolling restart under load makes no event wait out the ack wait.
 
 Faults come from a test-side wrapper (``python -m tests.fault_injection.status_svc``)."""
@@ -22,11 +23,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ptctl import dlq
 from ptctl.launcher import ROOT, Platform, PlatformConfig, grpc_serving
+from ptctl.verify import EVENTS_STREAM, Target, audit
 from ptkit import dead_letters as dl
+from ptkit.events import subject_of
+from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
+from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
+from status_svc.application.policies import POLICIES as STATUS_POLICIES
+from tests.fault_kit import Desk
 from tests.helpers import bearer, wait_for
 
 FAULTY = "tests.fault_injection.status_svc"
@@ -137,25 +144,65 @@ def assert_views_right(views: dict[str, status.OrderStatus], classes: dict[str, 
         )
 
 
-def test_status_killed_right_after_each_fetch_12_times_then_applies_every_event_once(
-    faulty_platform: Platform,
-) -> None:
-    platform, front = faulty_platform, Front(faulty_platform)
-    restart_status(platform, {"PT_FAULT_KILL_AFTER_FETCH": "1"})
-    classes = {front.place(f"Class {n}"): f"Class {n}" for n in range(5)}
-    kills = 0
-    while kills < 12:
-        assert died(platform) == 137
-        kills += 1
-        platform.start_service("status", wait=False)
-    died(platform)
-    restart_status(platform, {}, module=None)
-    platform.wait_service("status")
+@pytest.fixture
+def booking_platform(tmp_path: Path) -> Iterator[Platform]:
+    """The whole platform, status_svc run by the fault wrapper."""
+    config = PlatformConfig.ephemeral(
+        tmp_path,
+        service_env={"PT_CONSUMER_ACK_WAIT_SECONDS": "2"},
+        service_modules={"status": FAULTY},
+    )
+    with Platform(config) as platform:
+        yield platform
 
-    views = wait_for(lambda: front.views_of(set(classes)), timeout=30, what="every view")
-    assert_views_right(views, classes)
+
+def events_for_status(platform: Platform) -> int:
+    """How many events on PT_EVENTS status_svc's policies subscribe to."""
+    subjects = {subject_of(kind) for kind in STATUS_POLICIES}
+
+    async def count() -> int:
+        async with dlq.connected(platform.nats_url) as js:
+            info = await js.stream_info(EVENTS_STREAM, subjects_filter=">")
+        return sum(n for subject, n in (info.state.subjects or {}).items() if subject in subjects)
+
+    return asyncio.run(count())
+
+
+def test_status_killed_right_after_each_fetch_12_times_then_applies_every_event_once(
+    booking_platform: Platform,
+) -> None:
+    platform = booking_platform
+    restart_status(platform, {"PT_FAULT_KILL_AFTER_FETCH": "1"})
+    with grpc.insecure_channel(platform.gateway_address) as channel:
+        desk = Desk(platform, channel)
+        coach = desk.register_trainer()
+        _placed, assigned, confirmed, held, cancelled = (desk.place_order() for _ in range(5))
+        for order_id in (assigned, confirmed, held, cancelled):
+            desk.assign(order_id, coach)
+        for hours, order_id in enumerate((confirmed, held), start=24):
+            desk.confirm(order_id, coach, hours_from_now=hours)
+        desk.trainers.RegisterClassResult(
+            trainer.RegisterClassResultRequest(order_id=held, result="Strong finish"),
+            metadata=bearer(platform.token("trainer", coach)),
+            timeout=5,
+        )
+        desk.cancel_order(cancelled)
+        desk.assignment_in(cancelled, (manager.ASSIGNMENT_STATUS_CANCELLED,))
+
+        for kill in range(12):
+            assert died(platform) == 137, f"kill {kill + 1}: status_svc died right after a fetch"
+            platform.start_service("status", wait=False)
+        died(platform)
+        restart_status(platform, {}, module=None)
+        platform.wait_service("status")
+
+        desk.view_where(held, timeout=30, order_status=order.ORDER_STATUS_COMPLETED)
+        report = audit(Target.of_platform(platform), settle_seconds=20)
+        assert report.clean, report.summary()
+        assert report.orders == 5
+    wanted = events_for_status(platform)
     handled = metric(platform, "status", "pt_events_handled_total", consumer="status_svc")
-    assert handled == len(classes), "each OrderPlaced applied exactly once, after the kills"
+    assert handled == wanted, "every event status_svc subscribes to applied exactly once"
     assert metric(platform, "status", "pt_events_duplicate_total") == 0
     assert dead_letters(platform) == [], "a kill before any handler counts against nothing"
 
