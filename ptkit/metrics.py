@@ -22,9 +22,6 @@ EVENTS_DUPLICATE = Counter(
 EVENTS_REDELIVERED = Counter(
     "pt_events_redelivered_total", "Events nak'ed for a later retry", ["consumer", "event_type"]
 )
-EVENTS_TERMINATED = Counter(
-    "pt_events_terminated_total", "Poison events terminated", ["consumer", "event_type"]
-)
 EVENTS_DEAD_LETTERED = Counter(
     "pt_events_dead_lettered_total",
     "Events a consumer gave up on, stored in PT_DEAD_LETTERS",
