@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
 import grpc
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ptctl.launcher import free_port
+from ptctl.launcher import Platform, free_port
 from ptkit.auth import JwtSettings, TokenVerifier
 from ptkit.migrations import upgrade_schema
 from ptkit.server import Registrar, ServiceHost
@@ -105,3 +107,16 @@ async def serving(
         await channel.close()
         stop.set()
         await running
+
+
+def metric(platform: Platform, context: str, name: str, replica: int = 0, **labels: str) -> float:
+    """The sum of the samples ``name`` with ``labels`` on one service replica's /metrics."""
+    port = platform.config.metrics_ports[context][replica]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )

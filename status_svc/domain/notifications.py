@@ -43,17 +43,20 @@ class Notification:
 
     @classmethod
     def of_result(cls, event: ClassResultRegistered, view: OrderStatusView) -> Notification:
-        return cls(
-            notification_id=notification_id_for(event.event_id),
-            customer_id=event.customer_id or view.customer_id,
-            order_id=event.order_id,
-            created_at=event.occurred_at,
-            class_name=view.class_name,
-        )
+        return cls._telling(NotificationKind.CLASS_RESULT_READY, event, view)
 
     @classmethod
     def of_refused_cancellation(
         cls, event: CancellationRefused, view: OrderStatusView
+    ) -> Notification:
+        return cls._telling(NotificationKind.CANCELLATION_REFUSED, event, view)
+
+    @classmethod
+    def _telling(
+        cls,
+        kind: NotificationKind,
+        event: ClassResultRegistered | CancellationRefused,
+        view: OrderStatusView,
     ) -> Notification:
         return cls(
             notification_id=notification_id_for(event.event_id),
@@ -61,7 +64,7 @@ class Notification:
             order_id=event.order_id,
             created_at=event.occurred_at,
             class_name=view.class_name,
-            kind=NotificationKind.CANCELLATION_REFUSED,
+            kind=kind,
         )
 
     @property

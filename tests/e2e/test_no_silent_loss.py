@@ -13,13 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ptctl import dlq
 from ptctl.launcher import ROOT, Platform, PlatformConfig, grpc_serving
@@ -34,7 +32,7 @@ from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from status_svc.application.policies import POLICIES as STATUS_POLICIES
 from tests.fault_kit import Desk
-from tests.helpers import bearer, wait_for
+from tests.helpers import bearer, metric, wait_for
 
 FAULTY = "tests.fault_injection.status_svc"
 CUSTOMER = "loss-customer"
@@ -101,18 +99,6 @@ def died(platform: Platform, timeout: float = 30) -> int:
     code = process.wait(timeout)
     platform.services["status"][0].process = None
     return code
-
-
-def metric(platform: Platform, context: str, name: str, replica: int = 0, **labels: str) -> float:
-    port = platform.config.metrics_ports[context][replica]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def dead_letters(platform: Platform) -> list[dlq.DeadLetter]:

@@ -3,20 +3,18 @@ PostgreSQL database and its durable consumer, behind the one gateway."""
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ptctl.launcher import Platform, PlatformConfig
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
-from tests.helpers import bearer, wait_for
+from tests.helpers import bearer, metric, wait_for
 
 ORDERS = 30
 PLACE_ORDER = "/ptplatform.order.v1.OrderService/PlaceOrder"
@@ -33,18 +31,6 @@ def replicated(tmp_path: Path, postgres_databases: Callable[[], str]) -> Iterato
     )
     with Platform(config) as platform:
         yield platform
-
-
-def sample(platform: Platform, context: str, replica: int, name: str, **labels: str) -> float:
-    port = platform.config.metrics_ports[context][replica]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
 
 
 def test_replicas_share_the_load_and_every_event_takes_effect_once(replicated: Platform) -> None:
@@ -67,18 +53,18 @@ def test_replicas_share_the_load_and_every_event_takes_effect_once(replicated: P
         wait_for(all_views, timeout=30, what="a status view of every order")
 
     served = [
-        sample(replicated, "order", r, "pt_grpc_requests_total", method=PLACE_ORDER, code="OK")
+        metric(replicated, "order", "pt_grpc_requests_total", r, method=PLACE_ORDER, code="OK")
         for r in (0, 1)
     ]
     assert sum(served) == ORDERS
     assert all(count > 0 for count in served), f"gateway did not balance PlaceOrder: {served}"
 
     handled = [
-        sample(
+        metric(
             replicated,
             "status",
-            r,
             "pt_events_handled_total",
+            r,
             consumer="status_svc",
             event_type="OrderPlaced",
         )
