@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
+from ptctl.envoy import GatewaySettings, RateLimitSettings
 from ptctl.launcher import Platform
 from ptctl.watch import Backoff, NotificationWatcher
 from ptplatform.manager.v1 import manager_service_pb2 as manager
@@ -27,6 +28,7 @@ from tests.fault_kit import Desk, timestamp
 from tests.helpers import bearer, wait_for
 
 RESULTS = 100
+UNLIMITED = RateLimitSettings(burst=1_000_000, per_second=1_000_000)
 ACK_WAIT_S = 3
 """Events a killed status_svc had fetched come back after the ack wait: short here, so
 the test waits seconds, not the default 30 s, for them."""
@@ -63,9 +65,14 @@ class Watching:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """A platform of its own: its status_svc is killed, and its consumers' ack wait is short."""
+    """A platform of its own: its status_svc is killed, its consumers' ack wait is short,
+    and its gateway's rate limit is lifted (driving 100 orders to a result, with the
+    reads that wait for each step, is a burst well over the default limit)."""
     service_env = {"PT_CONSUMER_ACK_WAIT_SECONDS": str(ACK_WAIT_S)}
-    with fresh_platform(tmp_path_factory.mktemp("watch"), service_env=service_env) as running:
+    gateway = GatewaySettings(rate_limit=UNLIMITED)
+    with fresh_platform(
+        tmp_path_factory.mktemp("watch"), service_env=service_env, gateway=gateway
+    ) as running:
         yield running
 
 
