@@ -223,6 +223,10 @@ class SqlUnitOfWork:
     On commit it writes every event the tracked aggregates recorded to the outbox and,
     when handling an event, the (consumer, event_id) mark — all in the same transaction.
     Leaving the block without commit rolls everything back.
+
+    ``within`` runs it as a savepoint of a transaction already open on that connection
+    (a tool that applies many events under one lock, e.g. status_svc's view rebuild):
+    its commit releases the savepoint, and the outer transaction decides.
     """
 
     def __init__(
@@ -232,18 +236,22 @@ class SqlUnitOfWork:
         serializer: EventSerializer | None,
         causation: Causation | None = None,
         on_commit: Iterable[Callable[[], None]] = (),
+        within: AsyncConnection | None = None,
     ) -> None:
         self.engine = engine
         self.tables = tables
         self.serializer = serializer
         self.causation = causation
         self._on_commit = tuple(on_commit)
+        self._within = within
         self.connection: AsyncConnection
         self._transaction: AsyncTransaction | None = None
 
     def handling(self, causation: Causation) -> Self:
         """A new unit of work of the same kind, bound to an incoming event."""
-        return type(self)(self.engine, self.tables, self.serializer, causation, self._on_commit)
+        return type(self)(
+            self.engine, self.tables, self.serializer, causation, self._on_commit, self._within
+        )
 
     def repositories(self) -> Iterable[TrackingRepository]:
         """Subclasses return the repositories they opened in :meth:`open_repositories`."""
@@ -253,8 +261,12 @@ class SqlUnitOfWork:
         """Subclasses create their repositories on the connection here."""
 
     async def __aenter__(self) -> Self:
-        self.connection = await self.engine.connect()
-        self._transaction = await self.connection.begin()
+        if self._within is not None:
+            self.connection = self._within
+            self._transaction = await self.connection.begin_nested()
+        else:
+            self.connection = await self.engine.connect()
+            self._transaction = await self.connection.begin()
         self.open_repositories(self.connection)
         if self.causation is not None:
             await self._mark_handled(self.causation)
@@ -310,7 +322,8 @@ class SqlUnitOfWork:
         if self._transaction is not None and rollback:
             await self._transaction.rollback()
         self._transaction = None
-        await self.connection.close()
+        if self._within is None:
+            await self.connection.close()
 
     async def __aexit__(
         self,

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Self
 
 from sqlalchemy import (
     Connection,
@@ -38,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ptkit.sql import Causation, create_engine
+from ptkit.sql import create_engine
 from status_svc.adapters import sql
 from status_svc.application.rebuild import RebuiltViews
 
@@ -59,30 +58,6 @@ def _in_schema(table: Table, schema: str) -> Table:
     return table.to_metadata(MetaData(), schema=schema)
 
 
-class SwapUnitOfWork(sql.SqlStatusUnitOfWork):
-    """status_svc's unit of work as a savepoint of the open swap transaction."""
-
-    def __init__(self, connection: AsyncConnection, causation: Causation | None = None) -> None:
-        super().__init__(connection.engine, sql.messaging, None, causation)
-        self._shared = connection
-
-    def handling(self, causation: Causation) -> Self:
-        return type(self)(self._shared, causation)
-
-    async def __aenter__(self) -> Self:
-        self.connection = self._shared
-        self._transaction = await self._shared.begin_nested()
-        self.open_repositories(self.connection)
-        if self.causation is not None:
-            await self._mark_handled(self.causation)
-        return self
-
-    async def _close(self, *, rollback: bool) -> None:
-        if self._transaction is not None and rollback:
-            await self._transaction.rollback()
-        self._transaction = None
-
-
 class Swap:
     """The open swap transaction on ``connection`` (fresh tables: schema None, as the
     repositories name them; live tables: ``live_schema``)."""
@@ -91,8 +66,11 @@ class Swap:
         self.connection = connection
         self.live = {table.name: _in_schema(table, live_schema) for table in READ_MODEL}
 
-    def new_uow(self) -> SwapUnitOfWork:
-        return SwapUnitOfWork(self.connection)
+    def new_uow(self) -> sql.SqlStatusUnitOfWork:
+        """status_svc's unit of work as a savepoint of the open swap transaction."""
+        return sql.SqlStatusUnitOfWork(
+            self.connection.engine, sql.messaging, None, within=self.connection
+        )
 
     async def missing(self, consumer: str) -> list[str]:
         live, fresh = self.live["processed_events"].c, sql.messaging.processed_events.c

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from order_svc.adapters import sql
 from order_svc.application import handlers
@@ -125,3 +125,36 @@ async def test_a_change_whose_event_cannot_be_serialized_is_not_committed(
     assert stored.status is OrderStatus.PLACED
     assert await count_orders(engine) == 1
     assert await event_types(engine) == ["OrderPlaced"]
+
+
+async def test_a_unit_of_work_within_an_open_transaction_is_a_savepoint_of_it(
+    engine: AsyncEngine,
+) -> None:
+    """Committed units of work ``within`` a connection land only when the outer
+    transaction commits; a failed one rolls back its savepoint and nothing else."""
+    serializer = EnvelopeSerializer("order")
+
+    def nested(connection: AsyncConnection) -> sql.SqlOrderUnitOfWork:
+        return sql.SqlOrderUnitOfWork(engine, sql.messaging, serializer, within=connection)
+
+    async with engine.connect() as connection:
+        async with connection.begin() as outer:
+            await handlers.place_order(place(), nested(connection))
+            with pytest.raises(Unserializable):
+                await handlers.place_order(
+                    place(),
+                    sql.SqlOrderUnitOfWork(
+                        engine, sql.messaging, refuse_to_serialize, within=connection
+                    ),
+                )
+            await handlers.place_order(place(), nested(connection))
+            assert not connection.closed, "the units of work leave the outer connection open"
+            await outer.rollback()
+    assert await count_orders(engine) == 0, "the outer rollback undid both savepoints"
+
+    async with engine.connect() as connection:
+        async with connection.begin():
+            await handlers.place_order(place(), nested(connection))
+            await handlers.place_order(place(), nested(connection))
+    assert await count_orders(engine) == 2
+    assert await event_types(engine) == ["OrderPlaced", "OrderPlaced"]
