@@ -11,8 +11,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import nats
@@ -20,6 +19,7 @@ from google.protobuf import json_format
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
+from ptctl.bus import connected
 from ptkit import dead_letters as dl
 from ptkit.config import Env
 from ptkit.runtime import DEFAULT_NATS_URL
@@ -66,6 +66,13 @@ async def dead_letters(js: JetStreamContext) -> list[DeadLetter]:
     return found
 
 
+async def dead_letter_count(js: JetStreamContext) -> int:
+    try:
+        return (await js.stream_info(dl.DEAD_LETTER_STREAM)).state.messages
+    except NotFoundError:
+        return 0
+
+
 async def dead_letter(js: JetStreamContext, id: int) -> DeadLetter:
     try:
         raw = await js.get_msg(dl.DEAD_LETTER_STREAM, seq=id)
@@ -86,23 +93,6 @@ async def redrive(js: JetStreamContext, letter: DeadLetter) -> None:
         stream=dl.REDRIVE_STREAM,
     )
     await js.delete_msg(dl.DEAD_LETTER_STREAM, letter.id)
-
-
-@asynccontextmanager
-async def connected(url: str, timeout: float = 5.0) -> AsyncIterator[JetStreamContext]:
-    """A connection for one command; an unreachable server is a TimeoutError (OSError)
-    after ``timeout`` (nats-py would otherwise retry the first connect forever)."""
-
-    async def quiet(_: Exception) -> None:
-        return None
-
-    nc = await asyncio.wait_for(
-        nats.connect(url, connect_timeout=2, allow_reconnect=False, error_cb=quiet), timeout
-    )
-    try:
-        yield nc.jetstream(timeout=5)
-    finally:
-        await nc.close()
 
 
 def table(letters: Sequence[DeadLetter]) -> list[str]:

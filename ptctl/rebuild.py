@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import nats
 from google.protobuf.message import DecodeError
-from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from ptctl.bus import connected
 from ptkit.archive import ArchiveSettings, origin_sequence
 from ptkit.events import STREAM_SUBJECTS
 from ptplatform.events.v1 import events_pb2
@@ -73,27 +73,12 @@ class JetStreamHistory:
         return self._read(self.stream, position + 1, from_origin=False)
 
 
-async def _quiet(_: Exception) -> None:
-    """nats-py's default error callback logs every failed attempt with a traceback; the
-    command reports the failure once."""
-
-
 async def rebuild(database_url: str, nats_url: str, stream: str = "PT_EVENTS") -> RebuildSummary:
     """Rebuild status_svc's read model at ``database_url`` from the history on ``nats_url``."""
     store = rebuild_store(database_url)
     try:
-        connection: Client = await nats.connect(
-            nats_url,
-            connect_timeout=5,
-            allow_reconnect=False,
-            max_reconnect_attempts=1,
-            error_cb=_quiet,
-        )
-        try:
-            history = JetStreamHistory(connection.jetstream(timeout=10), stream)
-            summary = await rebuild_views(history, store)
-        finally:
-            await connection.close()
+        async with connected(nats_url, request_timeout=READ_TIMEOUT_SECONDS) as js:
+            summary = await rebuild_views(JetStreamHistory(js, stream), store)
     finally:
         await store.close()
     log.info("views rebuilt", extra={"events": summary.events, "views": summary.views})

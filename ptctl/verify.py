@@ -28,7 +28,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
+import nats
 
+from ptctl.bus import connected
+from ptctl.dlq import dead_letter_count
 from ptkit.statuses import AssignmentStatus, OrderStatus, ScheduleStatus
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
@@ -45,7 +48,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 EVENTS_STREAM = "PT_EVENTS"
-DEAD_LETTERS_STREAM = "PT_DEAD_LETTERS"
 OUTBOX_CONTEXTS = ("order", "manager", "trainer")  # status_svc publishes nothing
 ORDERS_PAGE = 100
 VIEWS_LISTED_AT_MOST = 500
@@ -536,34 +538,20 @@ def check_outboxes(metrics: dict[str, list[str]], report: Report) -> None:
 
 
 async def check_stream(nats_url: str, report: Report) -> None:
-    import nats
-    from nats.js.errors import NotFoundError
-
     try:
-        connection = await nats.connect(
-            nats_url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False
-        )
-    except Exception as error:  # any failure to connect is what the report says
-        report.unreachable.append(f"NATS {nats_url}: {error!r}")
-        return
-    try:
-        js = connection.jetstream(timeout=5)
-        for info in await js.consumers_info(EVENTS_STREAM):
-            report.consumers.append(
-                ConsumerLag(
-                    durable=info.name,
-                    num_pending=info.num_pending or 0,
-                    num_ack_pending=info.num_ack_pending or 0,
-                    num_redelivered=info.num_redelivered or 0,
+        async with connected(nats_url) as js:
+            for info in await js.consumers_info(EVENTS_STREAM):
+                report.consumers.append(
+                    ConsumerLag(
+                        durable=info.name,
+                        num_pending=info.num_pending or 0,
+                        num_ack_pending=info.num_ack_pending or 0,
+                        num_redelivered=info.num_redelivered or 0,
+                    )
                 )
-            )
-        try:
-            dead = await js.stream_info(DEAD_LETTERS_STREAM)
-            report.dead_letters = dead.state.messages
-        except NotFoundError:
-            report.dead_letters = 0
-    finally:
-        await connection.close()
+            report.dead_letters = await dead_letter_count(js)
+    except (OSError, nats.errors.Error) as error:  # what the report says
+        report.unreachable.append(f"NATS {nats_url}: {error!r}")
 
 
 def audit(target: Target, settle_seconds: float = 10.0, outbox_age_seconds: float = 60.0) -> Report:

@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig, StreamSource
-from nats.js.errors import BadRequestError
 
 if TYPE_CHECKING:
     from ptkit.messaging import StreamSettings
@@ -35,7 +33,9 @@ def archive_config(
     stream: StreamSettings, archive: ArchiveSettings = ArchiveSettings()
 ) -> StreamConfig:
     """File storage, no max age, the origin's replicas and duplicate window; no subjects
-    of its own (the origin binds ``pt.>``), only the origin as source."""
+    of its own (the origin binds ``pt.>``), only the origin as source. Created with the
+    origin by every service (``JetStream.connect``); a new archive backfills whatever the
+    origin still holds."""
     return StreamConfig(
         name=archive.name,
         sources=[StreamSource(name=stream.name)],
@@ -45,18 +45,6 @@ def archive_config(
         max_age=0,
         max_bytes=archive.max_bytes,
     )
-
-
-async def ensure_archive(
-    js: JetStreamContext, stream: StreamSettings, archive: ArchiveSettings = ArchiveSettings()
-) -> None:
-    """Create or update the archive (idempotent); a new archive backfills whatever the
-    origin still holds."""
-    config = archive_config(stream, archive)
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        await js.update_stream(config)
 
 
 def origin_sequence(headers: Mapping[str, str] | None) -> int:

@@ -13,9 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 
 DEAD_LETTER_STREAM = "PT_DEAD_LETTERS"
 DEAD_LETTER_SUBJECTS = "pt_dead.>"
@@ -111,14 +109,6 @@ def stream_configs(replicas: int, redrive_max_age_seconds: float) -> list[Stream
             max_age=redrive_max_age_seconds,
         ),
     ]
-
-
-async def ensure_streams(js: JetStreamContext, replicas: int, max_age_seconds: float) -> None:
-    for config in stream_configs(replicas, max_age_seconds):
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            await js.update_stream(config)
 
 
 def described(headers: Mapping[str, str] | None) -> dict[str, str]:

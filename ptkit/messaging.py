@@ -23,7 +23,7 @@ from nats.js.errors import BadRequestError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from ptkit import metrics
-from ptkit.archive import ensure_archive
+from ptkit.archive import archive_config
 from ptkit.dead_letters import (
     DEAD_LETTER_STREAM,
     REDRIVE_STREAM,
@@ -32,7 +32,7 @@ from ptkit.dead_letters import (
     header_safe,
     redrive_subject,
 )
-from ptkit.dead_letters import ensure_streams as ensure_dead_letter_streams
+from ptkit.dead_letters import stream_configs as dead_letter_stream_configs
 from ptkit.events import STREAM_SUBJECTS, check_decodable, decode_event, subject_of
 from ptkit.failures import LEDGER_BUCKET, FailureLedger, Tally, open_ledger
 from ptkit.ports import UnitOfWork
@@ -90,8 +90,7 @@ class JetStream:
                 )
                 try:
                     js = nc.jetstream(timeout=5)
-                    await self._ensure_stream(js)
-                    await self._ensure_consumer_state(js)
+                    await self._ensure_streams(js)
                 except BaseException:
                     await nc.close()
                     raise
@@ -99,25 +98,29 @@ class JetStream:
         self.ready.set()
         log.info("connected to NATS", extra={"url": self.url, "stream": self.stream.name})
 
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        config = StreamConfig(
+    async def _ensure_streams(self, js: JetStreamContext) -> None:
+        """Create or update (idempotent) every stream the platform uses: the domain
+        events, their archive, the dead letters and redrives, and the consumers'
+        failure ledger."""
+        max_age = self.stream.max_age_days * 86400
+        events = StreamConfig(
             name=self.stream.name,
             subjects=[STREAM_SUBJECTS],
             storage=StorageType.FILE,
             duplicate_window=self.stream.duplicate_window_seconds,
             num_replicas=self.stream.replicas,
-            max_age=self.stream.max_age_days * 86400,
+            max_age=max_age,
         )
-        try:
-            await js.add_stream(config)
-        except BadRequestError:
-            await js.update_stream(config)
-        await ensure_archive(js, self.stream)
-
-    async def _ensure_consumer_state(self, js: JetStreamContext) -> None:
-        """The dead-letter and redrive streams and the consumers' failure ledger."""
-        max_age = self.stream.max_age_days * 86400
-        await ensure_dead_letter_streams(js, self.stream.replicas, max_age)
+        configs = [
+            events,
+            archive_config(self.stream),
+            *dead_letter_stream_configs(self.stream.replicas, max_age),
+        ]
+        for config in configs:
+            try:
+                await js.add_stream(config)
+            except BadRequestError:
+                await js.update_stream(config)
         await open_ledger(js, max_age, self.stream.replicas)
 
     @property
