@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import nats
+from prometheus_client.parser import text_string_to_metric_families
 
 from ptctl.bus import connected
 from ptctl.dlq import dead_letter_count
@@ -511,9 +512,8 @@ def check_orders(reader: Reader, report: Report, settle_seconds: float) -> None:
 
 # -- metrics and NATS ----------------------------------------------------------------------
 def _samples(text: str, name: str) -> Iterable[float]:
-    for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
-            yield float(line.rsplit(" ", 1)[1])
+    for family in text_string_to_metric_families(text):
+        yield from (sample.value for sample in family.samples if sample.name == name)
 
 
 def check_outboxes(metrics: dict[str, list[str]], report: Report) -> None:
