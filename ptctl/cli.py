@@ -232,6 +232,12 @@ def cmd_rebuild_views(args: argparse.Namespace) -> int:
         f"rebuilt status_svc views: {summary.events} events replayed, {summary.views} views, "
         f"{summary.notifications} notifications in {summary.seconds:.1f} s"
     )
+    if summary.failed:
+        print(
+            f"{len(summary.failed)} events left out, their policy failed (see the log): "
+            + ", ".join(summary.failed),
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -10,6 +10,7 @@ every event the live consumer marked, and swaps the fresh tables in.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, aclosing
@@ -21,6 +22,8 @@ from ptkit.sql import AlreadyHandled
 from ptplatform.events.v1 import events_pb2
 from status_svc.application.bell import NotificationBell
 from status_svc.application.policies import POLICIES
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "status_svc"
 """The live consumer's name: its durable, and the consumer of its processed marks."""
@@ -99,6 +102,9 @@ class RebuildSummary:
     views: int
     notifications: int
     seconds: float
+    failed: tuple[str, ...] = ()
+    """Events whose policy raised: left out, as the live consumer dead-letters them
+    (``ptctl dlq``); a later rebuild applies them once the policy is fixed."""
 
 
 class _Replay:
@@ -107,6 +113,7 @@ class _Replay:
         self.policies = bind(POLICIES, bell=NotificationBell())
         self.position = 0
         self.applied = 0
+        self.failed: list[str] = []
 
     async def run(
         self, events: AsyncIterator[RecordedEvent], new_uow: Callable[[], EventUnitOfWork]
@@ -120,6 +127,17 @@ class _Replay:
                     await handler(recorded.envelope)
                 except AlreadyHandled:
                     pass  # a copy (or the catch-up meeting the replay): nothing changes
+                except Exception as error:
+                    self.failed.append(recorded.envelope.event_id)
+                    log.warning(
+                        "event left out of the rebuild: its policy failed",
+                        extra={
+                            "event_id": recorded.envelope.event_id,
+                            "event_type": recorded.envelope.event_type,
+                            "order_id": recorded.envelope.order_id,
+                            "error": repr(error),
+                        },
+                    )
                 else:
                     self.applied += 1
                 self.position = max(self.position, recorded.position)
@@ -154,4 +172,5 @@ async def rebuild_views(
         views=rebuilt.views,
         notifications=rebuilt.notifications,
         seconds=time.monotonic() - started,
+        failed=tuple(replay.failed),
     )

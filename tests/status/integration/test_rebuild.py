@@ -24,6 +24,7 @@ from ptctl.rebuild import rebuild
 from ptkit.archive import ArchiveSettings
 from ptkit.mapping import as_utc
 from ptkit.messaging import EventConsumer, JetStream, PolicyHandler, bind
+from ptplatform.events.v1 import events_pb2
 from status_svc.adapters import sql
 from status_svc.application.bell import NotificationBell
 from status_svc.application.policies import POLICIES
@@ -244,3 +245,27 @@ async def test_a_rebuild_restores_what_the_live_consumer_lost(
                 select(notes.c.seq).where(notes.c.order_id == order_id)
             )
         assert restored == newest + 1  # a resuming watcher gets it as new
+
+
+async def test_an_event_whose_policy_fails_is_left_out_and_reported(
+    jetstream: JetStream, nats_server: NatsServer, database_url: str
+) -> None:
+    """A poison event (the live consumer dead-letters it) does not stop a rebuild: the
+    rebuild leaves it out, as the live views do, and names it."""
+    clock = count()
+    events = [event for index in range(3) for event in booking(index, clock)]
+    poison = events_pb2.EventEnvelope(
+        event_id=str(uuid.uuid4()), event_type="OrderPlaced", order_id=str(uuid.uuid4())
+    )  # no payload: its policy cannot read it
+    async with live_status(jetstream, database_url) as live:
+        await publish(jetstream, events)
+        await jetstream.publish("pt.order.OrderPlaced", poison.SerializeToString(), poison.event_id)
+        await eventually(partial(live.has_handled, len(events)), what="live views")
+        await eventually(partial(archived, jetstream, len(events) + 1), what="archive")
+        before = await live.snapshot()
+
+        summary = await rebuild(database_url, nats_server.url)
+
+        assert summary.failed == (poison.event_id,)
+        assert summary.events == len(events)
+        assert await live.snapshot() == before
