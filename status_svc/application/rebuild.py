@@ -29,8 +29,13 @@ CONSUMER = "status_svc"
 """The live consumer's name: its durable, and the consumer of its processed marks."""
 
 SWAP_BACKLOG = 100
-"""At most this many events (read by the last catch-up) are left for the swap
-transaction to apply while it holds the live writer off."""
+"""The catch-up before the swap goes on until a round reads at most this many events:
+about what the swap transaction then applies while it holds the live writer off."""
+
+CATCH_UP_ROUNDS = 5
+"""Under a load faster than the replay the catch-up never gets that close; after this
+many rounds the swap applies the rest (the stream up to its tail when the swap began),
+holding the live writer off longer, but it ends."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +164,10 @@ async def rebuild_views(
     await replay.run(history.archived(), store.new_uow)
     # catch up with the stream (the archive lags it a little) without holding the live
     # writer off, until little is left for the swap to apply
-    while await replay.run(history.published_after(replay.position), store.new_uow) > SWAP_BACKLOG:
-        pass
+    for _ in range(CATCH_UP_ROUNDS):
+        caught_up = await replay.run(history.published_after(replay.position), store.new_uow)
+        if caught_up <= SWAP_BACKLOG:
+            break
     async with store.swapping() as swap:
         await replay.run(history.published_after(replay.position), swap.new_uow)
         missing = await swap.missing(consumer)
