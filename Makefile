@@ -54,7 +54,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # Python + gRPC code into ./ptplatform (git-ignored) and the descriptor set Envoy's transcoder reads.
-$(GEN_STAMP): $(PROTOS) $(STAMP)
+$(GEN_STAMP): $(PROTOS) ptctl/protogen.py $(STAMP)
 	rm -rf ptplatform && mkdir -p build
 	$(PY) -m ptctl.protogen protos . $(DESCRIPTOR)
 	touch $@

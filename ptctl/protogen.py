@@ -21,24 +21,40 @@ def include_paths() -> list[str]:
     return [str(well_known), str(googleapis)]
 
 
+# Not ours, but the transcoder needs them to turn a google.rpc.Status with its details
+# (grpc-status-details-bin) into JSON for HTTP callers.
+ERROR_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
+
+
 def generate(proto_root: Path, out_dir: Path, descriptor: Path) -> None:
     protos = sorted(str(p.relative_to(proto_root)) for p in proto_root.rglob("*.proto"))
     args = ["protoc", f"-I{proto_root}", *(f"-I{p}" for p in include_paths())]
-    code = protoc.main(
+    _protoc(
         [
             *args,
             f"--python_out={out_dir}",
             f"--pyi_out={out_dir}",
             f"--grpc_python_out={out_dir}",
+            *protos,
+        ]
+    )
+    _protoc(
+        [
+            *args,
             f"--descriptor_set_out={descriptor}",
             "--include_imports",
             "--include_source_info",
             *protos,
+            *ERROR_PROTOS,
         ]
     )
+    write_public_api(proto_root, out_dir)
+
+
+def _protoc(args: list[str]) -> None:
+    code = protoc.main(args)
     if code != 0:
         raise SystemExit(f"protoc failed with exit code {code}")
-    write_public_api(proto_root, out_dir)
 
 
 def write_public_api(proto_root: Path, out_dir: Path) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,20 +45,49 @@ class Aggregate:
 
 
 class DomainError(Exception):
-    """Base of the business errors a command can be refused with."""
+    """Base of the business errors a command can be refused with.
+
+    Besides its message, an error says what a client can branch on without parsing text:
+    ``reason``, a stable UPPER_SNAKE_CASE name (the ErrorInfo reason, docs/gateway.md);
+    ``field``, the request field at fault, if one is (a BadRequest field violation);
+    ``metadata``, facts a client may show (the clashing schedule, the limit broken).
+    """
+
+    default_reason: ClassVar[str] = "REFUSED"
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        reason: str | None = None,
+        field: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason or self.default_reason
+        self.field = field
+        self.metadata = dict(metadata or {})
 
 
 class NotFound(DomainError):
     """The thing the command names does not exist."""
 
+    default_reason = "NOT_FOUND"
+
 
 class InvalidValue(DomainError):
     """A value breaks a rule of the domain (empty name, negative duration...)."""
+
+    default_reason = "INVALID_VALUE"
 
 
 class IllegalTransition(DomainError):
     """The aggregate is in a state where the command is not allowed."""
 
+    default_reason = "ILLEGAL_TRANSITION"
+
 
 class ConcurrencyConflict(DomainError):
     """Somebody else changed the aggregate since it was read; retry the command."""
+
+    default_reason = "CONCURRENT_CHANGE"

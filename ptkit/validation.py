@@ -13,20 +13,23 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 def require_uuid(field: str, value: str) -> str:
     """An id the platform generated: a UUID string."""
     if not value:
-        raise InvalidValue(f"{field} is required")
+        raise InvalidValue(f"{field} is required", field=field)
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise InvalidValue(f"{field} {value[:80]!r} is not a valid id (expected a UUID)") from None
+        raise InvalidValue(
+            f"{field} {value[:80]!r} is not a valid id (expected a UUID)", field=field
+        ) from None
 
 
 def require_principal_id(field: str, value: str) -> str:
     """An id that names a person (customer, trainer): 1-64 of letters, digits, . _ @ : -"""
     if not value:
-        raise InvalidValue(f"{field} is required")
+        raise InvalidValue(f"{field} is required", field=field)
     if not _ID_PATTERN.match(value):
         raise InvalidValue(
-            f"{field} {value[:80]!r} is invalid: 1-64 letters, digits or . _ @ : - characters"
+            f"{field} {value[:80]!r} is invalid: 1-64 letters, digits or . _ @ : - characters",
+            field=field,
         )
     return value
 
@@ -35,14 +38,16 @@ def require_text(field: str, value: str, *, max_length: int, required: bool = Tr
     """Trimmed free text of bounded length."""
     text = value.strip()
     if required and not text:
-        raise InvalidValue(f"{field} must not be empty")
+        raise InvalidValue(f"{field} must not be empty", field=field)
     if len(text) > max_length:
-        raise InvalidValue(f"{field} is too long ({len(text)} characters, at most {max_length})")
+        raise InvalidValue(
+            f"{field} is too long ({len(text)} characters, at most {max_length})", field=field
+        )
     return text
 
 
 def require_not_negative(field: str, value: int) -> int:
     """A count or position: 0 or more."""
     if value < 0:
-        raise InvalidValue(f"{field} must not be negative, got {value}")
+        raise InvalidValue(f"{field} must not be negative, got {value}", field=field)
     return value

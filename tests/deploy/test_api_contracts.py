@@ -119,15 +119,16 @@ def test_adding_a_field_is_not_a_breaking_change(tmp_path: Path) -> None:
     workspace = copy_workspace(tmp_path)
     edit(
         ORDER_PROTO,
-        lambda t: t.replace(
-            "  int64 version = 10;\n", "  int64 version = 10;\n  string room = 99;\n"
-        ),
+        lambda t: t.replace("  int64 version = 10", "  string room = 99;\n  int64 version = 10"),
     )(workspace)
     result = breaking(workspace)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["annotations.proto", "http.proto"])
+VENDORED = ("annotations", "http", "field_behavior", "field_info", "resource")
+
+
+@pytest.mark.parametrize("name", [f"{name}.proto" for name in VENDORED])
 def test_vendored_google_api_protos_equal_the_ones_protoc_compiles_against(name: str) -> None:
     wheel = Path(google.api.annotations_pb2.__file__).parent
     assert (GOOGLEAPIS / "google" / "api" / name).read_bytes() == (wheel / name).read_bytes()
