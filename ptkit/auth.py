@@ -29,9 +29,13 @@ class Role(enum.StrEnum):
 class Unauthenticated(DomainError):
     """No valid bearer token."""
 
+    default_reason = "UNAUTHENTICATED"
+
 
 class PermissionDenied(DomainError):
-    """The caller's role or identity does not allow this."""
+    """The caller's role or identity does not allow this (metadata: the caller's role)."""
+
+    default_reason = "PERMISSION_DENIED"
 
 
 @dataclass(frozen=True)
@@ -42,14 +46,19 @@ class Caller:
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
             allowed = " or ".join(r.value for r in roles)
-            raise PermissionDenied(f"role {self.role.value!r} may not do this (needs {allowed})")
+            raise PermissionDenied(
+                f"role {self.role.value!r} may not do this (needs {allowed})",
+                reason="ROLE_NOT_ALLOWED",
+                metadata={"role": self.role.value, "allowed_roles": ",".join(roles)},
+            )
 
     def require_customer_self_or_manager(self, customer_id: str) -> None:
         """Customers act only on their own data; managers on anyone's."""
         self.require(Role.CUSTOMER, Role.MANAGER)
         if self.role is Role.CUSTOMER and customer_id != self.subject:
             raise PermissionDenied(
-                f"customer {self.subject!r} may not act for customer {customer_id!r}"
+                f"customer {self.subject!r} may not act for customer {customer_id!r}",
+                metadata={"role": self.role.value},
             )
 
     def customer_or_own(self, customer_id: str) -> str:
@@ -69,7 +78,8 @@ class Caller:
         self.require(Role.TRAINER, Role.MANAGER)
         if self.role is Role.TRAINER and trainer_id != self.subject:
             raise PermissionDenied(
-                f"trainer {self.subject!r} may not act for trainer {trainer_id!r}"
+                f"trainer {self.subject!r} may not act for trainer {trainer_id!r}",
+                metadata={"role": self.role.value},
             )
 
 
@@ -143,7 +153,7 @@ class TokenVerifier:
                 options={"require": ["exp", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("token expired") from None
+            raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from None
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"invalid token: {error}") from None
         try:

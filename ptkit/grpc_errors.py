@@ -1,11 +1,31 @@
-"""The one table from business errors to gRPC status codes."""
+"""The one table from business errors to gRPC status codes, and the structured status
+(AIP-193) every refused call answers with.
+
+A refusal is a ``google.rpc.Status``: the code from :data:`STATUS_FOR_ERROR`, the
+error's message, an ``ErrorInfo`` (the error's ``reason``, the platform's domain, its
+``metadata``) and, when the error names a request field, a ``BadRequest`` with one field
+violation. grpcio-status puts it in the ``grpc-status-details-bin`` trailer, which
+Envoy's transcoder renders as the ``details`` of an HTTP caller's JSON body.
+"""
 
 from __future__ import annotations
 
 import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from ptkit.auth import PermissionDenied, Unauthenticated
-from ptkit.domain import ConcurrencyConflict, IllegalTransition, InvalidValue, NotFound
+from ptkit.domain import (
+    ConcurrencyConflict,
+    DomainError,
+    IllegalTransition,
+    InvalidValue,
+    NotFound,
+)
+
+ERROR_DOMAIN = "ptplatform.dev"
+"""ErrorInfo.domain of every error the platform's services make."""
 
 STATUS_FOR_ERROR: dict[type[Exception], grpc.StatusCode] = {
     InvalidValue: grpc.StatusCode.INVALID_ARGUMENT,
@@ -17,9 +37,47 @@ STATUS_FOR_ERROR: dict[type[Exception], grpc.StatusCode] = {
 }
 
 
+class InternalError(DomainError):
+    """What a caller learns of a bug: nothing but that it happened (the service logs it)."""
+
+    default_reason = "INTERNAL"
+
+    def __init__(self) -> None:
+        super().__init__("internal error")
+
+
 def status_for(error: Exception) -> grpc.StatusCode | None:
     """The status code of a known business error (by its nearest base class), else None."""
     for cls in type(error).__mro__:
         if cls in STATUS_FOR_ERROR:
             return STATUS_FOR_ERROR[cls]
     return None
+
+
+def rpc_status_of(error: DomainError, code: grpc.StatusCode) -> status_pb2.Status:
+    """The ``google.rpc.Status`` a client gets for ``error``."""
+    message = str(error) or type(error).__name__
+    details = [
+        error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        )
+    ]
+    if error.field:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=error.field, description=message
+        )
+        details.append(error_details_pb2.BadRequest(field_violations=[violation]))
+    return status_pb2.Status(
+        code=code.value[0], message=message, details=[_packed(d) for d in details]
+    )
+
+
+def grpc_status_of(error: DomainError, code: grpc.StatusCode) -> grpc.Status:
+    """``error`` as grpcio's status: code, message and the details trailer."""
+    return rpc_status.to_status(rpc_status_of(error, code))
+
+
+def _packed(message: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed

@@ -1,8 +1,10 @@
 """gRPC server bootstrap shared by every service.
 
 Health (grpcio-health-checking) and reflection (grpcio-reflection) come with every
-server. Every application call is authenticated, counted and timed, and business
-errors become status codes through :mod:`ptkit.grpc_errors`. SIGTERM/SIGINT: health goes
+server. Every application call is authenticated, counted and timed; a refused call
+answers a structured ``google.rpc.Status`` (:mod:`ptkit.grpc_errors`), a request whose
+bytes do not parse is refused naming the field (:mod:`ptkit.wire`), and only a bug is
+logged with its traceback. SIGTERM/SIGINT: health goes
 NOT_SERVING first, in-flight calls drain within the grace period, then background tasks
 and resources stop.
 """
@@ -18,13 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pool
+from google.protobuf.descriptor import Descriptor
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ptkit import metrics
 from ptkit.auth import TokenVerifier, bind_caller, unbind_caller
-from ptkit.grpc_errors import status_for
+from ptkit.domain import DomainError
+from ptkit.grpc_errors import InternalError, grpc_status_of, status_for
+from ptkit.wire import Undecodable, tolerant
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +38,8 @@ _OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Authenticates, maps business errors to status codes, and records metrics."""
+    """Authenticates, refuses undecodable requests, maps business errors to structured
+    statuses, and records metrics."""
 
     def __init__(self, verifier: TokenVerifier) -> None:
         self.verifier = verifier
@@ -46,16 +53,19 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or details.method.startswith(_OPEN_METHODS):
             return handler
         method = details.method
+        deserializer = handler.request_deserializer
+        if deserializer is not None:
+            deserializer = tolerant(deserializer, _request_type(method))
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -65,14 +75,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return bind_caller(self.verifier.caller_from(metadata.get("authorization")))
 
     async def _fail(self, context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
+        """Answers the structured status of ``error``. Called while handling it: an error
+        that is no business error is a bug, logged once with its traceback; a refusal is
+        the caller's mistake, logged without one."""
         code = status_for(error)
-        if code is None:
+        if code is None or not isinstance(error, DomainError):
             log.exception("unexpected error", extra={"method": method})
-            code, message = grpc.StatusCode.INTERNAL, "internal error"
+            error, code = InternalError(), grpc.StatusCode.INTERNAL
         else:
-            message = str(error) or type(error).__name__
+            log.info(
+                "call refused",
+                extra={
+                    "method": method,
+                    "code": code.name,
+                    "reason": error.reason,
+                    "field": error.field,
+                },
+            )
         metrics.RPCS.labels(method, code.name).inc()
-        await context.abort(code, message)
+        status = grpc_status_of(error, code)
+        await context.abort(status.code, status.details, status.trailing_metadata)
 
     def _unary(
         self, method: str, behaviour: Callable[..., Awaitable[Any]]
@@ -82,6 +104,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             token = None
             try:
                 token = self._authenticate(context)
+                _refuse_undecodable(request)
                 response = await behaviour(request, context)
             except Exception as error:
                 await self._fail(context, method, error)
@@ -102,6 +125,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             token = None
             try:
                 token = self._authenticate(context)
+                _refuse_undecodable(request)
                 async for response in behaviour(request, context):
                     yield response
             except Exception as error:
@@ -113,6 +137,21 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     unbind_caller(token)
 
         return call
+
+
+def _refuse_undecodable(request: Any) -> None:
+    """A request whose bytes did not parse is refused, after authentication."""
+    if isinstance(request, Undecodable):
+        raise request.error
+
+
+def _request_type(method: str) -> Descriptor | None:
+    """The request message of ``/package.Service/Method``, if its protos are loaded."""
+    try:
+        found = descriptor_pool.Default().FindMethodByName(method.lstrip("/").replace("/", "."))
+    except KeyError:
+        return None
+    return found.input_type
 
 
 Registrar = Callable[[grpc.aio.Server], None]

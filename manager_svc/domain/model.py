@@ -24,23 +24,33 @@ HOLDING_STATUSES = frozenset({AssignmentStatus.TRAINER_ASSIGNED, AssignmentStatu
 
 
 class AssignmentNotFound(NotFound):
+    default_reason = "ASSIGNMENT_NOT_FOUND"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"no assignment for order {order_id}")
+        super().__init__(f"no assignment for order {order_id}", metadata={"order_id": order_id})
 
 
 class AssignmentClosed(IllegalTransition):
     """The order was cancelled, so its assignment takes no trainer any more (order_svc's
     OrderAlreadyCancelled is another thing: cancelling an order twice)."""
 
+    default_reason = "ASSIGNMENT_CLOSED"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id} is cancelled: no trainer can be assigned")
+        super().__init__(
+            f"order {order_id} is cancelled: no trainer can be assigned",
+            metadata={"order_id": order_id},
+        )
 
 
 class OrderAlreadyConfirmed(IllegalTransition):
+    default_reason = "ORDER_ALREADY_CONFIRMED"
+
     def __init__(self, order_id: str, trainer_id: str) -> None:
         super().__init__(
             f"order {order_id} is already confirmed by trainer {trainer_id}; "
-            "the trainer can no longer change"
+            "the trainer can no longer change",
+            metadata={"order_id": order_id, "trainer_id": trainer_id},
         )
 
 

@@ -13,13 +13,20 @@ MAX_NAME_LENGTH = 100
 
 
 class TrainerNotFound(NotFound):
+    default_reason = "TRAINER_NOT_FOUND"
+
     def __init__(self, trainer_id: str) -> None:
-        super().__init__(f"trainer {trainer_id} not found")
+        super().__init__(f"trainer {trainer_id} not found", metadata={"trainer_id": trainer_id})
 
 
 class TrainerInactive(IllegalTransition):
+    default_reason = "TRAINER_INACTIVE"
+
     def __init__(self, trainer_id: str) -> None:
-        super().__init__(f"trainer {trainer_id} is not active and cannot be assigned")
+        super().__init__(
+            f"trainer {trainer_id} is not active and cannot be assigned",
+            metadata={"trainer_id": trainer_id},
+        )
 
 
 @dataclass(kw_only=True)

@@ -19,18 +19,27 @@ MAX_REASON_LENGTH = 500
 
 
 class OrderNotFound(NotFound):
+    default_reason = "ORDER_NOT_FOUND"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id} not found")
+        super().__init__(f"order {order_id} not found", metadata={"order_id": order_id})
 
 
 class ClassAlreadyHeld(IllegalTransition):
+    default_reason = "CLASS_ALREADY_HELD"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id} cannot be cancelled: the class was already held")
+        super().__init__(
+            f"order {order_id} cannot be cancelled: the class was already held",
+            metadata={"order_id": order_id},
+        )
 
 
 class OrderAlreadyCancelled(IllegalTransition):
+    default_reason = "ORDER_ALREADY_CANCELLED"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"order {order_id} is already cancelled")
+        super().__init__(f"order {order_id} is already cancelled", metadata={"order_id": order_id})
 
 
 @dataclass(kw_only=True)
@@ -87,7 +96,9 @@ class Order(Aggregate):
             raise ClassAlreadyHeld(self.order_id)
         if self.status is OrderStatus.CANCELLED:
             raise OrderAlreadyCancelled(self.order_id)
-        reason = require_text("reason", reason, max_length=MAX_REASON_LENGTH, required=False)
+        reason = require_text(
+            "reason", reason, max_length=MAX_REASON_LENGTH, required=False, multiline=True
+        )
         self.status = OrderStatus.CANCELLED
         self.cancel_reason = reason
         self.updated_at = now

@@ -66,9 +66,12 @@ def last_writer_wins(new: Stamp, value: Fact, held: Stamp | None, held_value: Fa
 
 
 class OrderStatusNotFound(NotFound):
+    default_reason = "ORDER_STATUS_NOT_FOUND"
+
     def __init__(self, order_id: str) -> None:
         super().__init__(
-            f"no status for order {order_id} (unknown order, or its events have not arrived yet)"
+            f"no status for order {order_id} (unknown order, or its events have not arrived yet)",
+            metadata={"order_id": order_id},
         )
 
 

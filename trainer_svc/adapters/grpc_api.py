@@ -47,7 +47,7 @@ def start_time_of(request: pb.ConfirmScheduleRequest) -> datetime | None:
     try:
         return from_timestamp(request.start_time, request.HasField("start_time"))
     except ValueError as error:
-        raise InvalidValue(f"start_time is invalid: {error}") from None
+        raise InvalidValue(f"start_time is invalid: {error}", field="start_time") from None
 
 
 def status_filter(value: int) -> ScheduleStatus | None:

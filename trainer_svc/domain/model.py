@@ -36,16 +36,23 @@ class TimeSlot:
     @classmethod
     def of(cls, start: datetime | None, duration_minutes: int) -> TimeSlot:
         if start is None:
-            raise InvalidValue("start_time is required")
+            raise InvalidValue("start_time is required", reason="REQUIRED", field="start_time")
         if start.tzinfo is None:
-            raise InvalidValue("start_time must carry a time zone")
+            raise InvalidValue("start_time must carry a time zone", field="start_time")
         if not 1 <= duration_minutes <= MAX_DURATION_MINUTES:
             raise InvalidValue(
                 f"duration_minutes must be between 1 and {MAX_DURATION_MINUTES}, "
-                f"got {duration_minutes}"
+                f"got {duration_minutes}",
+                reason="OUT_OF_RANGE",
+                field="duration_minutes",
+                metadata={"min": "1", "max": str(MAX_DURATION_MINUTES)},
             )
         if start > _LATEST_START:
-            raise InvalidValue(f"start_time {start.isoformat()} is too far in the future")
+            raise InvalidValue(
+                f"start_time {start.isoformat()} is too far in the future",
+                reason="OUT_OF_RANGE",
+                field="start_time",
+            )
         return cls(start.astimezone(UTC), duration_minutes)
 
     @property
@@ -67,7 +74,7 @@ class ClassResult:
     text: str
 
     def __post_init__(self) -> None:
-        text = require_text("result", self.text, max_length=MAX_RESULT_LENGTH)
+        text = require_text("result", self.text, max_length=MAX_RESULT_LENGTH, multiline=True)
         object.__setattr__(self, "text", text)
 
     def __str__(self) -> str:
@@ -75,56 +82,102 @@ class ClassResult:
 
 
 class ScheduleNotFound(NotFound):
+    default_reason = "SCHEDULE_NOT_FOUND"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"no schedule for order {order_id}")
+        super().__init__(f"no schedule for order {order_id}", metadata={"order_id": order_id})
 
 
 class ScheduleOfAnotherTrainer(IllegalTransition):
     """The schedule moved to another trainer after the caller last saw it."""
 
+    default_reason = "SCHEDULE_OF_ANOTHER_TRAINER"
+
     def __init__(self, order_id: str, holder: str, trainer_id: str) -> None:
         super().__init__(
-            f"schedule of order {order_id} is held by trainer {holder!r}, not {trainer_id!r}"
+            f"schedule of order {order_id} is held by trainer {holder!r}, not {trainer_id!r}",
+            metadata={"order_id": order_id},
         )
 
 
+def _slot_metadata(prefix: str, slot: TimeSlot | None) -> dict[str, str]:
+    if slot is None:
+        return {}
+    return {
+        f"{prefix}start_time": slot.start.isoformat().replace("+00:00", "Z"),
+        f"{prefix}end_time": slot.end.isoformat().replace("+00:00", "Z"),
+    }
+
+
 class TrainerDoubleBooked(IllegalTransition):
+    """The slot overlaps another booked schedule of the trainer; the metadata names it
+    (``clashing_order_id``, ``clashing_start_time``, ``clashing_end_time``)."""
+
+    default_reason = "SCHEDULE_CLASH"
+
     def __init__(self, trainer_id: str, slot: TimeSlot, clash: Schedule) -> None:
         super().__init__(
             f"trainer {trainer_id!r} is already booked at {clash.slot} for order {clash.order_id}; "
-            f"{slot} overlaps it"
+            f"{slot} overlaps it",
+            metadata={
+                "trainer_id": trainer_id,
+                "clashing_order_id": clash.order_id,
+                **_slot_metadata("clashing_", clash.slot),
+            },
         )
 
 
 class ScheduleAlreadyConfirmed(IllegalTransition):
+    default_reason = "SCHEDULE_ALREADY_CONFIRMED"
+
     def __init__(self, schedule: Schedule) -> None:
         super().__init__(
             f"schedule of order {schedule.order_id} is already confirmed for {schedule.slot}; "
-            "a confirmed schedule cannot be moved"
+            "a confirmed schedule cannot be moved",
+            metadata={"order_id": schedule.order_id, **_slot_metadata("", schedule.slot)},
         )
 
 
 class ScheduleNotConfirmed(IllegalTransition):
+    default_reason = "SCHEDULE_NOT_CONFIRMED"
+
     def __init__(self, schedule: Schedule) -> None:
         super().__init__(
             f"schedule of order {schedule.order_id} is {schedule.status.value}; "
-            "a class result needs a confirmed schedule"
+            "a class result needs a confirmed schedule",
+            metadata={
+                "order_id": schedule.order_id,
+                "schedule_status": f"SCHEDULE_STATUS_{schedule.status.value}",
+            },
         )
 
 
 class ScheduleWasCancelled(IllegalTransition):
+    default_reason = "SCHEDULE_CANCELLED"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"schedule of order {order_id} was cancelled")
+        super().__init__(
+            f"schedule of order {order_id} was cancelled", metadata={"order_id": order_id}
+        )
 
 
 class ClassAlreadyHeld(IllegalTransition):
+    default_reason = "CLASS_ALREADY_HELD"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"schedule of order {order_id}: class already held")
+        super().__init__(
+            f"schedule of order {order_id}: class already held", metadata={"order_id": order_id}
+        )
 
 
 class ClassResultAlreadyRegistered(IllegalTransition):
+    default_reason = "CLASS_RESULT_ALREADY_REGISTERED"
+
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"a different class result is already registered for order {order_id}")
+        super().__init__(
+            f"a different class result is already registered for order {order_id}",
+            metadata={"order_id": order_id},
+        )
 
 
 @dataclass(kw_only=True)
@@ -175,7 +228,9 @@ class Schedule(Aggregate):
         The cancelled schedule is kept (without a trainer) so a late assignment does not
         open it again.
         """
-        reason = require_text("reason", reason, max_length=MAX_REASON_LENGTH, required=False)
+        reason = require_text(
+            "reason", reason, max_length=MAX_REASON_LENGTH, required=False, multiline=True
+        )
         schedule = cls(
             order_id=order_id,
             trainer_id="",
@@ -273,7 +328,9 @@ class Schedule(Aggregate):
 
         Cancelling a cancelled schedule changes nothing; a held class stays held.
         """
-        reason = require_text("reason", reason, max_length=MAX_REASON_LENGTH, required=False)
+        reason = require_text(
+            "reason", reason, max_length=MAX_REASON_LENGTH, required=False, multiline=True
+        )
         if self.status is ScheduleStatus.CANCELLED:
             return
         if self.status is ScheduleStatus.CLASS_COMPLETED:
