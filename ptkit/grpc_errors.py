@@ -4,8 +4,9 @@
 A refusal is a ``google.rpc.Status``: the code from :data:`STATUS_FOR_ERROR`, the
 error's message, an ``ErrorInfo`` (the error's ``reason``, the platform's domain, its
 ``metadata``) and, when the error names a request field, a ``BadRequest`` with one field
-violation. grpcio-status puts it in the ``grpc-status-details-bin`` trailer, which
-Envoy's transcoder renders as the ``details`` of an HTTP caller's JSON body.
+violation (the field, the message as its description, the same reason). grpcio-status
+puts it in the ``grpc-status-details-bin`` trailer, which Envoy's transcoder renders as
+the ``details`` of an HTTP caller's JSON body.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def rpc_status_of(error: DomainError, code: grpc.StatusCode) -> status_pb2.Statu
     ]
     if error.field:
         violation = error_details_pb2.BadRequest.FieldViolation(
-            field=error.field, description=message
+            field=error.field, description=message, reason=error.reason
         )
         details.append(error_details_pb2.BadRequest(field_violations=[violation]))
     return status_pb2.Status(
