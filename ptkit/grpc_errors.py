@@ -28,15 +28,6 @@ from ptkit.domain import (
 ERROR_DOMAIN = "ptplatform.dev"
 """ErrorInfo.domain of every error the platform's services make."""
 
-STATUS_FOR_ERROR: dict[type[Exception], grpc.StatusCode] = {
-    InvalidValue: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
-    ConcurrencyConflict: grpc.StatusCode.ABORTED,
-    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
-    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-}
-
 
 class InternalError(DomainError):
     """What a caller learns of a bug: nothing but that it happened (the service logs it)."""
@@ -47,9 +38,25 @@ class InternalError(DomainError):
         super().__init__("internal error")
 
 
-def status_for(error: Exception) -> grpc.StatusCode | None:
+STATUS_FOR_ERROR: dict[type[Exception], grpc.StatusCode] = {
+    InvalidValue: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    IllegalTransition: grpc.StatusCode.FAILED_PRECONDITION,
+    ConcurrencyConflict: grpc.StatusCode.ABORTED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    InternalError: grpc.StatusCode.INTERNAL,
+}
+
+
+def status_for(error: BaseException) -> grpc.StatusCode | None:
     """The status code of a known business error (by its nearest base class), else None."""
-    for cls in type(error).__mro__:
+    return code_for(type(error))
+
+
+def code_for(error_type: type[BaseException]) -> grpc.StatusCode | None:
+    """The status code of an error class (by its nearest base class in the table)."""
+    for cls in error_type.__mro__:
         if cls in STATUS_FOR_ERROR:
             return STATUS_FOR_ERROR[cls]
     return None

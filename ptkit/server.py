@@ -29,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from ptkit import metrics
 from ptkit.auth import TokenVerifier, bind_caller, unbind_caller
 from ptkit.domain import DomainError
-from ptkit.grpc_errors import InternalError, grpc_status_of, status_for
+from ptkit.grpc_errors import STATUS_FOR_ERROR, InternalError, grpc_status_of, status_for
 from ptkit.wire import Undecodable, tolerant
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         code = status_for(error)
         if code is None or not isinstance(error, DomainError):
             log.exception("unexpected error", extra={"method": method})
-            error, code = InternalError(), grpc.StatusCode.INTERNAL
+            error = InternalError()
+            code = STATUS_FOR_ERROR[InternalError]
         else:
             log.info(
                 "call refused",
