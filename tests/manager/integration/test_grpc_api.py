@@ -21,6 +21,7 @@ from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as pb
 from ptplatform.manager.v1 import manager_service_pb2_grpc as pb_grpc
 from tests.helpers import bearer, database, serving
+from tests.rpc_details import refusal_of
 
 START = datetime(2025, 3, 10, 18, 0, tzinfo=UTC)
 MANAGER = (Role.MANAGER, "manager-1")
@@ -378,3 +379,72 @@ class NoSchedule:
 class HeldClass:
     async def cancel_schedule(self, order_id: str, reason: str) -> None:
         raise ScheduleCancelRefused("class already held")
+
+
+# -- structured errors (AIP-193) ------------------------------------------------------------
+
+
+async def refusal(call: object) -> tuple[str, list[str], dict[str, str]]:
+    """(ErrorInfo reason, BadRequest fields, ErrorInfo metadata) of a refused call."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    refused = refusal_of(caught.value)
+    return refused.info.reason, refused.fields, dict(refused.info.metadata)
+
+
+async def test_an_assignment_refusal_says_which_thing_is_missing_or_in_the_way(
+    api: ManagerApi,
+) -> None:
+    kim, gone = await api.trainer("Kim"), await api.trainer("Gone", active=False)
+    order_id, unknown = await api.placed_order(), str(uuid.uuid4())
+    cancelled = str(uuid.uuid4())
+    await handlers.cancel_assignment_on_order_cancelled(
+        handlers.OrderCancelled(cancelled, "oops"), api.uow, NoSchedule()
+    )
+
+    def assign(order: str, trainer: str) -> object:
+        request = pb.AssignTrainerRequest(order_id=order, trainer_id=trainer)
+        return api.stub.AssignTrainer(request, metadata=api.auth(*MANAGER))
+
+    assert await refusal(assign(unknown, kim)) == (
+        "ASSIGNMENT_NOT_FOUND",
+        [],
+        {"order_id": unknown},
+    )
+    assert await refusal(assign(order_id, unknown)) == (
+        "TRAINER_NOT_FOUND",
+        [],
+        {"trainer_id": unknown},
+    )
+    assert await refusal(assign(order_id, gone)) == ("TRAINER_INACTIVE", [], {"trainer_id": gone})
+    assert await refusal(assign(cancelled, kim)) == (
+        "ASSIGNMENT_CLOSED",
+        [],
+        {"order_id": cancelled},
+    )
+    assert await refusal(assign("nope", kim)) == ("INVALID_ID", ["order_id"], {})
+
+
+async def test_a_trainer_name_with_a_control_character_names_the_field(api: ManagerApi) -> None:
+    call = api.stub.RegisterTrainer(
+        pb.RegisterTrainerRequest(name="Kim\x1b[2J"), metadata=api.auth(*MANAGER)
+    )
+    reason, fields, metadata = await refusal(call)
+    assert (reason, fields, metadata) == (
+        "INVALID_CHARACTERS",
+        ["name"],
+        {"character": "U+001B", "position": "3"},
+    )
+
+
+async def test_a_customer_registering_a_trainer_is_told_the_roles_that_may(
+    api: ManagerApi,
+) -> None:
+    call = api.stub.RegisterTrainer(
+        pb.RegisterTrainerRequest(name="Kim"), metadata=api.auth(*CUSTOMER)
+    )
+    assert await refusal(call) == (
+        "ROLE_NOT_ALLOWED",
+        [],
+        {"role": "customer", "allowed_roles": "manager"},
+    )

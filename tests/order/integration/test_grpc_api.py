@@ -19,6 +19,7 @@ from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
 from tests.helpers import bearer, database, outbox_envelopes, serving
+from tests.rpc_details import refusal_of
 
 CODE = grpc.StatusCode
 
@@ -186,3 +187,58 @@ async def test_a_call_without_a_valid_token_is_unauthenticated(api: OrderApi) ->
         CODE.UNAUTHENTICATED,
         "invalid token",
     )
+
+
+# -- structured errors (AIP-193) ------------------------------------------------------------
+
+
+async def refusal(call: object) -> tuple[str, list[str], dict[str, str]]:
+    """(ErrorInfo reason, BadRequest fields, ErrorInfo metadata) of a refused call."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call  # type: ignore[misc]
+    refused = refusal_of(caught.value)
+    return refused.info.reason, refused.fields, dict(refused.info.metadata)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "reason"),
+    [
+        ({"customer_name": "Al\x00ice"}, "customer_name", "INVALID_CHARACTERS"),
+        ({"class_name": "Yoga\tFlow"}, "class_name", "INVALID_CHARACTERS"),
+        ({"class_name": " "}, "class_name", "REQUIRED"),
+        ({"customer_name": "x" * 101}, "customer_name", "TOO_LONG"),
+        ({"customer_id": "bob smith"}, "customer_id", "INVALID_ID"),
+    ],
+)
+async def test_a_bad_order_names_the_field_and_writes_nothing(
+    api: OrderApi, fields: dict[str, str], field: str, reason: str
+) -> None:
+    request = pb.PlaceOrderRequest(customer_id="alice", customer_name="Alice", class_name="Yoga")
+    for name, value in fields.items():
+        setattr(request, name, value)
+    call = api.stub.PlaceOrder(request, metadata=api.as_(Role.MANAGER, "kim"))
+    found, named, _ = await refusal(call)
+    assert (found, named) == (reason, [field])
+    assert await api.outbox() == []
+
+
+async def test_order_refusals_name_the_order(api: OrderApi) -> None:
+    order = await api.place("alice")
+    alice = api.as_(Role.CUSTOMER, "alice")
+    unknown = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
+    missing = api.stub.GetOrder(pb.GetOrderRequest(order_id=unknown), metadata=alice)
+    assert await refusal(missing) == ("ORDER_NOT_FOUND", [], {"order_id": unknown})
+    cancel = pb.CancelOrderRequest(order_id=order.order_id, reason="first line\nsecond line")
+    assert (await api.stub.CancelOrder(cancel, metadata=alice)).cancel_reason == (
+        "first line\nsecond line"
+    )
+    again = api.stub.CancelOrder(cancel, metadata=alice)
+    assert await refusal(again) == (
+        "ORDER_ALREADY_CANCELLED",
+        [],
+        {"order_id": order.order_id},
+    )
+    bob = api.stub.GetOrder(
+        pb.GetOrderRequest(order_id=order.order_id), metadata=api.as_(Role.CUSTOMER, "bob")
+    )
+    assert await refusal(bob) == ("PERMISSION_DENIED", [], {"role": "customer"})

@@ -28,6 +28,7 @@ from status_svc.domain.events import ObservedEvent
 from status_svc.main import serve
 from tests.conftest import NatsServer
 from tests.helpers import bearer, eventually
+from tests.rpc_details import refusal_of
 from tests.status.flows import OrderFlow, envelope_of, subject_of
 
 CODE = grpc.StatusCode
@@ -489,3 +490,33 @@ async def test_a_call_without_a_token_is_unauthenticated(stub: pb_grpc.StatusSer
         await stub.ListOrderStatuses(pb.ListOrderStatusesRequest())
     with refused(CODE.UNAUTHENTICATED, "missing bearer token"):
         await stub.WatchNotifications(pb.WatchNotificationsRequest(customer_id="alice")).read()
+
+
+# -- structured errors (AIP-193) ------------------------------------------------------------
+
+
+async def test_an_unknown_view_and_a_bad_id_are_told_apart_by_their_reason(
+    stub: pb_grpc.StatusServiceStub, as_role: Callable
+) -> None:
+    unknown = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.GetOrderStatus(
+            pb.GetOrderStatusRequest(order_id=unknown), metadata=as_role(*MANAGER)
+        )
+    missing = refusal_of(caught.value)
+    assert (missing.code, missing.info.reason, dict(missing.info.metadata), missing.fields) == (
+        CODE.NOT_FOUND,
+        "ORDER_STATUS_NOT_FOUND",
+        {"order_id": unknown},
+        [],
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.ListClassResults(
+            pb.ListClassResultsRequest(customer_id="al\x00ice"), metadata=as_role(*MANAGER)
+        )
+    bad = refusal_of(caught.value)
+    assert (bad.code, bad.info.reason, bad.fields) == (
+        CODE.INVALID_ARGUMENT,
+        "INVALID_ID",
+        ["customer_id"],
+    )

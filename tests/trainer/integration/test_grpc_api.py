@@ -30,6 +30,7 @@ from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 from tests.conftest import NatsServer
 from tests.helpers import bearer, eventually, wait_for
+from tests.rpc_details import refusal_of
 from trainer_svc.main import DEFAULT_PORT, serve
 
 TEN = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)
@@ -557,3 +558,118 @@ async def test_python_m_trainer_svc_serves_on_the_configured_port_and_stops_on_s
     finally:
         process.stop()
     assert '"msg": "stopped"' in process.log_file.read_text()
+
+
+# -- structured errors (AIP-193) ------------------------------------------------------------
+
+
+async def refusal(call: Awaitable[object]) -> tuple[str, list[str], dict[str, str]]:
+    """(ErrorInfo reason, BadRequest fields, ErrorInfo metadata) of a refused call."""
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    refused = refusal_of(raised.value)
+    return refused.info.reason, refused.fields, dict(refused.info.metadata)
+
+
+async def test_an_overlapping_confirmation_names_the_clashing_schedule(
+    service: TrainerService,
+) -> None:
+    trainer = new_trainer()
+    first, second = await service.requested(trainer), await service.requested(trainer)
+    await service.confirm(first, trainer, TEN, 60)
+    clash = service.confirm(second, trainer, TEN + timedelta(minutes=30), 60)
+    assert await refusal(clash) == (
+        "SCHEDULE_CLASH",
+        [],
+        {
+            "trainer_id": trainer,
+            "clashing_order_id": first,
+            "clashing_start_time": "2027-03-01T10:00:00Z",
+            "clashing_end_time": "2027-03-01T11:00:00Z",
+        },
+    )
+
+
+async def test_refusals_of_the_schedule_state_say_which_state(service: TrainerService) -> None:
+    trainer = new_trainer()
+    order_id = await service.requested(trainer)
+    as_trainer = service.metadata("trainer", trainer)
+    early = service.stub.RegisterClassResult(
+        pb.RegisterClassResultRequest(order_id=order_id, result="ok"), metadata=as_trainer
+    )
+    assert await refusal(early) == (
+        "SCHEDULE_NOT_CONFIRMED",
+        [],
+        {"order_id": order_id, "schedule_status": "SCHEDULE_STATUS_REQUESTED"},
+    )
+    await service.confirm(order_id, trainer, TEN, 60)
+    moved = service.confirm(order_id, trainer, TEN + timedelta(hours=2), 60)
+    assert await refusal(moved) == (
+        "SCHEDULE_ALREADY_CONFIRMED",
+        [],
+        {
+            "order_id": order_id,
+            "start_time": "2027-03-01T10:00:00Z",
+            "end_time": "2027-03-01T11:00:00Z",
+        },
+    )
+
+
+FIELD_AT_FAULT = [
+    ("ConfirmSchedule", pb.ConfirmScheduleRequest(start_time=START), "order_id", "REQUIRED"),
+    (
+        "ConfirmSchedule",
+        pb.ConfirmScheduleRequest(order_id="o-1", start_time=START, duration_minutes=60),
+        "order_id",
+        "INVALID_ID",
+    ),
+    (
+        "ConfirmSchedule",
+        pb.ConfirmScheduleRequest(order_id=UNKNOWN, duration_minutes=60),
+        "start_time",
+        "REQUIRED",
+    ),
+    (
+        "ConfirmSchedule",
+        pb.ConfirmScheduleRequest(order_id=UNKNOWN, start_time=START, duration_minutes=481),
+        "duration_minutes",
+        "OUT_OF_RANGE",
+    ),
+    (
+        "ConfirmSchedule",
+        pb.ConfirmScheduleRequest(
+            order_id=UNKNOWN, start_time=Timestamp(seconds=10**13), duration_minutes=60
+        ),
+        "start_time",
+        "INVALID_VALUE",
+    ),
+    (
+        "RegisterClassResult",
+        pb.RegisterClassResultRequest(order_id=UNKNOWN, result="good\x00"),
+        "result",
+        "INVALID_CHARACTERS",
+    ),
+    (
+        "RegisterClassResult",
+        pb.RegisterClassResultRequest(order_id=UNKNOWN, result="x" * 2001),
+        "result",
+        "TOO_LONG",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "request_message", "field", "reason"), FIELD_AT_FAULT)
+async def test_bad_input_names_the_field_in_a_bad_request(
+    service: TrainerService, method: str, request_message: object, field: str, reason: str
+) -> None:
+    call = getattr(service.stub, method)(request_message, metadata=service.metadata("trainer", "k"))
+    found, fields, _ = await refusal(call)
+    assert (found, fields) == (reason, [field])
+
+
+async def test_a_multi_line_class_result_is_taken_and_an_unknown_schedule_named(
+    service: TrainerService,
+) -> None:
+    request = pb.RegisterClassResultRequest(order_id=UNKNOWN, result="Squats\n\t3 x 10")
+    call = service.stub.RegisterClassResult(request, metadata=service.metadata("trainer", "k"))
+    assert await refusal(call) == ("SCHEDULE_NOT_FOUND", [], {"order_id": UNKNOWN})
