@@ -23,7 +23,8 @@ def may_read_assignment(caller: Caller, assignment: Assignment) -> None:
     """A trainer reads only the assignment they hold; a manager any."""
     if caller.role is Role.TRAINER and assignment.trainer_id != caller.subject:
         raise PermissionDenied(
-            f"trainer {caller.subject!r} is not assigned to order {assignment.order_id}"
+            f"trainer {caller.subject!r} is not assigned to order {assignment.order_id}",
+            metadata={"role": caller.role.value},
         )
 
 

@@ -20,7 +20,8 @@ def may_read(caller: Caller, view: OrderStatusView) -> None:
             allowed = view.trainer_id == caller.subject
     if not allowed:
         raise PermissionDenied(
-            f"{caller.role.value} {caller.subject!r} may not read order {view.order_id}"
+            f"{caller.role.value} {caller.subject!r} may not read order {view.order_id}",
+            metadata={"role": caller.role.value},
         )
 
 
