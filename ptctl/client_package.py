@@ -40,8 +40,10 @@ def build_wheel(out_dir: Path, root: Path = ROOT, staging: Path | None = None) -
     out_dir.mkdir(parents=True, exist_ok=True)
     before = set(out_dir.glob("ptplatform_client-*.whl"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--wheel-dir", str(out_dir), str(staged)],
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"),
+            *("--no-build-isolation", "--wheel-dir", str(out_dir), str(staged)),
+        ],
         check=True,
     )
     built = sorted(set(out_dir.glob("ptplatform_client-*.whl")) - before) or sorted(before)

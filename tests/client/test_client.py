@@ -265,6 +265,6 @@ def test_an_error_without_details_keeps_its_code_and_message(client: Client) -> 
 def test_a_broken_watch_resumes_after_the_last_notification(client: Client, fakes: Fakes) -> None:
     received = [n.sequence for n in client.status.watch_notifications("alice", after_sequence=0)]
     assert received == [1, 2, 3]
-    first, again = fakes.calls["WatchNotifications"]
+    _, again = fakes.calls["WatchNotifications"]
     assert isinstance(again, status_pb.WatchNotificationsRequest)
     assert again.after_sequence == 2
