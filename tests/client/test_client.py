@@ -14,6 +14,11 @@ import pytest
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from ptplatform.order.v1 import order_service_pb2 as order_pb
+from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
+from ptplatform.status.v1 import status_service_pb2 as status_pb
+from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform_client import (
     Client,
     FailedPrecondition,
@@ -22,11 +27,6 @@ from ptplatform_client import (
     RetryPolicy,
     Unavailable,
 )
-
-from ptplatform.order.v1 import order_service_pb2 as order_pb
-from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
-from ptplatform.status.v1 import status_service_pb2 as status_pb
-from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 
 FAST = RetryPolicy(attempts=4, initial_backoff_s=0.001, max_backoff_s=0.002)
 ORDERS = [f"order-{n:03}" for n in range(7)]

@@ -12,9 +12,8 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime, timedelta
 
-from ptplatform_client import ApiError, Client, InvalidArgument
-
 from ptplatform.order.v1 import order_service_pb2 as order_pb
+from ptplatform_client import ApiError, Client, InvalidArgument
 
 
 def main(token: str, target: str = "127.0.0.1:8080") -> int:
