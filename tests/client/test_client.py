@@ -20,6 +20,7 @@ from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status_pb
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform_client import (
+    AsyncClient,
     Client,
     FailedPrecondition,
     InvalidArgument,
@@ -121,17 +122,22 @@ def fakes() -> Iterator[Fakes]:
 
 
 @pytest.fixture
-def client(fakes: Fakes) -> Iterator[Client]:
+def address(fakes: Fakes) -> Iterator[str]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     order_grpc.add_OrderServiceServicer_to_server(fakes, server)
     status_grpc.add_StatusServiceServicer_to_server(fakes, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        with Client(f"127.0.0.1:{port}", token="tok-1", retry=FAST) as client:
-            yield client
+        yield f"127.0.0.1:{port}"
     finally:
         server.stop(grace=None)
+
+
+@pytest.fixture
+def client(address: str) -> Iterator[Client]:
+    with Client(address, token="tok-1", retry=FAST) as client:
+        yield client
 
 
 # -- the token and request ids --------------------------------------------------------------
@@ -268,3 +274,56 @@ def test_a_broken_watch_resumes_after_the_last_notification(client: Client, fake
     _, again = fakes.calls["WatchNotifications"]
     assert isinstance(again, status_pb.WatchNotificationsRequest)
     assert again.after_sequence == 2
+
+
+# -- the asyncio variant --------------------------------------------------------------------
+
+
+async def test_the_async_client_sets_a_request_id_and_retries_a_placement_with_it(
+    address: str, fakes: Fakes
+) -> None:
+    fakes.failures["PlaceOrder"] = 1
+    async with AsyncClient(address, token="tok-1", retry=FAST) as client:
+        placed = await client.call(
+            client.order_service.PlaceOrder,
+            order_pb.PlaceOrderRequest(class_name="Yoga", customer_name="Alice"),
+        )
+    first, again = fakes.calls["PlaceOrder"]
+    assert isinstance(first, order_pb.PlaceOrderRequest)
+    assert isinstance(again, order_pb.PlaceOrderRequest)
+    assert uuid.UUID(first.request_id).version == 4
+    assert again.request_id == first.request_id
+    assert placed.order_id == f"for-{first.request_id}"
+    assert set(fakes.tokens) == {"Bearer tok-1"}
+
+
+async def test_the_async_client_sends_a_command_without_request_id_once(
+    address: str, fakes: Fakes
+) -> None:
+    fakes.failures["CancelOrder"] = 1
+    async with AsyncClient(address, retry=FAST) as client:
+        with pytest.raises(Unavailable):
+            await client.call(
+                client.order_service.CancelOrder, order_pb.CancelOrderRequest(order_id="o-1")
+            )
+    assert len(fakes.calls["CancelOrder"]) == 1
+
+
+async def test_the_async_client_pages_and_raises_typed_errors(address: str) -> None:
+    async with AsyncClient(address, retry=FAST) as client:
+        listed = [
+            order.order_id
+            async for order in client.items(
+                client.order_service.ListOrders,
+                order_pb.ListOrdersRequest(page_size=3),
+                lambda page: page.orders,
+            )
+        ]
+        assert listed == ORDERS
+        with pytest.raises(InvalidArgument) as refused:
+            await client.call(
+                client.order_service.GetOrder,
+                order_pb.GetOrderRequest(order_id="bad"),
+                idempotent=True,
+            )
+    assert (refused.value.reason, refused.value.fields) == ("FIELD_REQUIRED", ("class_name",))

@@ -12,6 +12,7 @@
 The generated messages and stubs are in ``ptplatform.<context>.v1`` (installed with it).
 """
 
+from ptplatform_client.aio import AsyncClient
 from ptplatform_client.client import Client, new_request_id, timestamp
 from ptplatform_client.errors import (
     AlreadyExists,
@@ -33,6 +34,7 @@ __all__ = [
     "NO_RETRY",
     "AlreadyExists",
     "ApiError",
+    "AsyncClient",
     "Client",
     "DeadlineExceeded",
     "FailedPrecondition",

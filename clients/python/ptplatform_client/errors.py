@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -101,9 +102,13 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
 }
 
 
+Call = grpc.Call | grpc.aio.AioRpcError
+"""A finished call, of the blocking or the asyncio API: a code, details, trailers."""
+
+
 def api_error(error: grpc.RpcError) -> ApiError:
     """The :class:`ApiError` (or its subclass for the code) of a failed call."""
-    call = error if isinstance(error, grpc.Call) else None
+    call = error if isinstance(error, grpc.Call | grpc.aio.AioRpcError) else None
     code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
     message = (call.details() if call is not None else None) or ""
     status = _rich_status(call)
@@ -127,11 +132,12 @@ def api_error(error: grpc.RpcError) -> ApiError:
     )
 
 
-def _rich_status(call: grpc.Call | None) -> status_pb2.Status | None:
+def _rich_status(call: Call | None) -> status_pb2.Status | None:
     if call is None:
         return None
     try:
-        status: status_pb2.Status | None = rpc_status.from_call(call)
+        # an AioRpcError has the finished call's code, details and trailers as a grpc.Call
+        status: status_pb2.Status | None = rpc_status.from_call(cast(grpc.Call, call))
     except ValueError:  # details that contradict the code or message: not trusted
         return None
     return status

@@ -8,9 +8,10 @@ reaches the caller, who decides.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -63,9 +64,23 @@ class RetryPolicy:
                     raise
             self.sleep(retry, sleep)
 
+    async def run_async(self, attempt: Callable[[], Awaitable[T]], *, idempotent: bool) -> T:
+        """:meth:`run` for a coroutine: the same rules, waiting with asyncio.sleep."""
+        retry = 0
+        while True:
+            try:
+                return await attempt()
+            except grpc.RpcError as error:
+                retry += 1
+                if not (idempotent and retry < self.attempts and _code(error) in self.codes):
+                    raise
+            await asyncio.sleep(random.uniform(0, self.backoff_s(retry)))
+
 
 NO_RETRY = RetryPolicy(attempts=1)
 
 
 def _code(error: grpc.RpcError) -> grpc.StatusCode | None:
-    return error.code() if isinstance(error, grpc.Call) else None
+    if isinstance(error, grpc.Call | grpc.aio.AioRpcError):
+        return error.code()
+    return None
