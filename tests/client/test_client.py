@@ -149,11 +149,11 @@ def test_every_call_carries_the_bearer_token(client: Client, fakes: Fakes) -> No
     assert fakes.tokens and set(fakes.tokens) == {"Bearer tok-1"}
 
 
-def test_a_token_function_is_asked_for_every_call(fakes: Fakes, client: Client) -> None:
+def test_a_token_function_is_asked_for_every_call(address: str, fakes: Fakes) -> None:
     issued = iter(["tok-a", "tok-b"])
-    client._token = lambda: next(issued)
-    client.orders.cancel("o-1")
-    client.orders.cancel("o-2")
+    with Client(address, token=lambda: next(issued)) as client:
+        client.orders.cancel("o-1")
+        client.orders.cancel("o-2")
     assert fakes.tokens == ["Bearer tok-a", "Bearer tok-b"]
 
 
