@@ -9,7 +9,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := build/.proto.stamp
 DESCRIPTOR := build/ptplatform.pb
 
-.PHONY: run test proto lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config mutation
+.PHONY: run test proto lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config mutation client
 
 run: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl run
@@ -50,7 +50,7 @@ $(MUTATION_STAMP): $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[tools,dev]'
+	$(PY) -m pip install --quiet --config-settings editable_mode=compat -e '.[tools,dev]' -e clients/python
 	touch $@
 
 # Python + gRPC code into ./ptplatform (git-ignored) and the descriptor set Envoy's transcoder reads.
@@ -58,6 +58,11 @@ $(GEN_STAMP): $(PROTOS) ptctl/protogen.py $(STAMP)
 	rm -rf ptplatform && mkdir -p build
 	$(PY) -m ptctl.protogen protos . $(DESCRIPTOR)
 	touch $@
+
+# The typed Python client (clients/python, docs/client.md): its package with the generated
+# stubs and their .pyi files, built offline into build/dist/ptplatform_client-*.whl.
+client: $(STAMP) $(GEN_STAMP)
+	$(PY) -m ptctl.client_package build/dist
 
 # The committed contract baseline that `buf breaking` compares protos/ with: rewrite it
 # only for a deliberate, announced breaking change (or after additive changes, to record them).

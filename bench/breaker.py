@@ -33,17 +33,17 @@ from ptctl.launcher import Platform, PlatformConfig
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
 from tests.fault_kit import (
-    MANAGER_SVC_SUBJECT,
     CallOutcome,
     Desk,
     cancel_schedule_burst,
     cancels_retried,
     envoy_counters,
     internal_address,
+    manager_svc_metadata,
     set_fault_delay_percent,
     shed_by_breaker,
 )
-from tests.helpers import bearer, wait_for
+from tests.helpers import wait_for
 
 Row = tuple[str, str]
 
@@ -63,7 +63,7 @@ class Caller:
 
     def __init__(self, platform: Platform, channel: grpc.Channel) -> None:
         self.stub = trainer_grpc.TrainerServiceStub(channel)
-        self.metadata = bearer(platform.token("manager", MANAGER_SVC_SUBJECT))
+        self.metadata = manager_svc_metadata(platform)
 
     def call(self, timeout: float = 5.0) -> CallOutcome:
         started = time.monotonic()

@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_run
     )
     token = commands.add_parser("token", help="print a development JWT")
-    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument(
+        "--role", required=True, choices=[r.value for r in Role if r is not Role.SERVICE]
+    )
     token.add_argument("--subject", required=True, help="customer, trainer or manager id")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=cmd_token)

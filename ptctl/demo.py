@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
-
-import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from ptctl.keys import ensure_keys
 from ptctl.watch import NotificationWatcher
 from ptkit.auth import Role
 from ptkit.tokens import mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
-from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2 as order
-from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status
-from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
-from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
+from ptplatform_client import ApiError, Client, NotFound
 
 T = TypeVar("T")
 CUSTOMER = "alice"
@@ -36,9 +31,7 @@ def _poll(fetch: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
     while time.monotonic() < deadline:
         try:
             found = fetch()
-        except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
-                raise
+        except NotFound:
             found = None
         if found is not None:
             return found
@@ -46,37 +39,31 @@ def _poll(fetch: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-def _timestamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def _name(enum: object, value: int) -> str:
     return enum.Name(value).split("_STATUS_", 1)[-1]  # type: ignore[attr-defined]
 
 
 class Demo:
-    def __init__(self, channel: grpc.Channel, var_dir: Path) -> None:
-        keys = ensure_keys(var_dir / "jwt")
-        self.orders = order_grpc.OrderServiceStub(channel)
-        self.managers = manager_grpc.ManagerServiceStub(channel)
-        self.trainers = trainer_grpc.TrainerServiceStub(channel)
-        self.status = status_grpc.StatusServiceStub(channel)
-        self._keys = keys
-        self.customer = self._auth(Role.CUSTOMER, CUSTOMER)
-        self.manager = self._auth(Role.MANAGER, "manager-kim")
+    """The scenario through the typed client (ptplatform_client), one client per person."""
 
-    def _auth(self, role: Role, subject: str) -> tuple[tuple[str, str]]:
-        return (("authorization", f"Bearer {mint_token(self._keys, role, subject)}"),)
+    def __init__(self, gateway: str, var_dir: Path, clients: ExitStack) -> None:
+        self.gateway = gateway
+        self._keys = ensure_keys(var_dir / "jwt")
+        self._clients = clients
+        self.customer = self._client(Role.CUSTOMER, CUSTOMER)
+        self.manager = self._client(Role.MANAGER, "manager-kim")
+
+    def _token(self, role: Role, subject: str) -> str:
+        return mint_token(self._keys, role, subject)
+
+    def _client(self, role: Role, subject: str) -> Client:
+        return self._clients.enter_context(Client(self.gateway, token=self._token(role, subject)))
 
     def step(self, number: str, text: str) -> None:
         print(f"\n[{number}] {text}", flush=True)
 
     def show_view(self, order_id: str) -> None:
-        view = self.status.GetOrderStatus(
-            status.GetOrderStatusRequest(order_id=order_id), metadata=self.customer
-        )
+        view = self.customer.status.get_order(order_id)
         print(
             f"      view: order={_name(order.OrderStatus, view.order_status)}"
             f" assignment={_name(manager.AssignmentStatus, view.assignment_status)}"
@@ -90,85 +77,72 @@ class Demo:
         self, order_id: str, ok: Callable[[status.OrderStatus], bool], what: str
     ) -> None:
         def fetch() -> status.OrderStatus | None:
-            view = self.status.GetOrderStatus(
-                status.GetOrderStatusRequest(order_id=order_id), metadata=self.customer
-            )
+            view = self.customer.status.get_order(order_id)
             return view if ok(view) else None
 
         _poll(fetch, what)
         self.show_view(order_id)
 
     def trainer_on_roster(self) -> manager.Trainer:
-        roster = self.managers.ListTrainers(
-            manager.ListTrainersRequest(), metadata=self.manager
-        ).trainers
-        existing = next((t for t in roster if t.name == TRAINER_NAME and t.active), None)
-        return existing or self.managers.RegisterTrainer(
-            manager.RegisterTrainerRequest(name=TRAINER_NAME), metadata=self.manager
+        existing = next(
+            (t for t in self.manager.trainers.list() if t.name == TRAINER_NAME and t.active),
+            None,
         )
+        return existing or self.manager.trainers.register(TRAINER_NAME)
 
-    def free_slot(self, coach_auth: object, trainer_id: str) -> datetime:
+    def free_slot(self, coach: Client, trainer_id: str) -> datetime:
         """Tomorrow 10:00 UTC, one hour later for each schedule the trainer already holds."""
-        held = self.trainers.ListSchedules(
-            trainer.ListSchedulesRequest(trainer_id=trainer_id), metadata=coach_auth
-        )
+        held = sum(1 for _ in coach.schedules.list(trainer_id=trainer_id))
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
             hour=10, minute=0, second=0, microsecond=0
         )
-        return tomorrow + timedelta(hours=len(held.schedules))
+        return tomorrow + timedelta(hours=held)
 
-    def book(self, class_name: str, label: str) -> tuple[str, object]:
+    def book(self, class_name: str, label: str) -> tuple[str, Client]:
         self.step(
             f"{label}.1", f"Customer {CUSTOMER} places an order for '{class_name}' (PlaceOrder)"
         )
-        placed = self.orders.PlaceOrder(
-            order.PlaceOrderRequest(customer_name="Alice Kim", class_name=class_name),
-            metadata=self.customer,
-        )
+        placed = self.customer.orders.place(class_name=class_name, customer_name="Alice Kim")
         print(f"      order_id={placed.order_id} status={_name(order.OrderStatus, placed.status)}")
         self.view_until(
             placed.order_id, lambda v: v.assignment_status != 0, "the assignment to open"
         )
 
         self.step(f"{label}.2", f"Manager assigns trainer {TRAINER_NAME} (AssignTrainer)")
-        coach = self.trainer_on_roster()
-        coach_auth = self._auth(Role.TRAINER, coach.trainer_id)
-        self.managers.AssignTrainer(
-            manager.AssignTrainerRequest(order_id=placed.order_id, trainer_id=coach.trainer_id),
-            metadata=self.manager,
-        )
+        coach_id = self.trainer_on_roster().trainer_id
+        coach = self._client(Role.TRAINER, coach_id)
+        self.manager.assignments.assign(placed.order_id, coach_id)
         _poll(
-            lambda: self.trainers.GetSchedule(
-                trainer.GetScheduleRequest(order_id=placed.order_id), metadata=coach_auth
-            ),
+            lambda: coach.schedules.get(placed.order_id),
             "the trainer's schedule confirmation request",
         )
         self.show_view(placed.order_id)
 
-        slot = self.free_slot(coach_auth, coach.trainer_id)
+        slot = self.free_slot(coach, coach_id)
         self.step(
             f"{label}.3",
             f"Trainer confirms the schedule for {slot:%Y-%m-%d %H:%M} UTC (ConfirmSchedule)",
         )
-        self.trainers.ConfirmSchedule(
-            trainer.ConfirmScheduleRequest(
-                order_id=placed.order_id, start_time=_timestamp(slot), duration_minutes=60
-            ),
-            metadata=coach_auth,
-        )
+        coach.schedules.confirm(placed.order_id, slot, 60)
         self.view_until(
             placed.order_id,
             lambda v: v.order_status == order.ORDER_STATUS_CONFIRMED,
             "the order to be confirmed",
         )
-        return placed.order_id, coach_auth
+        return placed.order_id, coach
+
+    def watcher(self) -> NotificationWatcher:
+        token = self._token(Role.CUSTOMER, CUSTOMER)
+        return NotificationWatcher(
+            self.customer.status.stub, CUSTOMER, lambda: (("authorization", f"Bearer {token}"),)
+        )
 
     def run(self) -> None:
-        order_id, coach_auth = self.book("Pilates 1:1", "1")
+        order_id, coach = self.book("Pilates 1:1", "1")
 
         self.step("1.4", "Customer watches notifications; trainer registers the class result")
         received: list[status.Notification] = []
-        watcher = NotificationWatcher(self.status, CUSTOMER, lambda: self.customer)
+        watcher = self.watcher()
         watcher.after = watcher.resume_point()  # from here on, reconnects miss nothing
 
         def listen() -> None:
@@ -179,12 +153,7 @@ class Demo:
 
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
-        self.trainers.RegisterClassResult(
-            trainer.RegisterClassResultRequest(
-                order_id=order_id, result="Great form; next time +5 kg"
-            ),
-            metadata=coach_auth,
-        )
+        coach.schedules.register_result(order_id, "Great form; next time +5 kg")
         listener.join(timeout=20)
         watcher.close()
         if not received:
@@ -198,9 +167,7 @@ class Demo:
 
         second, _ = self.book("Boxing basics", "2")
         self.step("2.4", "Customer cancels the confirmed order (CancelOrder)")
-        self.orders.CancelOrder(
-            order.CancelOrderRequest(order_id=second, reason="travelling"), metadata=self.customer
-        )
+        self.customer.orders.cancel(second, reason="travelling")
         self.view_until(
             second,
             lambda v: (
@@ -212,19 +179,17 @@ class Demo:
         )
 
         self.step("3", f"Customer {CUSTOMER} reads their class results (ListClassResults)")
-        results = self.status.ListClassResults(
-            status.ListClassResultsRequest(customer_id=CUSTOMER), metadata=self.customer
-        ).results
+        results: Iterator[status.ClassResult] = self.customer.status.class_results(CUSTOMER)
         for result in results:
             print(f"      {result.class_name} with {result.trainer_name}: {result.result}")
 
 
 def run_demo(gateway: str, var_dir: Path) -> int:
-    with grpc.insecure_channel(gateway) as channel:
+    with ExitStack() as clients:
         try:
-            Demo(channel, var_dir).run()
-        except grpc.RpcError as error:
-            print(f"\ndemo failed: {error.code().name}: {error.details()}")
+            Demo(gateway, var_dir, clients).run()
+        except ApiError as error:
+            print(f"\ndemo failed: {error}")
             return 1
         except TimeoutError as error:
             print(f"\ndemo failed: {error}")

@@ -1,10 +1,14 @@
-"""Generate Python/gRPC code and Envoy's descriptor set from ``protos/``.
+"""Generate Python/gRPC code, its type stubs and Envoy's descriptor set from ``protos/``.
+
+The stubs (``*_pb2.pyi``, ``*_pb2_grpc.pyi``) come from mypy-protobuf, so code using the
+messages and the service stubs (the client package, clients/python) type-checks strictly.
 
 Run by the Makefile: ``python -m ptctl.protogen PROTO_ROOT OUT_DIR DESCRIPTOR``.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -21,6 +25,15 @@ def include_paths() -> list[str]:
     return [str(well_known), str(googleapis)]
 
 
+def plugin(name: str) -> str:
+    """``--plugin`` for a protoc plugin installed beside this Python (the virtualenv's
+    bin/, which need not be on PATH)."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if path is None:
+        raise SystemExit(f"{name} not found: install mypy-protobuf (the tools extra)")
+    return f"--plugin={name}={path}"
+
+
 # Not ours, but the transcoder needs them to turn a google.rpc.Status with its details
 # (grpc-status-details-bin) into JSON for HTTP callers.
 ERROR_PROTOS = ("google/rpc/status.proto", "google/rpc/error_details.proto")
@@ -32,9 +45,12 @@ def generate(proto_root: Path, out_dir: Path, descriptor: Path) -> None:
     _protoc(
         [
             *args,
+            plugin("protoc-gen-mypy"),
+            plugin("protoc-gen-mypy_grpc"),
             f"--python_out={out_dir}",
-            f"--pyi_out={out_dir}",
+            f"--mypy_out={out_dir}",
             f"--grpc_python_out={out_dir}",
+            f"--mypy_grpc_out={out_dir}",
             *protos,
         ]
     )

@@ -24,6 +24,10 @@ class Role(enum.StrEnum):
     CUSTOMER = "customer"
     MANAGER = "manager"
     TRAINER = "trainer"
+    SERVICE = "service"
+    """Another service of the platform (manager_svc calling trainer_svc through the
+    internal listener), signed with the platform's service key, which the gateway does
+    not trust: no public caller has this role."""
 
 
 class Unauthenticated(DomainError):

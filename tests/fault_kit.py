@@ -18,6 +18,8 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ptctl.launcher import Platform
+from ptkit.auth import Role
+from ptkit.tokens import mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2 as order
@@ -37,6 +39,20 @@ ACTIVE_ASSIGNMENT = (
 NOT_THERE_YET = (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE)
 FAULT_DELAY_PERCENT_KEY = "fault.http.delay.fixed_delay_percent"
 MANAGER_SVC_SUBJECT = "manager_svc"
+
+
+def manager_svc_metadata(platform: Platform) -> tuple[tuple[str, str]]:
+    """manager_svc's token (the service role, signed with the platform's service key), for
+    calls on the internal listener as manager_svc makes them."""
+    trusted = platform.config.jwt
+    token = mint_token(
+        platform.service_keys,
+        Role.SERVICE,
+        MANAGER_SVC_SUBJECT,
+        issuer=trusted.issuer,
+        audience=trusted.audience,
+    )
+    return bearer(token)
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -222,7 +238,7 @@ def cancel_schedule_burst(
 ) -> list[CallOutcome]:
     """``calls`` concurrent CancelSchedule calls on the internal listener, as manager_svc
     makes them (its token), each timed from the burst's start to its answer."""
-    metadata = bearer(platform.token("manager", MANAGER_SVC_SUBJECT))
+    metadata = manager_svc_metadata(platform)
     answered_at: dict[int, float] = {}
 
     def stamp(number: int) -> Callable[[grpc.Future], None]:

@@ -53,7 +53,7 @@ class TrainerCallSettings:
 
 
 class ServiceToken:
-    """manager_svc's own short-lived manager token, minted with the platform's signing
+    """manager_svc's own short-lived service token, minted with the platform's signing
     key and minted again shortly before it expires."""
 
     def __init__(
@@ -80,7 +80,7 @@ class ServiceToken:
         if now >= self._expires_at - self.refresh_before_seconds:
             self._token = mint_token(
                 self.keys,
-                Role.MANAGER,
+                Role.SERVICE,
                 SERVICE_SUBJECT,
                 self.ttl_seconds,
                 self.issuer,

@@ -1,11 +1,12 @@
 """Who may do what with schedules: trainers work on their own schedules, managers read
-any and cancel them (manager_svc's CancelSchedule call)."""
+any and cancel them; manager_svc (the service role, through the internal listener) cancels
+them too, and alone may cancel one that does not exist yet."""
 
 from __future__ import annotations
 
 from ptkit.auth import Caller, Role
 from ptkit.validation import require_principal_id
-from trainer_svc.domain.model import Schedule
+from trainer_svc.domain.model import Schedule, ScheduleNotFound
 
 
 def may_work_on_schedules(caller: Caller) -> None:
@@ -18,7 +19,15 @@ def may_read_schedules(caller: Caller) -> None:
 
 
 def may_cancel_schedules(caller: Caller) -> None:
-    caller.require(Role.MANAGER)
+    caller.require(Role.MANAGER, Role.SERVICE)
+
+
+def may_cancel_before_assignment(caller: Caller, order_id: str) -> None:
+    """Only manager_svc, which saw the order cancelled, records the cancellation of a
+    schedule that does not exist yet (the event race); for anyone else, a public caller
+    among them, an order trainer_svc never heard of is not found, and nothing is written."""
+    if caller.role is not Role.SERVICE:
+        raise ScheduleNotFound(order_id)
 
 
 def may_use(caller: Caller, schedule: Schedule) -> None:

@@ -9,7 +9,13 @@ from ptkit.auth import Caller
 from ptkit.ports import Clock, utcnow
 from trainer_svc.application import access
 from trainer_svc.application.ports import UnitOfWork
-from trainer_svc.domain.model import ClassResult, Schedule, ScheduleStatus, TimeSlot
+from trainer_svc.domain.model import (
+    ClassResult,
+    Schedule,
+    ScheduleStatus,
+    TimeSlot,
+    cancel_reason,
+)
 
 
 @dataclass(frozen=True)
@@ -115,12 +121,15 @@ async def register_class_result(
 
 
 async def cancel_schedule(cmd: CancelSchedule, uow: UnitOfWork, now: Clock = utcnow) -> Schedule:
-    """A manager cancels the order's schedule. Cancelling an order that has no schedule
-    yet records a cancelled one, so the trainer assignment still on its way is ignored."""
+    """A manager, or manager_svc on OrderCancelled, cancels the order's schedule.
+    manager_svc cancelling an order that has no schedule yet records a cancelled one, so the
+    trainer assignment still on its way is ignored; anyone else gets ScheduleNotFound."""
     access.may_cancel_schedules(cmd.caller)
+    cancel_reason(cmd.reason)  # a bad reason is refused even for an unknown order
     async with uow:
         schedule = await uow.schedules.find(cmd.order_id)
         if schedule is None:
+            access.may_cancel_before_assignment(cmd.caller, cmd.order_id)
             schedule = Schedule.cancelled_before_assignment(
                 order_id=cmd.order_id, reason=cmd.reason, now=now()
             )

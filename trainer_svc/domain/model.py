@@ -22,6 +22,14 @@ MAX_REASON_LENGTH = 500
 
 _LATEST_START = datetime.max.replace(tzinfo=UTC) - timedelta(minutes=MAX_DURATION_MINUTES)
 
+
+def cancel_reason(text: str) -> str:
+    """Why a schedule is cancelled: optional free text, refused when too long."""
+    return require_text(
+        "reason", text, max_length=MAX_REASON_LENGTH, required=False, multiline=True
+    )
+
+
 BOOKED = tuple(status for status in ScheduleStatus if status.booked)
 """Statuses whose time slot the trainer is committed to."""
 
@@ -228,9 +236,7 @@ class Schedule(Aggregate):
         The cancelled schedule is kept (without a trainer) so a late assignment does not
         open it again.
         """
-        reason = require_text(
-            "reason", reason, max_length=MAX_REASON_LENGTH, required=False, multiline=True
-        )
+        reason = cancel_reason(reason)
         schedule = cls(
             order_id=order_id,
             trainer_id="",
@@ -328,9 +334,7 @@ class Schedule(Aggregate):
 
         Cancelling a cancelled schedule changes nothing; a held class stays held.
         """
-        reason = require_text(
-            "reason", reason, max_length=MAX_REASON_LENGTH, required=False, multiline=True
-        )
+        reason = cancel_reason(reason)
         if self.status is ScheduleStatus.CANCELLED:
             return
         if self.status is ScheduleStatus.CLASS_COMPLETED:

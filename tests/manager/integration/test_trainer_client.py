@@ -110,7 +110,7 @@ async def test_cancel_schedule_sends_order_reason_and_a_manager_token(
     assert (request.order_id, request.reason) == (ORDER_ID, "moved away")
     verifier = TokenVerifier(JwtSettings(keys.public_key, DEV_ISSUER, DEV_AUDIENCE))
     caller = verifier.caller_from(trainer_service.service.authorizations[0])
-    assert caller == Caller(subject=SERVICE_SUBJECT, role=Role.MANAGER)
+    assert caller == Caller(subject=SERVICE_SUBJECT, role=Role.SERVICE)
 
 
 async def test_unavailable_trainer_svc_is_retried_until_it_answers(

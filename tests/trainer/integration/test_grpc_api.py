@@ -175,10 +175,12 @@ async def test_trainer_assigned_on_jetstream_opens_a_requested_schedule(
 async def test_a_late_trainer_assigned_does_not_reopen_a_cancelled_schedule(
     service: TrainerService,
 ) -> None:
+    """manager_svc (the service role) cancelled the order before its TrainerAssigned
+    reached trainer_svc: the cancelled schedule it records keeps the late event out."""
     order_id = new_id()
     cancelled = await service.stub.CancelSchedule(
         pb.CancelScheduleRequest(order_id=order_id, reason="order cancelled"),
-        metadata=service.metadata("manager", "m-1"),
+        metadata=service.metadata("service", "manager_svc"),
     )
     assert (cancelled.status, cancelled.trainer_id) == (pb.SCHEDULE_STATUS_CANCELLED, "")
     await service.publish_trainer_assigned(order_id, new_trainer())
@@ -449,6 +451,22 @@ async def test_an_unknown_schedule_is_not_found(
     assert details == f"no schedule for order {UNKNOWN}"
 
 
+async def test_a_manager_cancelling_an_order_trainer_svc_never_heard_of_is_not_found(
+    service: TrainerService,
+) -> None:
+    """Only manager_svc records a cancellation ahead of its schedule; a manager's call
+    (the public API) on an unknown order writes nothing."""
+    order_id = new_id()
+    code, details = await failure(
+        service.stub.CancelSchedule(
+            pb.CancelScheduleRequest(order_id=order_id, reason="typo"),
+            metadata=service.metadata("manager", "m-1"),
+        )
+    )
+    assert (code, details) == (grpc.StatusCode.NOT_FOUND, f"no schedule for order {order_id}")
+    assert await service.find(order_id) is None
+
+
 # -- authorization --------------------------------------------------------------------------
 
 
@@ -501,7 +519,7 @@ async def test_only_a_manager_may_cancel_a_schedule_not_even_its_trainer(
         )
     )
     assert code is grpc.StatusCode.PERMISSION_DENIED
-    assert "role 'trainer' may not do this (needs manager)" in details
+    assert "role 'trainer' may not do this (needs manager or service)" in details
     schedule = await service.find(order_id)
     assert schedule is not None and schedule.status == pb.SCHEDULE_STATUS_REQUESTED
 

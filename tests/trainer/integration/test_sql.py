@@ -30,6 +30,7 @@ from trainer_svc.domain.model import (
 
 TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MANAGER = Caller("m-1", Role.MANAGER)
+MANAGER_SVC = Caller("manager_svc", Role.SERVICE)
 KIM = Caller("kim", Role.TRAINER)
 
 
@@ -223,7 +224,7 @@ async def test_cancel_before_assignment_survives_the_late_trainer_assigned(
 ) -> None:
     order_id = new_order_id()
     await handlers.cancel_schedule(
-        handlers.CancelSchedule(order_id, "order cancelled", MANAGER), unit_of_work(engine)
+        handlers.CancelSchedule(order_id, "order cancelled", MANAGER_SVC), unit_of_work(engine)
     )
     late = handlers.TrainerAssigned(order_id, "kim", "alice", "Pilates 1:1", 2)
     handling = unit_of_work(engine).handling(Causation("trainer_svc", "evt-1"))

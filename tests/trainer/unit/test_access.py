@@ -9,12 +9,13 @@ import pytest
 from ptkit.auth import Caller, PermissionDenied, Role
 from ptkit.domain import InvalidValue
 from trainer_svc.application import access
-from trainer_svc.domain.model import Schedule
+from trainer_svc.domain.model import Schedule, ScheduleNotFound
 
 KIM = Caller("kim", Role.TRAINER)
 LEE = Caller("lee", Role.TRAINER)
 MANAGER = Caller("m-1", Role.MANAGER)
 CUSTOMER = Caller("alice", Role.CUSTOMER)
+MANAGER_SVC = Caller("manager_svc", Role.SERVICE)
 KIMS = Schedule.request(
     order_id="o-1",
     trainer_id="kim",
@@ -46,10 +47,25 @@ def test_customers_read_no_schedules() -> None:
         access.may_read_schedules(CUSTOMER)
 
 
-def test_only_managers_cancel_schedules() -> None:
+def test_only_managers_and_manager_svc_cancel_schedules() -> None:
     access.may_cancel_schedules(MANAGER)
-    with pytest.raises(PermissionDenied, match="needs manager"):
+    access.may_cancel_schedules(MANAGER_SVC)
+    with pytest.raises(PermissionDenied, match="needs manager or service"):
         access.may_cancel_schedules(KIM)
+
+
+def test_only_manager_svc_cancels_a_schedule_that_does_not_exist_yet() -> None:
+    access.may_cancel_before_assignment(MANAGER_SVC, "o-1")
+    for caller in (MANAGER, KIM, CUSTOMER):
+        with pytest.raises(ScheduleNotFound, match="o-1"):
+            access.may_cancel_before_assignment(caller, "o-1")
+
+
+def test_the_service_role_reads_and_works_on_no_schedules() -> None:
+    with pytest.raises(PermissionDenied):
+        access.may_read_schedules(MANAGER_SVC)
+    with pytest.raises(PermissionDenied):
+        access.may_work_on_schedules(MANAGER_SVC)
 
 
 def test_a_trainer_lists_their_own_schedules_by_default() -> None:

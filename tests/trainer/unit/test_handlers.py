@@ -16,6 +16,8 @@ TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
 
 MANAGER = Caller("m-1", Role.MANAGER)
+MANAGER_SVC = Caller("manager_svc", Role.SERVICE)
+"""manager_svc's CancelSchedule call on OrderCancelled, through the internal listener."""
 
 
 def trainer(trainer_id: str) -> Caller:
@@ -62,6 +64,23 @@ async def test_cancel_schedule_twice_publishes_once() -> None:
     assert again == first
     assert again.cancel_reason == "order cancelled"
     assert event_names(uow) == ["ScheduleCancelled"]
+
+
+async def test_manager_svc_cancels_an_open_schedule_as_a_manager_would() -> None:
+    uow = await opened(("o-1", "kim"))
+    cancelled = await handlers.cancel_schedule(
+        handlers.CancelSchedule("o-1", "order cancelled", MANAGER_SVC), uow
+    )
+    assert (cancelled.status, cancelled.trainer_id) == (ScheduleStatus.CANCELLED, "kim")
+    assert event_names(uow) == ["ScheduleCancelled"]
+
+
+async def test_a_manager_cancelling_an_unknown_order_is_not_found_and_writes_nothing() -> None:
+    uow = FakeUnitOfWork()
+    with pytest.raises(ScheduleNotFound, match="o-1"):
+        await handlers.cancel_schedule(handlers.CancelSchedule("o-1", "oops", MANAGER), uow)
+    assert uow.schedules.rows == {}
+    assert (uow.commits, uow.published) == (0, [])
 
 
 async def test_confirm_then_register_result_publishes_both_events() -> None:

@@ -4,7 +4,7 @@ of work: the schedule confirmation request."""
 from __future__ import annotations
 
 from tests.trainer.fakes import FakeTrainerUnitOfWork as FakeUnitOfWork
-from tests.trainer.unit.test_handlers import MANAGER, assigned, event_names, opened
+from tests.trainer.unit.test_handlers import MANAGER_SVC, assigned, event_names, opened
 from trainer_svc.application import handlers
 from trainer_svc.domain.model import ScheduleStatus
 
@@ -33,7 +33,7 @@ async def test_a_reassignment_moves_the_requested_schedule_and_a_stale_one_is_ig
 async def test_cancel_before_trainer_assigned_keeps_the_schedule_cancelled() -> None:
     uow = FakeUnitOfWork()
     cancelled = await handlers.cancel_schedule(
-        handlers.CancelSchedule("o-1", "order cancelled", MANAGER), uow
+        handlers.CancelSchedule("o-1", "order cancelled", MANAGER_SVC), uow
     )
     await handlers.open_schedule_on_trainer_assigned(assigned(), uow)
     assert cancelled.status is ScheduleStatus.CANCELLED
