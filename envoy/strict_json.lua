@@ -3,8 +3,7 @@
 -- The transcoder parses JSON leniently (single quotes, trailing commas, duplicate keys)
 -- and cannot refuse unknown body fields. This filter refuses, for HTTP/JSON callers of a
 -- known route, with HTTP 400/413/414 and the gRPC-status JSON shape:
---   * a URL over LIMITS.max_url_bytes (URI_TOO_LONG), URL and headers over
---     LIMITS.max_header_bytes (HEADERS_TOO_LARGE), a body over
+--   * a URL over LIMITS.max_url_bytes (URI_TOO_LONG) and a body over
 --     LIMITS.max_body_bytes (BODY_TOO_LARGE; a Content-Length over it is refused before
 --     the body is read);
 --   * an unknown or repeated query parameter (UNKNOWN_FIELD, DUPLICATE_FIELD);
@@ -475,14 +474,6 @@ local function check(handle)
   if #full > LIMITS.max_url_bytes then
     return refusal("URI_TOO_LONG", "", "the URL is longer than " .. LIMITS.max_url_bytes
       .. " bytes", { limit = tostring(LIMITS.max_url_bytes) })
-  end
-  local size = 0
-  for name, value in pairs(headers) do
-    size = size + #name + #value
-  end
-  if size > LIMITS.max_header_bytes then
-    return refusal("HEADERS_TOO_LARGE", "", "the URL and headers are larger than "
-      .. LIMITS.max_header_bytes .. " bytes", { limit = tostring(LIMITS.max_header_bytes) })
   end
   local path, query = full:match("^([^?]*)%??(.*)$")
   local route = route_of(headers:get(":method"), path)

@@ -81,18 +81,11 @@ class LimitSettings:
     max_request_body_bytes: int = 32 * 1024
     max_url_bytes: int = 8 * 1024
     max_request_headers_kb: int = 16
-    """URL and headers together, checked by the strict-input filter (431 with JSON)."""
-
-    @property
-    def codec_headers_kb(self) -> int:
-        """Envoy's own ``max_request_headers_kb``, twice the limit: HTTP/1's codec refuses
-        beyond it with a plain-text 431 that local_reply_config cannot reach, so the JSON
-        refusal is the filter's, below it. gRPC callers (not checked by the filter) are
-        held to this one."""
-        return 2 * self.max_request_headers_kb
+    """URL and headers together (Envoy's ``max_request_headers_kb``; over it: 431)."""
 
     def __post_init__(self) -> None:
-        forwarded = self.codec_headers_kb * 1024 + 4096
+        # the REST path travels twice (:path and x-envoy-original-path), plus Envoy's headers
+        forwarded = 2 * self.max_request_headers_kb * 1024 + 4096
         if forwarded > DEFAULT_MAX_METADATA_BYTES:
             raise ConfigError(
                 f"PT_GATEWAY_MAX_REQUEST_HEADERS_KB={self.max_request_headers_kb} is more than"
@@ -103,10 +96,6 @@ class LimitSettings:
 
 def max_request_headers_kb_allowed() -> int:
     return (DEFAULT_MAX_METADATA_BYTES - 4096) // 2048
-
-
-def _codec_limit(limits: LimitSettings) -> dict[str, int]:
-    return asdict(limits) | {"codec_headers_kb": limits.codec_headers_kb}
 
 
 @dataclass(frozen=True)
@@ -270,7 +259,7 @@ def render(
         route_timeout_s=settings.route_timeout_s,
         health_interval_s=settings.health_interval_s,
         rate_limit=asdict(settings.rate_limit),
-        limits=_codec_limit(limits),
+        limits=asdict(limits),
         local_replies=[
             {
                 "status": reply.status,
@@ -284,11 +273,7 @@ def render(
             "metadata_namespace": gateway_errors.METADATA_NAMESPACE,
             "source": strict_json.render_lua(
                 api,
-                strict_json.Limits(
-                    limits.max_request_body_bytes,
-                    limits.max_url_bytes,
-                    limits.max_request_headers_kb * 1024,
-                ),
+                strict_json.Limits(limits.max_request_body_bytes, limits.max_url_bytes),
             ),
         },
         services=services,

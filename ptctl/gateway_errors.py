@@ -57,12 +57,6 @@ STRICT_INPUT = (
         "the body is over `PT_GATEWAY_MAX_REQUEST_BODY_BYTES`",
     ),
     GatewayError(
-        "HEADERS_TOO_LARGE",
-        431,
-        INVALID_ARGUMENT,
-        "URL and headers over `PT_GATEWAY_MAX_REQUEST_HEADERS_KB`",
-    ),
-    GatewayError(
         "URI_TOO_LONG", 414, INVALID_ARGUMENT, "the URL is over `PT_GATEWAY_MAX_URL_BYTES`"
     ),
 )
@@ -91,7 +85,7 @@ class LocalReply:
             return None
         if self.plain:
             return json.dumps({"code": self.error.code, "message": self.message})
-        metadata = {"status": "%RESPONSE_CODE%"}
+        metadata: dict[str, str] = {}
         if self.error.reason in LIMIT_OF:
             metadata["limit"] = str(limits[LIMIT_OF[self.error.reason]])
         info = {

@@ -76,7 +76,6 @@ _WELL_KNOWN = {
 class Limits:
     max_body_bytes: int
     max_url_bytes: int
-    max_header_bytes: int
 
 
 def _is_map(field: FieldDescriptor) -> bool:
@@ -156,7 +155,7 @@ def query_parameters(rule: HttpRule) -> dict[str, dict[str, Any]]:
                     walk(field.message_type, f"{prefix}{field.name}.", depth + 1)
                 continue
             spec = {"repeated": True} if field.is_repeated else {}
-            for name in {field.name, field.json_name}:
+            for name in dict.fromkeys((field.name, field.json_name)):
                 params[prefix + name] = spec
 
     walk(rule.input, "", 1)
@@ -225,7 +224,6 @@ def render_lua(api: PublicApi, limits: Limits) -> str:
         "LIMITS": {
             "max_body_bytes": limits.max_body_bytes,
             "max_url_bytes": limits.max_url_bytes,
-            "max_header_bytes": limits.max_header_bytes,
             "max_depth": MAX_DEPTH,
             "domain": gateway_errors.DOMAIN,
             "field_violations": gateway_errors.FIELD_VIOLATIONS,
