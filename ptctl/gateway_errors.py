@@ -179,4 +179,5 @@ def method_not_allowed(template: str, allow: str) -> str:
         "metadata": {"allow": allow, "path": template},
     }
     message = f"{template} takes only {allow}"
-    return json.dumps({"code": METHOD_NOT_ALLOWED.code, "message": message, "details": [info]})
+    body = {"code": METHOD_NOT_ALLOWED.code, "message": message, "details": [info]}
+    return json.dumps(body, separators=(",", ":"))
