@@ -10,7 +10,10 @@ from pathlib import Path
 
 import jinja2
 
-from ptkit.config import Env
+from ptctl import gateway_errors, strict_json
+from ptctl.http_rules import PublicApi
+from ptkit.config import ConfigError, Env
+from ptkit.server import DEFAULT_MAX_METADATA_BYTES
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml.j2"
 
@@ -72,6 +75,30 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """What one request may send. Over a limit: 413, 414 or 431, never 429 (ADR 0008)."""
+
+    max_request_body_bytes: int = 32 * 1024
+    max_url_bytes: int = 8 * 1024
+    max_request_headers_kb: int = 16
+    """URL and headers together (Envoy's ``max_request_headers_kb``; over it: 431)."""
+
+    def __post_init__(self) -> None:
+        # the REST path travels twice (:path and x-envoy-original-path), plus Envoy's headers
+        forwarded = 2 * self.max_request_headers_kb * 1024 + 4096
+        if forwarded > DEFAULT_MAX_METADATA_BYTES:
+            raise ConfigError(
+                f"PT_GATEWAY_MAX_REQUEST_HEADERS_KB={self.max_request_headers_kb} is more than"
+                f" the services accept (the gateway forwards up to {forwarded} bytes of"
+                f" metadata, ServiceHost takes {DEFAULT_MAX_METADATA_BYTES})"
+            )
+
+
+def max_request_headers_kb_allowed() -> int:
+    return (DEFAULT_MAX_METADATA_BYTES - 4096) // 2048
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     endpoints: list[tuple[str, int]]
@@ -89,6 +116,7 @@ class GatewaySettings:
     route_timeout_s: float = 15.0
     health_interval_s: float = 1.0
     rate_limit: RateLimitSettings = RateLimitSettings()
+    limits: LimitSettings = LimitSettings()
     internal: InternalRouteSettings = field(default_factory=InternalRouteSettings)
 
     @classmethod
@@ -101,6 +129,18 @@ class GatewaySettings:
             rate_limit=RateLimitSettings(
                 burst=env.int("PT_RATE_LIMIT_BURST", 200, minimum=1),
                 per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 100, minimum=1),
+            ),
+            limits=LimitSettings(
+                max_request_body_bytes=env.int(
+                    "PT_GATEWAY_MAX_REQUEST_BODY_BYTES", 32 * 1024, minimum=1024
+                ),
+                max_url_bytes=env.int("PT_GATEWAY_MAX_URL_BYTES", 8 * 1024, minimum=256),
+                max_request_headers_kb=env.int(
+                    "PT_GATEWAY_MAX_REQUEST_HEADERS_KB",
+                    16,
+                    minimum=1,
+                    maximum=max_request_headers_kb_allowed(),
+                ),
             ),
             internal=InternalRouteSettings(
                 port=env.port("PT_INTERNAL_PORT", 8081),
@@ -129,17 +169,55 @@ class JwtGateway:
     jwks_file: Path
 
 
+def method_not_allowed_routes(api: PublicApi) -> list[dict[str, object]]:
+    """One route per REST path template: 405 with ``Allow`` (the methods its rules have),
+    the most literal template first (``/v1/orders/{order_id}:cancel`` before
+    ``/v1/orders/{order_id}``, whose variable segment would match it too)."""
+    paths = api.paths()
+    ordered = sorted(paths, key=lambda path: -len(strict_json.literal(path)))
+    routes: list[dict[str, object]] = []
+    for path in ordered:
+        allow = ", ".join(sorted({rule.verb for rule in paths[path]}))
+        routes.append(
+            {
+                "match": {"safe_regex": {"regex": paths[path][0].path_regex}},
+                "direct_response": {
+                    "status": 405,
+                    "body": {"inline_string": gateway_errors.method_not_allowed(path, allow)},
+                },
+                "response_headers_to_add": [
+                    {
+                        "header": {"key": key, "value": value},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                    for key, value in (("allow", allow), ("content-type", "application/json"))
+                ],
+            }
+        )
+    return routes
+
+
+def rest_routes(api: PublicApi) -> list[dict[str, object]]:
+    """The routes on REST paths, after the gRPC routes, in the order Envoy tries them.
+    Add direct responses of the gateway's own (documents, pages) here."""
+    return method_not_allowed_routes(api)
+
+
 def render(
     settings: GatewaySettings,
     endpoints: dict[str, list[tuple[str, int]]],
     descriptor: Path,
     jwt: JwtGateway,
     cluster_type: str = "STATIC",
+    api_descriptor: Path | None = None,
 ) -> str:
     """The Envoy config for the services in ``endpoints`` (context -> replica addresses).
 
     ``cluster_type`` STATIC takes the addresses as IPs; STRICT_DNS resolves each name to
     every address behind it (a Kubernetes headless Service: one host per pod).
+    ``descriptor`` is the path Envoy reads; the REST rules (routes, strict-input schema)
+    are read here from ``api_descriptor`` (default: the same file), for a config rendered
+    for another machine.
     """
     services = [
         {"name": name, "grpc_service": PUBLIC_SERVICES[name]}
@@ -161,6 +239,10 @@ def render(
                 settings.internal.outlier,
             )
         )
+    api = PublicApi.load(
+        api_descriptor or descriptor, tuple(service["grpc_service"] for service in services)
+    )
+    limits = settings.limits
     template = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE.parent),
         undefined=jinja2.StrictUndefined,
@@ -177,6 +259,23 @@ def render(
         route_timeout_s=settings.route_timeout_s,
         health_interval_s=settings.health_interval_s,
         rate_limit=asdict(settings.rate_limit),
+        limits=asdict(limits),
+        local_replies=[
+            {
+                "status": reply.status,
+                "body": reply.body(_limit_values(limits)),
+                "any_caller": reply.any_caller,
+            }
+            for reply in gateway_errors.LOCAL_REPLIES
+        ],
+        rest_routes=rest_routes(api),
+        strict_json={
+            "metadata_namespace": gateway_errors.METADATA_NAMESPACE,
+            "source": strict_json.render_lua(
+                api,
+                strict_json.Limits(limits.max_request_body_bytes, limits.max_url_bytes),
+            ),
+        },
         services=services,
         reflection_cluster="order" if "order" in endpoints else services[0]["name"],
         clusters=[asdict(c) for c in clusters],
@@ -184,3 +283,10 @@ def render(
         descriptor=str(descriptor.resolve()),
         jwt=asdict(jwt) | {"jwks_file": str(jwt.jwks_file.resolve())},
     )
+
+
+def _limit_values(limits: LimitSettings) -> dict[str, int]:
+    return {
+        "max_request_body_bytes": limits.max_request_body_bytes,
+        "max_request_headers_bytes": limits.max_request_headers_kb * 1024,
+    }

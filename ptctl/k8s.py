@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from ptctl.envoy import GatewaySettings, InternalRouteSettings, JwtGateway, render
 from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT
+from ptctl.launcher import DESCRIPTOR as LOCAL_DESCRIPTOR
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
 
 NAMESPACE = "ptplatform"
@@ -55,6 +56,7 @@ def render_envoy_config(
         Path(DESCRIPTOR),
         JwtGateway(issuer, audience, Path(JWKS)),
         cluster_type="STRICT_DNS",
+        api_descriptor=LOCAL_DESCRIPTOR,
     )
 
 

@@ -246,6 +246,7 @@ class PlatformConfig:
             route_timeout_s=gateway.route_timeout_s,
             health_interval_s=gateway.health_interval_s,
             rate_limit=gateway.rate_limit,
+            limits=gateway.limits,
             internal=type(gateway.internal)(
                 **{**gateway.internal.__dict__, "port": free_port(), "fault_port": free_port()}
             ),

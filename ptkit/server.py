@@ -165,6 +165,9 @@ def registration(
     return service.full_name, lambda server: add_to_server(servicer, server)
 
 
+DEFAULT_MAX_METADATA_BYTES = 64 * 1024
+
+
 @dataclass
 class ServiceHost:
     """Everything one service process runs: its gRPC services and background tasks."""
@@ -181,11 +184,22 @@ class ServiceHost:
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
     grace_seconds: float = 10.0
     drain_delay_seconds: float = 0.5
+    max_metadata_bytes: int = DEFAULT_MAX_METADATA_BYTES
+    """The request metadata a call may carry (gRPC's soft and hard limit alike). grpc's
+    default soft limit (8 KiB) rejects at random between it and its 16 KiB hard limit; the
+    gateway forwards up to twice its header limit (the REST path travels again in
+    x-envoy-original-path), which ptctl/envoy.py keeps below this."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or _stop_on_signals()
-        server = grpc.aio.server(interceptors=[CallInterceptor(self.verifier)])
+        server = grpc.aio.server(
+            interceptors=[CallInterceptor(self.verifier)],
+            options=[
+                ("grpc.max_metadata_size", self.max_metadata_bytes),
+                ("grpc.absolute_max_metadata_size", self.max_metadata_bytes),
+            ],
+        )
         names = [name for name, _ in self.services]
         for _, register in self.services:
             register(server)

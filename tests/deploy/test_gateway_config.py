@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ptctl.envoy import GatewaySettings, RateLimitSettings
+from ptctl.envoy import GatewaySettings, LimitSettings, RateLimitSettings
 from ptctl.keys import ensure_keys
 from ptctl.launcher import Platform, PlatformConfig, TrustedIssuer, binary
 from ptkit.config import ConfigError, Env
@@ -64,28 +64,126 @@ def test_errors_envoy_makes_are_json_for_http_callers_only(tmp_path: Path) -> No
     mappers = http_filters(rendered(PlatformConfig.defaults(tmp_path, Env({}))))["manager"][
         "local_reply_config"
     ]["mappers"]
+    strict, *by_status = mappers
+    matcher = strict["filter"]["metadata_filter"]
+    assert matcher["matcher"]["filter"] == "ptplatform.strict_json"
+    assert matcher["match_if_key_not_found"] is False
+    assert "body_format_override" not in strict, "the filter's refusals are JSON already"
 
-    def status_and_code(mapper: dict[str, Any]) -> tuple[str, int, int]:
-        status = mapper["filter"]["and_filter"]["filters"][0]["status_code_filter"]["comparison"]
-        code = mapper["body_format_override"]["json_format"]["code"]
-        return status["op"], status["value"]["default_value"], code
+    def status_of(mapper: dict[str, Any]) -> dict[str, Any]:
+        found = mapper["filter"]
+        if "and_filter" in found:
+            found = found["and_filter"]["filters"][0]
+        return found["status_code_filter"]["comparison"]
 
-    assert [status_and_code(m) for m in mappers] == [
-        ("EQ", 400, 3),
-        ("EQ", 401, 16),
-        ("EQ", 403, 7),
-        ("EQ", 404, 5),
-        ("EQ", 429, 8),
-        ("EQ", 503, 14),
-        ("EQ", 504, 4),
-        ("GE", 400, 2),
+    def code_and_reason(mapper: dict[str, Any]) -> tuple[int, str] | None:
+        if "body_format_override" not in mapper:
+            return None
+        body = mapper["body_format_override"]["json_format"]
+        return body["code"], body["details"][0]["reason"] if "details" in body else ""
+
+    assert [
+        (status_of(m)["op"], status_of(m)["value"]["default_value"], code_and_reason(m))
+        for m in by_status
+    ] == [
+        ("EQ", 400, (3, "INVALID_REQUEST")),
+        ("EQ", 401, (16, "UNAUTHENTICATED")),
+        ("EQ", 403, (7, "PERMISSION_DENIED")),
+        ("EQ", 404, (5, "NO_ROUTE")),
+        ("EQ", 405, None),
+        ("EQ", 413, (3, "BODY_TOO_LARGE")),
+        ("EQ", 431, (3, "HEADERS_TOO_LARGE")),
+        ("EQ", 429, (8, "")),
+        ("EQ", 503, (14, "UNAVAILABLE")),
+        ("EQ", 504, (4, "DEADLINE_EXCEEDED")),
+        ("GE", 400, (2, "GATEWAY_ERROR")),
     ]
-    for mapper in mappers:
+    rate_limited = by_status[7]["body_format_override"]["json_format"]
+    assert rate_limited == {"code": 8, "message": "%LOCAL_REPLY_BODY%"}, "clients know this one"
+    for mapper in by_status:
+        if "and_filter" not in mapper["filter"]:
+            assert status_of(mapper)["value"]["default_value"] in (405, 431)
+            continue
         http_caller = mapper["filter"]["and_filter"]["filters"][1]["or_filter"]["filters"]
         no_grpc_content_type, transcoded = (f["header_filter"]["header"] for f in http_caller)
         assert no_grpc_content_type["invert_match"] is True
         assert no_grpc_content_type["treat_missing_header_as_empty"] is True
         assert transcoded == {"name": "x-envoy-original-path", "present_match": True}
+
+
+def test_the_strict_input_filter_sits_between_authentication_and_the_transcoder(
+    tmp_path: Path,
+) -> None:
+    envoy = rendered(PlatformConfig.defaults(tmp_path, Env({})))
+    names = [f["name"] for f in http_filters(envoy)["manager"]["http_filters"]]
+    assert names == [
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.jwt_authn",
+        "envoy.filters.http.lua",
+        "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.router",
+    ]
+    source = http_filters(envoy)["envoy.filters.http.lua"]["default_source_code"]["inline_string"]
+    assert source.startswith("-- Rendered by ptctl/strict_json.py")
+    assert "function envoy_on_request(handle)" in source
+    transcoder = http_filters(envoy)["envoy.filters.http.grpc_json_transcoder"]
+    assert transcoder["max_request_body_size"] == 32 * 1024
+    assert transcoder["request_validation_options"] == {
+        "reject_unknown_method": False,
+        "reject_unknown_query_parameters": True,
+        "reject_binding_body_field_collisions": True,
+    }
+
+
+def test_the_limits_are_set_by_configuration(tmp_path: Path) -> None:
+    env = Env(
+        {
+            "PT_GATEWAY_MAX_REQUEST_BODY_BYTES": "4096",
+            "PT_GATEWAY_MAX_URL_BYTES": "2048",
+            "PT_GATEWAY_MAX_REQUEST_HEADERS_KB": "24",
+        }
+    )
+    config = PlatformConfig.defaults(tmp_path, env)
+    assert config.gateway.limits == LimitSettings(4096, 2048, 24)
+    filters = http_filters(rendered(config))
+    assert filters["manager"]["max_request_headers_kb"] == 24
+    assert filters["envoy.filters.http.grpc_json_transcoder"]["max_request_body_size"] == 4096
+    source = filters["envoy.filters.http.lua"]["default_source_code"]["inline_string"]
+    assert '["max_body_bytes"] = 4096' in source
+    assert '["max_url_bytes"] = 2048' in source
+    ephemeral = PlatformConfig.ephemeral(tmp_path, contexts=["order"], gateway=config.gateway)
+    assert ephemeral.gateway.limits == config.gateway.limits
+
+
+def test_a_header_limit_the_services_cannot_take_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match="PT_GATEWAY_MAX_REQUEST_HEADERS_KB"):
+        PlatformConfig.defaults(tmp_path, Env({"PT_GATEWAY_MAX_REQUEST_HEADERS_KB": "60"}))
+    with pytest.raises(ConfigError, match="more than the services accept"):
+        LimitSettings(max_request_headers_kb=60)
+
+
+def test_known_paths_answer_405_with_allow_after_the_grpc_routes(tmp_path: Path) -> None:
+    envoy = rendered(PlatformConfig.defaults(tmp_path, Env({})))
+    routes = http_filters(envoy)["manager"]["route_config"]["virtual_hosts"][0]["routes"]
+    grpc = [i for i, r in enumerate(routes) if "prefix" in r["match"]]
+    rest = [r for r in routes if "safe_regex" in r["match"]]
+    assert max(grpc) < routes.index(rest[0])
+    allow = {
+        r["match"]["safe_regex"]["regex"]: {
+            h["header"]["key"]: h["header"]["value"] for h in r["response_headers_to_add"]
+        }["allow"]
+        for r in rest
+    }
+    assert allow["^/v1/orders$"] == "GET, POST"
+    assert allow["^/v1/orders/[^/]+$"] == "GET"
+    assert allow["^/v1/orders/[^/]+:cancel$"] == "POST"
+    regexes = [r["match"]["safe_regex"]["regex"] for r in rest]
+    assert regexes.index("^/v1/orders/[^/]+:cancel$") < regexes.index("^/v1/orders/[^/]+$")
+    body = json.loads(rest[0]["direct_response"]["body"]["inline_string"])
+    assert body["code"] == 12
+    assert body["details"][0]["reason"] == "METHOD_NOT_ALLOWED"
 
 
 def test_the_rate_limit_is_set_by_configuration(tmp_path: Path) -> None:
@@ -164,6 +262,6 @@ def test_a_missing_jwks_file_is_refused(tmp_path: Path) -> None:
 def test_a_notification_watch_is_never_cut_by_a_timeout(tmp_path: Path) -> None:
     envoy = rendered(PlatformConfig.defaults(tmp_path, Env({})))
     routes = http_filters(envoy)["manager"]["route_config"]["virtual_hosts"][0]["routes"]
-    [watch] = [r for r in routes if "WatchNotifications" in r["match"]["prefix"]]
+    [watch] = [r for r in routes if "WatchNotifications" in r["match"].get("prefix", "")]
     assert watch["route"]["timeout"] == "0s"
     assert watch["route"]["idle_timeout"] == "0s"

@@ -182,7 +182,8 @@ def test_manager_service_keeps_the_roster_and_assigns_over_http(studio: Studio) 
         ),
         what="assignment cancelled after OrderCancelled",
     )
-    reply = rest.post(f"/v1/assignments/{order_id}:assign", manager, trainer)
+    body = {"trainer_id": trainer["trainer_id"]}
+    reply = rest.post(f"/v1/assignments/{order_id}:assign", manager, body)
     assert reply.error()[:2] == (400, FAILED_PRECONDITION)
 
 
