@@ -330,7 +330,6 @@ class OpenApiBuilder:
         ]
         operation: Json = {"operationId": operation_id, "tags": [service]}
         text = self.comment(rule.method.full_name)
-        operation["summary"] = f"{service}.{rule.rpc}"
         if text:
             operation["description"] = text
         if rule.body == "*":
