@@ -146,6 +146,22 @@ def state_before(
     return reader, order_id, reader(rest, manager, order_id)
 
 
+def test_the_watch_on_writes_sees_a_write(rest: Rest, manager: str, tokens: dict) -> None:
+    """The state readers are not blind: an accepted place and cancel show in them."""
+    orders_before = WRITES["POST", "/v1/orders"](rest, manager, "")
+    body = {
+        "customer_name": "W",
+        "class_name": "Watch 1:1",
+        "preferred_start": "2030-01-07T10:00:00Z",
+    }
+    order = ok(rest.post("/v1/orders", tokens["customer"], body))
+    assert WRITES["POST", "/v1/orders"](rest, manager, "") == orders_before | {order["order_id"]}
+    cancel = WRITES["POST", "/v1/orders/{order_id}:cancel"]
+    before = cancel(rest, manager, order["order_id"])
+    ok(rest.post(f"/v1/orders/{order['order_id']}:cancel", tokens["customer"], {"reason": "r"}))
+    assert cancel(rest, manager, order["order_id"]) != before
+
+
 def test_every_write_the_document_names_is_watched() -> None:
     document = json.loads(OPENAPI.read_text())
     posts = {("POST", path) for path, item in document["paths"].items() if "post" in item}
