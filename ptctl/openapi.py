@@ -186,6 +186,10 @@ class OpenApiBuilder:
         self.api = api
         self.comment = _Comments.of(api.files)
         self.schemas: dict[str, Json] = {}
+        self.messages: dict[str, descriptor.Descriptor] = {}
+        self.inputs: set[str] = set()
+        """Messages a request carries: their fields are required only when REQUIRED."""
+        self._in_request = False
 
     # -- schemas -------------------------------------------------------------------------
 
@@ -248,7 +252,25 @@ class OpenApiBuilder:
         if name in self.schemas:
             return
         self.schemas[name] = {}  # reserved first: a message may reach itself
+        self.messages[name] = message
+        if self._in_request:
+            self.inputs.add(name)
         self.schemas[name] = self.object_schema(message)
+
+    def mark_always_printed(self) -> None:
+        """In a response, the transcoder prints every field without presence (scalars,
+        enums, lists, maps: ``always_print_primitive_fields``), so those are required there.
+        Messages and proto3 ``optional`` fields appear only when set."""
+        for name, message in self.messages.items():
+            if not name.startswith("ptplatform.") or name in self.inputs:
+                continue
+            printed = [
+                f.name
+                for f in message.fields
+                if (f.is_repeated or f.message_type is None) and not f.has_presence
+            ]
+            required = self.schemas[name].get("required", [])
+            self.schemas[name]["required"] = [*required, *(f for f in printed if f not in required)]
 
     def add_enum(self, enum: descriptor.EnumDescriptor) -> None:
         values = [value.name for value in enum.values]
@@ -332,6 +354,7 @@ class OpenApiBuilder:
         text = self.comment(rule.method.full_name)
         if text:
             operation["description"] = text
+        self._in_request = True
         if rule.body == "*":
             body = self.object_schema(rule.input, rule.path_params)
             body.pop("description", None)
@@ -343,6 +366,7 @@ class OpenApiBuilder:
             parameters += self.query_parameters(rule.input, (*rule.path_params, rule.body))
         else:
             parameters += self.query_parameters(rule.input, rule.path_params)
+        self._in_request = False
         if parameters:
             operation["parameters"] = parameters
         self.add_message(rule.output)
@@ -364,6 +388,7 @@ class OpenApiBuilder:
             operation_id = rule.rpc if count == 0 else f"{rule.rpc}{count + 1}"
             path = paths.setdefault(_openapi_path(rule), {})
             path[rule.verb.lower()] = self.operation(rule, operation_id)
+        self.mark_always_printed()
         self.add_status()
         tags = []
         for service in self.api.services:

@@ -173,3 +173,14 @@ def test_errors_are_google_rpc_status_with_error_info_and_bad_request(document: 
     assert {"reason", "domain", "metadata"} <= set(
         schema(document, "google.rpc.ErrorInfo")["properties"]
     )
+
+
+def test_a_response_always_carries_the_fields_the_transcoder_always_prints(
+    document: Json,
+) -> None:
+    order = schema(document, "ptplatform.order.v1.Order")
+    assert {"order_id", "status", "version", "class_name"} <= set(order["required"])
+    assert "create_time" not in order["required"], "a message field is printed only when set"
+    listed = schema(document, "ptplatform.order.v1.ListOrdersResponse")
+    assert listed["required"] == ["orders", "next_page_token"]
+    assert "required" not in body_schema(document, "CancelOrder")
