@@ -69,7 +69,7 @@ openapi: $(OPENAPI) $(APIDOCS_STAMP)
 $(OPENAPI): $(GEN_STAMP) ptctl/openapi.py ptctl/http_rules.py
 	$(PY) -m ptctl.openapi $(DESCRIPTOR) $@
 
-$(APIDOCS_STAMP): $(STAMP) $(wildcard ptctl/apidocs/*)
+$(APIDOCS_STAMP): $(STAMP) ptctl/apidocs/__init__.py ptctl/apidocs/index.html
 	$(PY) -m ptctl.apidocs build/apidocs
 	touch $@
 
