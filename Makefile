@@ -8,13 +8,16 @@ STAMP  := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := build/.proto.stamp
 DESCRIPTOR := build/ptplatform.pb
+OPENAPI := build/openapi.json
+APIDOCS_STAMP := build/apidocs/.stamp
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test proto lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config mutation client
+.PHONY: run test proto openapi docs-screenshot lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config mutation client
 
-run: $(STAMP) $(GEN_STAMP)
+run: $(STAMP) $(GEN_STAMP) openapi
 	$(BIN)/ptctl run
 
-test: $(STAMP) $(GEN_STAMP)
+test: $(STAMP) $(GEN_STAMP) openapi $(CHROMIUM)
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
@@ -63,6 +66,25 @@ $(GEN_STAMP): $(PROTOS) ptctl/protogen.py $(STAMP)
 # stubs and their .pyi files, built offline into build/dist/ptplatform_client-*.whl.
 client: $(STAMP) $(GEN_STAMP)
 	$(PY) -m ptctl.client_package build/dist
+
+# The OpenAPI document of the HTTP/JSON API and the /docs page's Swagger UI files, both
+# served by the gateway (ptctl.openapi, ptctl.apidocs; docs/gateway.md).
+openapi: $(OPENAPI) $(APIDOCS_STAMP)
+
+$(OPENAPI): $(GEN_STAMP) ptctl/openapi.py ptctl/http_rules.py
+	$(PY) -m ptctl.openapi $(DESCRIPTOR) $@
+
+$(APIDOCS_STAMP): $(STAMP) ptctl/apidocs/__init__.py ptctl/apidocs/index.html
+	$(PY) -m ptctl.apidocs build/apidocs
+	touch $@
+
+# Headless Chromium (Debian's package) for the /docs test and the README's screenshot.
+$(CHROMIUM):
+	apt-get update && apt-get install -y --no-install-recommends chromium
+
+# docs/images/api-docs.png: /docs of a throw-away platform, as headless Chromium renders it.
+docs-screenshot: $(STAMP) $(GEN_STAMP) openapi $(CHROMIUM)
+	$(PY) -m ptctl.apidocs.screenshot docs/images/api-docs.png
 
 # The committed contract baseline that `buf breaking` compares protos/ with: rewrite it
 # only for a deliberate, announced breaking change (or after additive changes, to record them).

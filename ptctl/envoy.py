@@ -25,6 +25,31 @@ PUBLIC_SERVICES = {
 }
 
 
+# The API reference, served by the gateway itself from files beside the descriptor set
+# (``make openapi``: ptctl.openapi and ptctl.apidocs): URL path -> (file, content type).
+API_DOCS = {
+    "/openapi.json": ("openapi.json", "application/json"),
+    "/docs": ("apidocs/index.html", "text/html; charset=utf-8"),
+    "/docs/swagger-ui.css": ("apidocs/swagger-ui.css", "text/css; charset=utf-8"),
+    "/docs/swagger-ui-bundle.js": (
+        "apidocs/swagger-ui-bundle.js",
+        "text/javascript; charset=utf-8",
+    ),
+    "/docs/favicon-32x32.png": ("apidocs/favicon-32x32.png", "image/png"),
+}
+API_DOCS_MAX_BYTES = 4 * 1024 * 1024
+"""Envoy's direct_response bodies are capped at 4 KB by default; Swagger UI's bundle is 1.5 MB."""
+
+
+def api_docs(descriptor: Path) -> list[dict[str, str]]:
+    """The API reference's routes, their files in the descriptor set's folder."""
+    folder = descriptor.resolve().parent
+    return [
+        {"path": path, "file": str(folder / file), "content_type": content_type}
+        for path, (file, content_type) in API_DOCS.items()
+    ]
+
+
 @dataclass(frozen=True)
 class BreakerSettings:
     """Envoy circuit-breaker thresholds of one cluster."""
@@ -281,6 +306,8 @@ def render(
         clusters=[asdict(c) for c in clusters],
         internal=internal,
         descriptor=str(descriptor.resolve()),
+        api_docs=api_docs(descriptor),
+        api_docs_max_bytes=API_DOCS_MAX_BYTES,
         jwt=asdict(jwt) | {"jwks_file": str(jwt.jwks_file.resolve())},
     )
 

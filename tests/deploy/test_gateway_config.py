@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ptctl.envoy import GatewaySettings, LimitSettings, RateLimitSettings
+from ptctl.envoy import API_DOCS, GatewaySettings, LimitSettings, RateLimitSettings
 from ptctl.keys import ensure_keys
 from ptctl.launcher import Platform, PlatformConfig, TrustedIssuer, binary
 from ptkit.config import ConfigError, Env
@@ -265,3 +265,21 @@ def test_a_notification_watch_is_never_cut_by_a_timeout(tmp_path: Path) -> None:
     [watch] = [r for r in routes if "WatchNotifications" in r["match"].get("prefix", "")]
     assert watch["route"]["timeout"] == "0s"
     assert watch["route"]["idle_timeout"] == "0s"
+
+
+def test_the_api_reference_is_served_by_envoy_from_build_files_without_a_token(
+    tmp_path: Path,
+) -> None:
+    envoy = rendered(PlatformConfig.defaults(tmp_path, Env({})))
+    route_config = http_filters(envoy)["manager"]["route_config"]
+    routes = route_config["virtual_hosts"][0]["routes"]
+    served = {r["match"]["path"]: r["direct_response"] for r in routes if "direct_response" in r}
+    assert set(served) == set(API_DOCS)
+    largest = max(Path(reply["body"]["filename"]).stat().st_size for reply in served.values())
+    assert largest <= route_config["max_direct_response_body_size_bytes"]
+    exempt = {
+        rule["match"]["path"]
+        for rule in http_filters(envoy)["envoy.filters.http.jwt_authn"]["rules"]
+        if "path" in rule["match"] and "requires" not in rule
+    }
+    assert exempt == set(API_DOCS)

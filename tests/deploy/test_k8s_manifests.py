@@ -463,7 +463,8 @@ def test_envoy_configmap_passes_envoy_validation(tmp_path: Path, keys: KeyFiles)
     assert descriptor.exists(), "run `make proto` to build the descriptor set"
     text = resource("ConfigMap", k8s.ENVOY_CONFIGMAP_NAME)["data"][k8s.ENVOY_CONFIG_KEY]
     assert str(k8s.DESCRIPTOR) in text and str(k8s.JWKS) in text
-    local = text.replace(str(k8s.DESCRIPTOR), str(descriptor)).replace(
+    # the descriptor set and the API reference's files beside it (/openapi.json, /docs)
+    local = text.replace(str(k8s.DESCRIPTOR.parent), str(descriptor.parent)).replace(
         str(k8s.JWKS), str(keys.jwks)
     )
     config = tmp_path / "envoy.yaml"
@@ -487,6 +488,8 @@ def test_envoy_pod_holds_every_file_its_config_reads() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"WORKDIR {k8s.DESCRIPTOR.parent.parent}" in dockerfile
     assert f"protogen protos . {k8s.DESCRIPTOR.parent.name}/{k8s.DESCRIPTOR.name}" in dockerfile
+    assert "ptctl.openapi build/ptplatform.pb build/openapi.json" in dockerfile
+    assert "ptctl.apidocs build/apidocs" in dockerfile
 
 
 def test_envoy_ports_probes_and_services_match_the_rendered_listeners() -> None:
