@@ -6,6 +6,8 @@
 --   * a URL over LIMITS.max_url_bytes (URI_TOO_LONG) and a body over
 --     LIMITS.max_body_bytes (BODY_TOO_LARGE; a Content-Length over it is refused before
 --     the body is read);
+--   * a header name a gRPC service cannot take (INVALID_HEADER_NAME; also for gRPC
+--     callers, answered with grpc-status 3);
 --   * an unknown or repeated query parameter (UNKNOWN_FIELD, DUPLICATE_FIELD);
 --   * a body that is not RFC 8259 JSON (MALFORMED_JSON), a duplicate key
 --     (DUPLICATE_FIELD), an unknown field (UNKNOWN_FIELD), a path field in the body
@@ -464,10 +466,28 @@ local function check_body(handle, route)
   end
 end
 
+-- gRPC metadata keys are lower-case letters, digits and "-_." (HTTP allows more, such
+-- as "'" or "*"): a service's gRPC core refuses any other name, which would be a 500.
+local function bad_header_name(headers)
+  for name, _ in pairs(headers) do
+    if name:sub(1, 1) ~= ":" and not name:find("^[0-9a-z_.-]+$") then
+      return name
+    end
+  end
+  return nil
+end
+
 local function check(handle)
   local headers = handle:headers()
   local content_type = headers:get("content-type") or ""
-  if content_type:find("^application/grpc") then
+  local grpc = content_type:find("^application/grpc") ~= nil
+  local name = bad_header_name(headers)
+  if name then
+    return refusal("INVALID_HEADER_NAME", "", "a header name is not allowed (metadata: header): "
+      .. "header names are lower-case letters, digits and - _ .",
+      { header = name }), grpc
+  end
+  if grpc then
     return nil
   end
   local full = headers:get(":path") or ""
@@ -496,8 +516,11 @@ local function check(handle)
 end
 
 function envoy_on_request(handle)
-  local r = check(handle)
-  if r then
+  local r, grpc = check(handle)
+  if r and grpc then
+    handle:respond({ [":status"] = "200", ["content-type"] = "application/grpc",
+      ["grpc-status"] = tostring(ERRORS[r.reason].code), ["grpc-message"] = r.message }, "")
+  elseif r then
     respond(handle, r)
   end
 end

@@ -51,6 +51,12 @@ STRICT_INPUT = (
     ),
     GatewayError("WRONG_JSON_TYPE", 400, INVALID_ARGUMENT, "a value of the wrong JSON type"),
     GatewayError(
+        "INVALID_HEADER_NAME",
+        400,
+        INVALID_ARGUMENT,
+        "a header name gRPC does not allow (other than lower-case letters, digits, `- _ .`)",
+    ),
+    GatewayError(
         "BODY_TOO_LARGE",
         413,
         INVALID_ARGUMENT,

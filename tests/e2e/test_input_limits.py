@@ -283,3 +283,21 @@ def test_a_grpc_caller_with_large_metadata_is_served_every_time(
         orders = pb_grpc.OrderServiceStub(channel)
         for _ in range(10):
             assert list(orders.ListOrders(pb.ListOrdersRequest(), metadata=metadata).orders) == []
+
+
+@pytest.mark.parametrize("name", ["x-it's", "st*y", "x~y", "a|b"])
+def test_a_header_name_grpc_cannot_take_is_400_and_writes_nothing(
+    rest: Rest, customer: str, name: str
+) -> None:
+    """HTTP allows such names, gRPC metadata does not: forwarded, the service's gRPC core
+    would refuse the call and the caller get a 500."""
+    listed = rest.get("/v1/orders", customer, headers={name: "1"})
+    assert refusal(listed, 400, "INVALID_HEADER_NAME") == {"header": name}
+    placed = rest.post(
+        "/v1/orders",
+        customer,
+        body={"customer_name": "Alice", "class_name": "Yoga"},
+        headers={name: "1"},
+    )
+    refusal(placed, 400, "INVALID_HEADER_NAME")
+    assert ok(rest.get("/v1/orders", customer)).get("orders", []) == []
