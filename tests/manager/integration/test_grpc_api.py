@@ -16,6 +16,7 @@ from manager_svc.application import handlers
 from manager_svc.application.ports import ScheduleCancelRefused
 from ptkit.auth import Caller, Role
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageTokens
 from ptkit.server import registration
 from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as pb
@@ -68,7 +69,7 @@ async def api(
         def new_uow() -> sql.SqlManagerUnitOfWork:
             return sql.SqlManagerUnitOfWork(engine, sql.messaging, EnvelopeSerializer("manager"))
 
-        adapter = ManagerServiceAdapter(new_uow)
+        adapter = ManagerServiceAdapter(new_uow, PageTokens.development())
         service = pb.DESCRIPTOR.services_by_name["ManagerService"]
         add = pb_grpc.add_ManagerServiceServicer_to_server
         async with serving(registration(service, add, adapter), keys, "manager_svc") as channel:
