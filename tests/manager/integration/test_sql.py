@@ -70,6 +70,20 @@ async def count(engine: AsyncEngine, table: Table) -> int:
         return (await connection.execute(select(func.count()).select_from(table))).scalar_one()
 
 
+async def test_a_repeated_registration_is_stored_once(engine: AsyncEngine) -> None:
+    request_id = "6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13"
+
+    def new_uow() -> sql.SqlManagerUnitOfWork:
+        return sql.SqlManagerUnitOfWork(engine, sql.messaging, EnvelopeSerializer("manager"))
+
+    command = handlers.RegisterTrainer("Kim", MANAGER, request_id=request_id)
+    first = await handlers.register_trainer(command, new_uow())
+    again = await handlers.register_trainer(command, new_uow())
+    other = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), new_uow())
+    assert again.trainer_id == first.trainer_id != other.trainer_id
+    assert await count(engine, sql.trainers) == 2
+
+
 async def test_trainers_are_stored_and_listed_by_name(uow: sql.SqlManagerUnitOfWork) -> None:
     await handlers.register_trainer(handlers.RegisterTrainer("Park", MANAGER), uow)
     kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
