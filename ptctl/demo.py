@@ -14,6 +14,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from ptctl.keys import ensure_keys
+from ptctl.pages import every_page
 from ptctl.watch import NotificationWatcher
 from ptkit.auth import Role
 from ptkit.tokens import mint_token
@@ -99,9 +100,11 @@ class Demo:
         self.show_view(order_id)
 
     def trainer_on_roster(self) -> manager.Trainer:
-        roster = self.managers.ListTrainers(
-            manager.ListTrainersRequest(), metadata=self.manager
-        ).trainers
+        roster = every_page(
+            lambda page: self.managers.ListTrainers(page, metadata=self.manager),
+            manager.ListTrainersRequest(),
+            "trainers",
+        )
         existing = next((t for t in roster if t.name == TRAINER_NAME and t.active), None)
         return existing or self.managers.RegisterTrainer(
             manager.RegisterTrainerRequest(name=TRAINER_NAME), metadata=self.manager
@@ -109,13 +112,17 @@ class Demo:
 
     def free_slot(self, coach_auth: object, trainer_id: str) -> datetime:
         """Tomorrow 10:00 UTC, one hour later for each schedule the trainer already holds."""
-        held = self.trainers.ListSchedules(
-            trainer.ListSchedulesRequest(trainer_id=trainer_id), metadata=coach_auth
+        held = list(
+            every_page(
+                lambda page: self.trainers.ListSchedules(page, metadata=coach_auth),
+                trainer.ListSchedulesRequest(trainer_id=trainer_id),
+                "schedules",
+            )
         )
         tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
             hour=10, minute=0, second=0, microsecond=0
         )
-        return tomorrow + timedelta(hours=len(held.schedules))
+        return tomorrow + timedelta(hours=len(held))
 
     def book(self, class_name: str, label: str) -> tuple[str, object]:
         self.step(
@@ -212,9 +219,11 @@ class Demo:
         )
 
         self.step("3", f"Customer {CUSTOMER} reads their class results (ListClassResults)")
-        results = self.status.ListClassResults(
-            status.ListClassResultsRequest(customer_id=CUSTOMER), metadata=self.customer
-        ).results
+        results = every_page(
+            lambda page: self.status.ListClassResults(page, metadata=self.customer),
+            status.ListClassResultsRequest(customer_id=CUSTOMER),
+            "results",
+        )
         for result in results:
             print(f"      {result.class_name} with {result.trainer_name}: {result.result}")
 
