@@ -200,8 +200,7 @@ class PageTokens:
             [_VERSION, request.keyset.collection, request.binding, values],
             separators=(",", ":"),
         ).encode()
-        token = base64.urlsafe_b64encode(payload + self._mac(payload)).rstrip(b"=")
-        return Page(items, token.decode())
+        return Page(items, _encoded(payload + self._mac(payload)))
 
     def _position(self, keyset: Keyset, binding: str, token: str) -> tuple[Any, ...]:
         if len(token) > MAX_TOKEN_LENGTH or not _TOKEN_CHARACTERS.fullmatch(token):
@@ -210,6 +209,8 @@ class PageTokens:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             raise _invalid("not a token this API issued") from None
+        if _encoded(raw) != token:  # the unused bits of the last character were edited
+            raise _invalid("altered or truncated")
         payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
         if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(payload)):
             raise _invalid("altered or truncated")
@@ -225,6 +226,10 @@ class PageTokens:
         if not isinstance(values, list) or len(values) != len(keyset.keys):
             raise _invalid("its position does not fit this list")
         return tuple(key.decode(value) for key, value in zip(keyset.keys, values, strict=True))
+
+
+def _encoded(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def page_in_memory(items: Iterable[T], request: PageRequest) -> list[T]:

@@ -142,6 +142,19 @@ def test_a_changed_character_is_refused() -> None:
         refused(changed)
 
 
+@pytest.mark.parametrize("size", range(1, 9))
+def test_an_edit_of_the_unused_bits_of_the_last_character_is_refused(size: int) -> None:
+    """Base64 without padding leaves bits of the last character unused: changing them
+    decodes to the same bytes, and is still an edit."""
+    stored = [Item("k" * size, T0), Item("other", T0)]
+    request = TOKENS.request(ITEMS, 1, "", owner="alice")
+    token = TOKENS.page(request, page_in_memory(stored, request)).next_page_token
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for character in alphabet:
+        if character != token[-1]:
+            refused(token[:-1] + character)
+
+
 def test_a_truncated_or_extended_token_is_refused() -> None:
     token = a_token()
     for end in range(len(token)):
