@@ -39,6 +39,7 @@ from status_svc.application.ports import (
 )
 from tests.conftest import fresh_platform
 from tests.e2e.rest import Rest, ok
+from tests.helpers import wait_for
 from trainer_svc.adapters import sql as trainer_sql
 from trainer_svc.application.ports import SCHEDULE_PAGES
 
@@ -92,8 +93,6 @@ def pages(rest: Rest, path: str, token: str, items: str, **query: str) -> list[l
 
 def eventually_all(rest: Rest, path: str, token: str, items: str, **query: str) -> None:
     """Wait until the list holds ROWS items (the events reached the service)."""
-    from tests.helpers import wait_for
-
     wait_for(
         lambda: sum(map(len, pages(rest, path, token, items, **query))) >= ROWS,
         timeout=60,
@@ -121,13 +120,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             for placed in in_parallel([lambda: ok(rest.post("/v1/orders", customer, body))] * ROWS)
         ]
         eventually_all(rest, "/v1/schedules", seeded.trainer, "schedules")
-        # the roster grows only now: every order went to the first trainer
-        in_parallel(
-            [
-                lambda n=n: ok(rest.post("/v1/trainers", manager, {"name": f"Trainer {n:03d}"}))
-                for n in range(ROWS - 1)
-            ]
-        )
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
 
         def hold(n: int, order_id: str) -> None:
@@ -139,7 +131,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
             path = f"/v1/schedules/{order_id}:result"
             ok(rest.post(path, seeded.trainer, {"result": f"Result {n}"}))
 
-        in_parallel([lambda n=n, o=o: hold(n, o) for n, o in enumerate(seeded.orders)])
+        def register(n: int) -> None:
+            ok(rest.post("/v1/trainers", manager, {"name": f"Trainer {n:03d}"}))
+
+        # the roster grows only now: every order went to the first trainer
+        in_parallel(
+            [lambda n=n, o=o: hold(n, o) for n, o in enumerate(seeded.orders)]
+            + [lambda n=n: register(n) for n in range(ROWS - 1)]
+        )
         results = f"/v1/status/customers/{customer_id}/results"
         eventually_all(rest, results, customer, "results")
         notifications = f"/v1/status/customers/{customer_id}/notifications"
