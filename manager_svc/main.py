@@ -78,7 +78,7 @@ async def serve(settings: ManagerSettings) -> None:
                 registration(
                     pb.DESCRIPTOR.services_by_name["ManagerService"],
                     pb_grpc.add_ManagerServiceServicer_to_server,
-                    ManagerServiceAdapter(new_uow),
+                    ManagerServiceAdapter(new_uow, runtime.page_tokens),
                 )
             ],
             described=public_api.SERVICES,

@@ -27,7 +27,7 @@ async def serve(settings: ServiceSettings) -> None:
             registration(
                 pb.DESCRIPTOR.services_by_name["OrderService"],
                 pb_grpc.add_OrderServiceServicer_to_server,
-                OrderServiceAdapter(new_uow),
+                OrderServiceAdapter(new_uow, runtime.page_tokens),
             )
         ],
         described=public_api.SERVICES,

@@ -8,9 +8,9 @@ until it agrees or the settle period is over; only then is it reported. The audi
 reads each publishing service's outbox gauges from its ``/metrics``, every durable
 consumer's lag from JetStream, and the message count of the dead-letter stream.
 
-Reads: ListOrders pages through every order (page_size 100). ListAssignments and
-ListSchedules return every row. ListOrderStatuses returns at most the 500 most recently
-updated views, so a listed order without a listed view is read with GetOrderStatus.
+Reads: every List call pages through every row (ptctl.pages, page_size 100). An order
+whose view was not listed (its events have not arrived, or it was updated while the
+views were paged) is read with GetOrderStatus.
 
 :func:`audit` is the Python API (tests use it as their oracle); :func:`main_verify` is
 the subcommand.
@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ptctl.bus import connected
 from ptctl.dlq import dead_letter_count
+from ptctl.pages import every_page
 from ptkit.statuses import AssignmentStatus, OrderStatus, ScheduleStatus
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
@@ -50,8 +51,6 @@ T = TypeVar("T")
 
 EVENTS_STREAM = "PT_EVENTS"
 OUTBOX_CONTEXTS = ("order", "manager", "trainer")  # status_svc publishes nothing
-ORDERS_PAGE = 100
-VIEWS_LISTED_AT_MOST = 500
 
 
 # -- what each context says about one order --------------------------------------------
@@ -367,29 +366,29 @@ class Reader:
             raise
 
     # -- everything at once
+    def every(self, method: Callable[..., Any], request: Any, items: str) -> Iterator[Any]:
+        return every_page(lambda page: self.call(method, page), request, items)
+
     def all_orders(self) -> Iterator[order.Order]:
-        token = ""
-        while True:
-            page = self.call(
-                self.orders.ListOrders,
-                order.ListOrdersRequest(page_size=ORDERS_PAGE, page_token=token),
-            )
-            yield from page.orders
-            token = page.next_page_token
-            if not token:
-                return
+        return self.every(self.orders.ListOrders, order.ListOrdersRequest(), "orders")
 
     def all_assignments(self) -> dict[str, Assignment]:
-        listed = self.call(self.managers.ListAssignments, manager.ListAssignmentsRequest())
-        return {a.order_id: _assignment(a) for a in listed.assignments}
+        listed = self.every(
+            self.managers.ListAssignments, manager.ListAssignmentsRequest(), "assignments"
+        )
+        return {a.order_id: _assignment(a) for a in listed}
 
     def all_schedules(self) -> dict[str, Schedule]:
-        listed = self.call(self.trainers.ListSchedules, trainer.ListSchedulesRequest())
-        return {s.order_id: _schedule(s) for s in listed.schedules}
+        listed = self.every(
+            self.trainers.ListSchedules, trainer.ListSchedulesRequest(), "schedules"
+        )
+        return {s.order_id: _schedule(s) for s in listed}
 
     def listed_views(self) -> dict[str, View]:
-        listed = self.call(self.status.ListOrderStatuses, status.ListOrderStatusesRequest())
-        return {v.order_id: _view(v) for v in listed.statuses}
+        listed = self.every(
+            self.status.ListOrderStatuses, status.ListOrderStatusesRequest(), "statuses"
+        )
+        return {v.order_id: _view(v) for v in listed}
 
     # -- one order
     def snapshot(self, order_id: str) -> Snapshot | None:
@@ -450,15 +449,15 @@ def _view(v: status.OrderStatus) -> View:
 
 
 def snapshots(reader: Reader) -> Iterator[Snapshot]:
-    """Every order, with what each context says about it (lists first, Get for views
-    beyond ListOrderStatuses' cap)."""
+    """Every order, with what each context says about it (lists first, Get for a view
+    the list did not show)."""
     orders = list(reader.all_orders())
     assignments = reader.all_assignments()
     schedules = reader.all_schedules()
     views = reader.listed_views()
     for placed in orders:
         view = views.get(placed.order_id)
-        if view is None:  # not among the most recently updated views, or none yet
+        if view is None:  # none yet, or moved while the views were paged
             view = reader.view(placed.order_id)
         yield Snapshot(
             order_id=placed.order_id,

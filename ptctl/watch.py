@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
+from ptctl.pages import every_page
 from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 
@@ -122,12 +123,12 @@ class NotificationWatcher:
 
     def resume_point(self) -> int:
         """The sequence of the customer's newest notification so far (0: none)."""
-        listed = self.stub.ListNotifications(
+        listed = every_page(
+            lambda page: self.stub.ListNotifications(page, metadata=self.metadata(), timeout=10),
             status.ListNotificationsRequest(customer_id=self.customer_id),
-            metadata=self.metadata(),
-            timeout=10,
+            "notifications",
         )
-        return max((n.sequence for n in listed.notifications), default=0)
+        return max((n.sequence for n in listed), default=0)
 
     def _stream(self) -> Iterator[status.Notification]:
         call = self.stub.WatchNotifications(

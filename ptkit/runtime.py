@@ -27,6 +27,7 @@ from ptkit.messaging import (
 from ptkit.metrics import serve_metrics
 from ptkit.migrations import upgrade_schema
 from ptkit.outbox import OutboxRelay
+from ptkit.paging import DEVELOPMENT_SECRET, PageTokens
 from ptkit.retention import Retention, RetentionSettings
 from ptkit.server import Registrar, ServiceHost
 from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
@@ -52,6 +53,8 @@ class ServiceSettings:
     consumer: ConsumerSettings
     drain_delay_seconds: float = 0.5
     outbox_retention_hours: float = 24.0
+    page_token_secret: str = DEVELOPMENT_SECRET
+    """Signs page tokens (ptkit.paging); the same on every replica of a service."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -92,6 +95,7 @@ class ServiceSettings:
             drain_delay_seconds=env.float("PT_SHUTDOWN_DRAIN_DELAY_SECONDS", 0.5),
             outbox_retention_hours=env.float("PT_OUTBOX_RETENTION_HOURS", 24.0),
             consumer=consumer_settings(env),
+            page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
         )
 
 
@@ -122,6 +126,7 @@ class ServiceRuntime:
         self.metadata = metadata
         self.tables = tables
         self.engine = create_engine(settings.database_url)
+        self.page_tokens = PageTokens(settings.page_token_secret)
         self.jetstream = JetStream(settings.nats_url, settings.stream, name=settings.name)
         self.serializer: EnvelopeSerializer | None = None
         self.relay: OutboxRelay | None = None

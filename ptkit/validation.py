@@ -107,3 +107,22 @@ def require_not_negative(field: str, value: int) -> int:
     if value < 0:
         raise InvalidValue(f"{field} must not be negative, got {value}", field=field)
     return value
+
+
+_REQUEST_ID_PATTERN = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def require_request_id(value: str, field: str = "request_id") -> str:
+    """A client's idempotency key (AIP-155): a UUID in its hyphenated form, compared
+    case-insensitively (returned in lower case); "" means none (no idempotency)."""
+    if not value:
+        return ""
+    if not _REQUEST_ID_PATTERN.fullmatch(value):
+        raise InvalidValue(
+            f"{field} {value[:80]!r} is not a UUID "
+            "(e.g. 6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13; leave it empty for none)",
+            field=field,
+        )
+    return value.lower()

@@ -32,7 +32,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
             registration(
                 pb.DESCRIPTOR.services_by_name["StatusService"],
                 pb_grpc.add_StatusServiceServicer_to_server,
-                StatusServiceAdapter(new_uow, bell, closing=stop),
+                StatusServiceAdapter(new_uow, runtime.page_tokens, bell, closing=stop),
             )
         ],
         stop,

@@ -28,7 +28,7 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
             registration(
                 pb.DESCRIPTOR.services_by_name["TrainerService"],
                 pb_grpc.add_TrainerServiceServicer_to_server,
-                TrainerServiceAdapter(new_uow),
+                TrainerServiceAdapter(new_uow, runtime.page_tokens),
             )
         ],
         stop,

@@ -13,6 +13,7 @@ from manager_svc.domain.roster import Trainer
 from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import to_timestamp
+from ptkit.paging import PageTokens
 from ptkit.validation import require_uuid
 from ptplatform.manager.v1 import manager_service_pb2 as pb
 from ptplatform.manager.v1 import manager_service_pb2_grpc as pb_grpc
@@ -55,21 +56,31 @@ def status_filter(value: int) -> AssignmentStatus | None:
 
 
 class ManagerServiceAdapter(pb_grpc.ManagerServiceServicer):
-    def __init__(self, new_uow: Callable[[], SqlManagerUnitOfWork]) -> None:
+    def __init__(
+        self, new_uow: Callable[[], SqlManagerUnitOfWork], page_tokens: PageTokens
+    ) -> None:
         self.new_uow = new_uow
+        self.page_tokens = page_tokens
 
     async def RegisterTrainer(
         self, request: pb.RegisterTrainerRequest, context: grpc.aio.ServicerContext
     ) -> pb.Trainer:
-        command = handlers.RegisterTrainer(name=request.name, caller=current_caller())
+        command = handlers.RegisterTrainer(
+            name=request.name, caller=current_caller(), request_id=request.request_id
+        )
         return trainer_to_proto(await handlers.register_trainer(command, self.new_uow()))
 
     async def ListTrainers(
         self, request: pb.ListTrainersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListTrainersResponse:
-        query = handlers.ListTrainers(caller=current_caller())
-        trainers = await handlers.list_trainers(query, self.new_uow())
-        return pb.ListTrainersResponse(trainers=[trainer_to_proto(trainer) for trainer in trainers])
+        query = handlers.ListTrainers(
+            caller=current_caller(), page_size=request.page_size, page_token=request.page_token
+        )
+        page = await handlers.list_trainers(query, self.new_uow(), self.page_tokens)
+        return pb.ListTrainersResponse(
+            trainers=[trainer_to_proto(trainer) for trainer in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     async def AssignTrainer(
         self, request: pb.AssignTrainerRequest, context: grpc.aio.ServicerContext
@@ -94,6 +105,11 @@ class ManagerServiceAdapter(pb_grpc.ManagerServiceServicer):
             status=status_filter(request.status),
             trainer_id=request.trainer_id,
             caller=current_caller(),
+            page_size=request.page_size,
+            page_token=request.page_token,
         )
-        assignments = await handlers.list_assignments(query, self.new_uow())
-        return pb.ListAssignmentsResponse(assignments=[assignment_to_proto(a) for a in assignments])
+        page = await handlers.list_assignments(query, self.new_uow(), self.page_tokens)
+        return pb.ListAssignmentsResponse(
+            assignments=[assignment_to_proto(a) for a in page.items],
+            next_page_token=page.next_page_token,
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import Index, String, func, select
+from sqlalchemy import Index, String, UniqueConstraint, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from manager_svc.domain.model import (
@@ -16,9 +16,11 @@ from manager_svc.domain.model import (
     AssignmentStatus,
 )
 from manager_svc.domain.roster import Trainer, TrainerNotFound
-from ptkit.mapping import AggregateMapper
+from ptkit.mapping import AggregateMapper, Stored
 from ptkit.migrations import service_metadata
+from ptkit.paging import PageRequest
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
+from ptkit.sql_paging import keyset_page
 
 metadata = service_metadata(Path(__file__).with_name("migrations"))
 messaging = MessagingTables.add_to(metadata)
@@ -27,8 +29,18 @@ trainer_rows = AggregateMapper(
     Trainer,
     "trainers",
     metadata,
+    UniqueConstraint("registered_by", "request_id", name="uq_trainers_registered_by_request"),
+    Index("ix_trainers_name", "name", "trainer_id"),
     key="trainer_id",
-    columns={"trainer_id": String(36), "name": String(100)},
+    columns={
+        "trainer_id": String(36),
+        "name": String(100),
+        "registered_by": String(64),
+        # no request id is NULL, which the unique constraint lets repeat
+        "request_id": Stored(
+            String(36), nullable=True, write=lambda v: v or None, read=lambda v: v or ""
+        ),
+    },
 )
 trainers = trainer_rows.table
 
@@ -38,6 +50,7 @@ assignment_rows = AggregateMapper(
     metadata,
     Index("ix_assignments_trainer_status", "trainer_id", "status"),
     Index("ix_assignments_status_created", "status", "created_at"),
+    Index("ix_assignments_created", "created_at", "order_id"),
     key="order_id",
     columns={
         "order_id": String(36),
@@ -74,8 +87,19 @@ class SqlTrainerRepository(TrackingRepository):
             raise TrainerNotFound(trainer_id)
         return trainer
 
-    async def list(self) -> list[Trainer]:
-        query = select(trainers).order_by(trainers.c.name, trainers.c.trainer_id)
+    async def find_by_request(self, registered_by: str, request_id: str) -> Trainer | None:
+        query = select(trainers).where(
+            trainers.c.registered_by == registered_by, trainers.c.request_id == request_id
+        )
+        row = (await self.connection.execute(query)).first()
+        return None if row is None else self._load(row)
+
+    async def list(self, page: PageRequest | None = None) -> list[Trainer]:
+        query = select(trainers)
+        if page is None:
+            query = query.order_by(trainers.c.name, trainers.c.trainer_id)
+        else:
+            query = keyset_page(query, trainers.c, page)
         return [trainer_rows.load(row) for row in await self.connection.execute(query)]
 
 
@@ -100,16 +124,15 @@ class SqlAssignmentRepository(TrackingRepository):
         return assignment
 
     async def list(
-        self, status: AssignmentStatus | None, trainer_id: str | None
+        self, status: AssignmentStatus | None, trainer_id: str | None, page: PageRequest
     ) -> list[Assignment]:
-        query = select(assignments).order_by(
-            assignments.c.created_at.desc(), assignments.c.order_id.desc()
-        )
+        query = select(assignments)
         if status is not None:
             query = query.where(assignments.c.status == status.value)
         if trainer_id:
             query = query.where(assignments.c.trainer_id == trainer_id)
-        return [assignment_rows.load(row) for row in await self.connection.execute(query)]
+        rows = await self.connection.execute(keyset_page(query, assignments.c, page))
+        return [assignment_rows.load(row) for row in rows]
 
     async def load_per_trainer(self) -> dict[str, int]:
         query = (

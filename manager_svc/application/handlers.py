@@ -8,12 +8,21 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from manager_svc.application import access
-from manager_svc.application.ports import ScheduleCanceller, ScheduleCancelRefused, UnitOfWork
+from manager_svc.application.ports import (
+    ASSIGNMENT_PAGES,
+    TRAINER_PAGES,
+    ScheduleCanceller,
+    ScheduleCancelRefused,
+    UnitOfWork,
+)
 from manager_svc.domain.model import SCHEDULE_CANCELLED, Assignment, AssignmentStatus, bounded_text
 from manager_svc.domain.roster import Trainer, least_loaded
 from ptkit.auth import Caller
 from ptkit.domain import ConcurrencyConflict
+from ptkit.idempotency import create_once
+from ptkit.paging import Page, PageTokens
 from ptkit.ports import Clock, utcnow
+from ptkit.validation import require_request_id
 
 
 def new_trainer_id() -> str:
@@ -24,11 +33,18 @@ def new_trainer_id() -> str:
 class RegisterTrainer:
     name: str
     caller: Caller
+    request_id: str = ""
+    """The idempotency key (a UUID): the same request_id of the same manager registers
+    the trainer once; "" for none."""
 
 
 @dataclass(frozen=True)
 class ListTrainers:
     caller: Caller
+    page_size: int = 0
+    """0 asks for the default page size."""
+    page_token: str = ""
+    """The next_page_token of the previous page; "" for the first page."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +66,8 @@ class ListAssignments:
     trainer_id: str
     """"" lists the caller's own (a trainer) or everyone's (a manager)."""
     caller: Caller
+    page_size: int = 0
+    page_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,18 +102,35 @@ async def register_trainer(
     new_id: Callable[[], str] = new_trainer_id,
     now: Clock = utcnow,
 ) -> Trainer:
+    """Register a trainer; the same request_id from the same manager returns the same
+    trainer."""
     access.may_manage(cmd.caller)
-    async with uow:
-        trainer = Trainer.register(trainer_id=new_id(), name=cmd.name, now=now())
+    request_id = require_request_id(cmd.request_id)
+    manager = cmd.caller.subject
+
+    async def registered_before() -> Trainer | None:
+        return await uow.trainers.find_by_request(manager, request_id)
+
+    async def register() -> Trainer:
+        trainer = Trainer.register(
+            trainer_id=new_id(),
+            name=cmd.name,
+            now=now(),
+            registered_by=manager,
+            request_id=request_id,
+        )
         await uow.trainers.add(trainer)
         await uow.commit()
         return trainer
 
+    return await create_once(uow, request_id, registered_before, register)
 
-async def list_trainers(query: ListTrainers, uow: UnitOfWork) -> list[Trainer]:
+
+async def list_trainers(query: ListTrainers, uow: UnitOfWork, tokens: PageTokens) -> Page[Trainer]:
     access.may_read(query.caller)
+    page = tokens.request(TRAINER_PAGES, query.page_size, query.page_token)
     async with uow:
-        return await uow.trainers.list()
+        return tokens.page(page, await uow.trainers.list(page))
 
 
 async def assign_trainer(cmd: AssignTrainer, uow: UnitOfWork, now: Clock = utcnow) -> Assignment:
@@ -116,10 +151,16 @@ async def get_assignment(query: GetAssignment, uow: UnitOfWork) -> Assignment:
     return assignment
 
 
-async def list_assignments(query: ListAssignments, uow: UnitOfWork) -> list[Assignment]:
+async def list_assignments(
+    query: ListAssignments, uow: UnitOfWork, tokens: PageTokens
+) -> Page[Assignment]:
     trainer_id = access.trainer_to_list(query.caller, query.trainer_id)
+    status = None if query.status is None else query.status.value
+    page = tokens.request(
+        ASSIGNMENT_PAGES, query.page_size, query.page_token, status=status, trainer_id=trainer_id
+    )
     async with uow:
-        return await uow.assignments.list(query.status, trainer_id)
+        return tokens.page(page, await uow.assignments.list(query.status, trainer_id, page))
 
 
 async def open_assignment_on_order_placed(

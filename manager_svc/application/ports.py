@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from manager_svc.domain.model import Assignment, AssignmentStatus
 from manager_svc.domain.roster import Trainer
+from ptkit.paging import Keyset, PageRequest, SortKey
 from ptkit.ports import UnitOfWork as BaseUnitOfWork
+
+TRAINER_PAGES = Keyset("trainers", SortKey("name"), SortKey("trainer_id"))
+"""The roster is listed by name."""
+
+ASSIGNMENT_PAGES = Keyset(
+    "assignments",
+    SortKey("created_at", datetime, descending=True),
+    SortKey("order_id", descending=True),
+)
+"""Assignments are listed newest first."""
 
 
 class TrainerRepository(Protocol):
@@ -18,8 +30,11 @@ class TrainerRepository(Protocol):
 
     async def find(self, trainer_id: str) -> Trainer | None: ...
 
-    async def list(self) -> list[Trainer]:
-        """Every trainer of the roster, by name."""
+    async def find_by_request(self, registered_by: str, request_id: str) -> Trainer | None: ...
+
+    async def list(self, page: PageRequest | None = None) -> list[Trainer]:
+        """The page's trainers (at most ``page.limit``) in TRAINER_PAGES order; without a
+        page, every trainer of the roster."""
         ...
 
 
@@ -33,9 +48,10 @@ class AssignmentRepository(Protocol):
     async def find(self, order_id: str) -> Assignment | None: ...
 
     async def list(
-        self, status: AssignmentStatus | None, trainer_id: str | None
+        self, status: AssignmentStatus | None, trainer_id: str | None, page: PageRequest
     ) -> list[Assignment]:
-        """Assignments, newest first, optionally only of one status and one trainer."""
+        """The page's assignments (at most ``page.limit``) in ASSIGNMENT_PAGES order,
+        optionally only of one status and one trainer."""
         ...
 
     async def load_per_trainer(self) -> dict[str, int]:

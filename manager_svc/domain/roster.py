@@ -35,13 +35,28 @@ class Trainer(Aggregate):
     name: str
     created_at: datetime
     active: bool = True
+    registered_by: str = ""
+    """The manager who registered the trainer."""
+    request_id: str = ""
+    """The registering request's idempotency key ("" for none): the same request of the
+    same manager registers the trainer once."""
 
     @classmethod
-    def register(cls, *, trainer_id: str, name: str, now: datetime) -> Trainer:
+    def register(
+        cls,
+        *,
+        trainer_id: str,
+        name: str,
+        now: datetime,
+        registered_by: str = "",
+        request_id: str = "",
+    ) -> Trainer:
         trainer = cls(
             trainer_id=trainer_id,
             name=require_text("name", name, max_length=MAX_NAME_LENGTH),
             created_at=now,
+            registered_by=registered_by,
+            request_id=request_id,
         )
         trainer._touch()
         return trainer

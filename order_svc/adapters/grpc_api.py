@@ -8,10 +8,10 @@ import grpc
 
 from order_svc.adapters.sql import SqlOrderUnitOfWork
 from order_svc.application import handlers
-from order_svc.application.paging import encode_page_token
 from order_svc.domain.model import Order, OrderStatus
 from ptkit.auth import current_caller
 from ptkit.events import from_timestamp, to_timestamp
+from ptkit.paging import PageTokens
 from ptkit.validation import require_uuid
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
@@ -36,8 +36,9 @@ def order_to_proto(order: Order) -> pb.Order:
 
 
 class OrderServiceAdapter(pb_grpc.OrderServiceServicer):
-    def __init__(self, new_uow: Callable[[], SqlOrderUnitOfWork]) -> None:
+    def __init__(self, new_uow: Callable[[], SqlOrderUnitOfWork], page_tokens: PageTokens) -> None:
         self.new_uow = new_uow
+        self.page_tokens = page_tokens
 
     async def PlaceOrder(
         self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
@@ -79,8 +80,8 @@ class OrderServiceAdapter(pb_grpc.OrderServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
         )
-        page = await handlers.list_orders(query, self.new_uow())
+        page = await handlers.list_orders(query, self.new_uow(), self.page_tokens)
         return pb.ListOrdersResponse(
-            orders=[order_to_proto(order) for order in page.orders],
-            next_page_token=encode_page_token(page.next_cursor),
+            orders=[order_to_proto(order) for order in page.items],
+            next_page_token=page.next_page_token,
         )

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import Index, String, UniqueConstraint, and_, or_, select
+from sqlalchemy import Index, String, UniqueConstraint, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from order_svc.application.ports import PageCursor
 from order_svc.domain.model import Order, OrderNotFound
 from ptkit.mapping import AggregateMapper, Stored
 from ptkit.migrations import service_metadata
+from ptkit.paging import PageRequest
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
+from ptkit.sql_paging import keyset_page
 
 metadata = service_metadata(Path(__file__).with_name("migrations"))
 messaging = MessagingTables.add_to(metadata)
@@ -22,7 +23,7 @@ order_rows = AggregateMapper(
     "orders",
     metadata,
     UniqueConstraint("customer_id", "request_id", name="uq_orders_customer_request"),
-    Index("ix_orders_customer_created", "customer_id", "created_at"),
+    Index("ix_orders_customer_created", "customer_id", "created_at", "order_id"),
     Index("ix_orders_created", "created_at", "order_id"),
     key="order_id",
     columns={
@@ -66,26 +67,12 @@ class SqlOrderRepository(TrackingRepository):
         ).first()
         return None if row is None else order_rows.load(row)
 
-    async def list(
-        self, customer_id: str | None, limit: int, after: PageCursor | None
-    ) -> list[Order]:
-        query = (
-            select(orders)
-            .order_by(orders.c.created_at.desc(), orders.c.order_id.desc())
-            .limit(limit)
-        )
+    async def list(self, customer_id: str | None, page: PageRequest) -> list[Order]:
+        query = select(orders)
         if customer_id:
             query = query.where(orders.c.customer_id == customer_id)
-        if after is not None:
-            query = query.where(
-                or_(
-                    orders.c.created_at < after.created_at,
-                    and_(
-                        orders.c.created_at == after.created_at, orders.c.order_id < after.order_id
-                    ),
-                )
-            )
-        return [order_rows.load(row) for row in await self.connection.execute(query)]
+        rows = await self.connection.execute(keyset_page(query, orders.c, page))
+        return [order_rows.load(row) for row in rows]
 
 
 class SqlOrderUnitOfWork(SqlUnitOfWork):

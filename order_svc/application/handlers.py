@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from order_svc.application import access, paging
-from order_svc.application.ports import PageCursor, UnitOfWork
+from order_svc.application import access
+from order_svc.application.ports import ORDER_PAGES, UnitOfWork
 from order_svc.domain.model import Order
 from ptkit.auth import Caller
+from ptkit.idempotency import create_once
+from ptkit.paging import Page, PageTokens
 from ptkit.ports import Clock, utcnow
-from ptkit.validation import require_text
-
-MAX_REQUEST_ID_LENGTH = 64
+from ptkit.validation import require_request_id
 
 
 def new_order_id() -> str:
@@ -78,25 +78,17 @@ class CancellationRefused:
     reason: str
 
 
-@dataclass(frozen=True)
-class OrderPage:
-    orders: list[Order]
-    next_cursor: PageCursor | None
-
-
 async def place_order(
     cmd: PlaceOrder, uow: UnitOfWork, new_id: Callable[[], str] = new_order_id, now: Clock = utcnow
 ) -> Order:
     """Place an order; the same request_id from the same customer returns the same order."""
     customer_id = access.customer_to_order_for(cmd.caller, cmd.customer_id)
-    request_id = require_text(
-        "request_id", cmd.request_id, max_length=MAX_REQUEST_ID_LENGTH, required=False
-    )
-    async with uow:
-        if request_id:
-            existing = await uow.orders.find_by_request(customer_id, request_id)
-            if existing is not None:
-                return existing
+    request_id = require_request_id(cmd.request_id)
+
+    async def placed_before() -> Order | None:
+        return await uow.orders.find_by_request(customer_id, request_id)
+
+    async def place() -> Order:
         order = Order.place(
             order_id=new_id(),
             customer_id=customer_id,
@@ -109,6 +101,8 @@ async def place_order(
         await uow.orders.add(order)
         await uow.commit()
         return order
+
+    return await create_once(uow, request_id, placed_before, place)
 
 
 async def cancel_order(cmd: CancelOrder, uow: UnitOfWork, now: Clock = utcnow) -> Order:
@@ -127,16 +121,11 @@ async def get_order(query: GetOrder, uow: UnitOfWork) -> Order:
     return order
 
 
-async def list_orders(query: ListOrders, uow: UnitOfWork) -> OrderPage:
+async def list_orders(query: ListOrders, uow: UnitOfWork, tokens: PageTokens) -> Page[Order]:
     customer_id = access.customer_to_list(query.caller, query.customer_id)
-    page_size = paging.page_size_of(query.page_size)
-    after = paging.decode_page_token(query.page_token)
+    page = tokens.request(ORDER_PAGES, query.page_size, query.page_token, customer_id=customer_id)
     async with uow:
-        orders = await uow.orders.list(customer_id, page_size + 1, after)
-    if len(orders) <= page_size:
-        return OrderPage(orders, None)
-    page = orders[:page_size]
-    return OrderPage(page, PageCursor(page[-1].created_at, page[-1].order_id))
+        return tokens.page(page, await uow.orders.list(customer_id, page))
 
 
 async def confirm_order_on_schedule_confirmed(

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from order_svc.domain.model import Order
+from ptkit.paging import Keyset, PageRequest, SortKey
 from ptkit.ports import UnitOfWork as BaseUnitOfWork
 
-
-@dataclass(frozen=True)
-class PageCursor:
-    """Position after the last order of a page (orders are listed newest first)."""
-
-    created_at: datetime
-    order_id: str
+ORDER_PAGES = Keyset(
+    "orders",
+    SortKey("created_at", datetime, descending=True),
+    SortKey("order_id", descending=True),
+)
+"""Orders are listed newest first."""
 
 
 class OrderRepository(Protocol):
@@ -27,9 +26,10 @@ class OrderRepository(Protocol):
 
     async def find_by_request(self, customer_id: str, request_id: str) -> Order | None: ...
 
-    async def list(
-        self, customer_id: str | None, limit: int, after: PageCursor | None
-    ) -> list[Order]: ...
+    async def list(self, customer_id: str | None, page: PageRequest) -> list[Order]:
+        """The page's orders (at most ``page.limit``) in ORDER_PAGES order, optionally
+        only one customer's."""
+        ...
 
 
 class UnitOfWork(BaseUnitOfWork, Protocol):

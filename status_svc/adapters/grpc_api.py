@@ -12,6 +12,7 @@ import grpc
 from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import to_timestamp
+from ptkit.paging import PageTokens
 from ptkit.validation import require_not_negative, require_uuid
 from ptplatform.manager.v1 import manager_service_pb2 as manager_pb
 from ptplatform.order.v1 import order_service_pb2 as order_pb
@@ -106,11 +107,13 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
     def __init__(
         self,
         new_uow: Callable[[], SqlStatusUnitOfWork],
+        page_tokens: PageTokens,
         bell: NotificationBell,
         closing: asyncio.Event,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.new_uow = new_uow
+        self.page_tokens = page_tokens
         self.bell = bell
         self.closing = closing
         self.poll_seconds = poll_seconds
@@ -131,24 +134,37 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
             customer_id=request.customer_id,
             trainer_id=request.trainer_id,
             order_status=order_status_filter(request.order_status),
+            page_size=request.page_size,
+            page_token=request.page_token,
         )
-        views = await handlers.list_order_statuses(query, self.new_uow())
-        return pb.ListOrderStatusesResponse(statuses=[view_to_proto(view) for view in views])
+        page = await handlers.list_order_statuses(query, self.new_uow(), self.page_tokens)
+        return pb.ListOrderStatusesResponse(
+            statuses=[view_to_proto(view) for view in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     async def ListClassResults(
         self, request: pb.ListClassResultsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListClassResultsResponse:
-        query = handlers.ListClassResults(request.customer_id, current_caller())
-        results = await handlers.list_class_results(query, self.new_uow())
-        return pb.ListClassResultsResponse(results=[result_to_proto(result) for result in results])
+        query = handlers.ListClassResults(
+            request.customer_id, current_caller(), request.page_size, request.page_token
+        )
+        page = await handlers.list_class_results(query, self.new_uow(), self.page_tokens)
+        return pb.ListClassResultsResponse(
+            results=[result_to_proto(result) for result in page.items],
+            next_page_token=page.next_page_token,
+        )
 
     async def ListNotifications(
         self, request: pb.ListNotificationsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListNotificationsResponse:
-        query = handlers.ListNotifications(request.customer_id, current_caller())
-        notifications = await handlers.list_notifications(query, self.new_uow())
+        query = handlers.ListNotifications(
+            request.customer_id, current_caller(), request.page_size, request.page_token
+        )
+        page = await handlers.list_notifications(query, self.new_uow(), self.page_tokens)
         return pb.ListNotificationsResponse(
-            notifications=[notification_to_proto(n) for n in notifications]
+            notifications=[notification_to_proto(n) for n in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def WatchNotifications(

@@ -25,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ptkit.mapping import AggregateMapper, as_utc
 from ptkit.migrations import service_metadata
+from ptkit.paging import PageRequest
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
+from ptkit.sql_paging import keyset_page
 from status_svc.application.ports import StatusFilter
 from status_svc.domain.model import OrderStatusNotFound, OrderStatusView
 from status_svc.domain.notifications import Notification, NotificationKind
@@ -42,6 +44,8 @@ view_rows = AggregateMapper(
     Index("ix_order_status_views_customer", "customer_id", "updated_at"),
     Index("ix_order_status_views_trainer", "trainer_id", "updated_at"),
     Index("ix_order_status_views_updated", "updated_at"),
+    Index("ix_order_status_views_updated_order", "updated_at", "order_id"),
+    Index("ix_order_status_views_customer_result", "customer_id", "result_recorded_at", "order_id"),
     key="order_id",
     columns={
         "order_id": String(36),
@@ -72,6 +76,7 @@ notifications = Table(
     # what it tells: a NotificationKind value
     Column("kind", String(32), nullable=False, server_default="CLASS_RESULT_READY"),
     Index("ix_notifications_customer_seq", "customer_id", "seq"),
+    Index("ix_notifications_customer_created", "customer_id", "created_at", "notification_id"),
 )
 
 
@@ -92,29 +97,27 @@ class SqlOrderStatusViews(TrackingRepository):
     async def add(self, view: OrderStatusView) -> None:
         await self._insert(view)
 
-    async def list(self, wanted: StatusFilter) -> list[OrderStatusView]:
+    async def list(self, wanted: StatusFilter, page: PageRequest) -> list[OrderStatusView]:
         views = order_status_views.c
-        query = (
-            select(order_status_views)
-            .order_by(views.updated_at.desc().nulls_last(), views.order_id)
-            .limit(wanted.limit)
-        )
+        query = select(order_status_views)
         if wanted.customer_id is not None:
             query = query.where(views.customer_id == wanted.customer_id)
         if wanted.trainer_id is not None:
             query = query.where(views.trainer_id == wanted.trainer_id)
         if wanted.order_status is not None:
             query = query.where(views.order_status == wanted.order_status.value)
-        return [view_rows.load(row) for row in await self.connection.execute(query)]
+        rows = await self.connection.execute(keyset_page(query, views, page))
+        return [view_rows.load(row) for row in rows]
 
-    async def with_class_results(self, customer_id: str) -> list[OrderStatusView]:
+    async def with_class_results(
+        self, customer_id: str, page: PageRequest
+    ) -> list[OrderStatusView]:
         views = order_status_views.c
-        query = (
-            select(order_status_views)
-            .where(views.customer_id == customer_id, views.class_result != "")
-            .order_by(views.result_recorded_at, views.order_id)
+        query = select(order_status_views).where(
+            views.customer_id == customer_id, views.class_result != ""
         )
-        return [view_rows.load(row) for row in await self.connection.execute(query)]
+        rows = await self.connection.execute(keyset_page(query, views, page))
+        return [view_rows.load(row) for row in rows]
 
 
 def _to_notification(row: Row) -> Notification:
@@ -180,13 +183,10 @@ class SqlNotifications:
             .on_conflict_do_nothing(index_elements=["notification_id"])
         )
 
-    async def list(self, customer_id: str) -> list[Notification]:
-        query = (
-            _with_class_name()
-            .where(notifications.c.customer_id == customer_id)
-            .order_by(notifications.c.created_at, notifications.c.notification_id)
-        )
-        return [_to_notification(row) for row in await self.connection.execute(query)]
+    async def list(self, customer_id: str, page: PageRequest) -> list[Notification]:
+        query = _with_class_name().where(notifications.c.customer_id == customer_id)
+        rows = await self.connection.execute(keyset_page(query, notifications.c, page))
+        return [_to_notification(row) for row in rows]
 
     async def last_sequence(self) -> int:
         return (

@@ -6,9 +6,15 @@ import asyncio
 from dataclasses import dataclass
 
 from ptkit.auth import Caller
+from ptkit.paging import Page, PageTokens
 from status_svc.application import access
 from status_svc.application.bell import NotificationBell
-from status_svc.application.ports import UnitOfWork
+from status_svc.application.ports import (
+    CLASS_RESULT_PAGES,
+    NOTIFICATION_PAGES,
+    VIEW_PAGES,
+    UnitOfWork,
+)
 from status_svc.application.watch import POLL_SECONDS, NotificationWatch
 from status_svc.domain.events import CancellationRefused, ClassResultRegistered, ObservedEvent
 from status_svc.domain.model import ClassResult, OrderStatus, OrderStatusView
@@ -70,6 +76,10 @@ class ListOrderStatuses:
     trainer_id: str | None = None
     order_status: OrderStatus | None = None
     """None (or "") matches any; customers and trainers see only their own."""
+    page_size: int = 0
+    """0 asks for the default page size."""
+    page_token: str = ""
+    """The next_page_token of the previous page; "" for the first page."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class ListClassResults:
     customer_id: str
     """"" means the caller's own (a customer)."""
     caller: Caller
+    page_size: int = 0
+    page_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ class ListNotifications:
     customer_id: str
     """"" means the caller's own (a customer)."""
     caller: Caller
+    page_size: int = 0
+    page_token: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,25 +116,38 @@ async def get_order_status(query: GetOrderStatus, uow: UnitOfWork) -> OrderStatu
     return view
 
 
-async def list_order_statuses(query: ListOrderStatuses, uow: UnitOfWork) -> list[OrderStatusView]:
+async def list_order_statuses(
+    query: ListOrderStatuses, uow: UnitOfWork, tokens: PageTokens
+) -> Page[OrderStatusView]:
     wanted = access.status_filter(
         query.caller, query.customer_id, query.trainer_id, query.order_status
     )
+    page = tokens.request(VIEW_PAGES, query.page_size, query.page_token, **wanted.as_filters())
     async with uow:
-        return await uow.views.list(wanted)
+        return tokens.page(page, await uow.views.list(wanted, page))
 
 
-async def list_class_results(query: ListClassResults, uow: UnitOfWork) -> list[ClassResult]:
+async def list_class_results(
+    query: ListClassResults, uow: UnitOfWork, tokens: PageTokens
+) -> Page[ClassResult]:
     customer_id = access.customer_to_read(query.caller, query.customer_id)
+    page = tokens.request(
+        CLASS_RESULT_PAGES, query.page_size, query.page_token, customer_id=customer_id
+    )
     async with uow:
-        views = await uow.views.with_class_results(customer_id)
-    return [ClassResult.of(view) for view in views]
+        views = tokens.page(page, await uow.views.with_class_results(customer_id, page))
+    return Page([ClassResult.of(view) for view in views.items], views.next_page_token)
 
 
-async def list_notifications(query: ListNotifications, uow: UnitOfWork) -> list[Notification]:
+async def list_notifications(
+    query: ListNotifications, uow: UnitOfWork, tokens: PageTokens
+) -> Page[Notification]:
     customer_id = access.customer_to_read(query.caller, query.customer_id)
+    page = tokens.request(
+        NOTIFICATION_PAGES, query.page_size, query.page_token, customer_id=customer_id
+    )
     async with uow:
-        return await uow.notifications.list(customer_id)
+        return tokens.page(page, await uow.notifications.list(customer_id, page))
 
 
 def watch_notifications(

@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
+from ptkit.paging import Keyset, PageRequest, SortKey
 from ptkit.ports import UnitOfWork as BaseUnitOfWork
 from status_svc.domain.model import OrderStatus, OrderStatusView
 from status_svc.domain.notifications import Notification
 
+VIEW_PAGES = Keyset(
+    "order_statuses",
+    SortKey("updated_at", datetime, descending=True, nullable=True),
+    SortKey("order_id"),
+)
+"""Most recently updated first. A view updated while a client pages moves to the front:
+it may then be missed or listed twice (AIP-158 allows it; the list is a live view)."""
+
+CLASS_RESULT_PAGES = Keyset(
+    "class_results",
+    SortKey("result_recorded_at", datetime, nullable=True),
+    SortKey("order_id"),
+)
+"""Oldest result first."""
+
+NOTIFICATION_PAGES = Keyset(
+    "notifications",
+    SortKey("created_at", datetime, nullable=True),
+    SortKey("notification_id"),
+)
+"""Oldest first, by when the class result was registered."""
+
 
 @dataclass(frozen=True)
 class StatusFilter:
-    """Which views to list; None matches any. The API has no paging: a list holds the
-    ``limit`` most recently updated views."""
+    """Which views to list; None matches any."""
 
     customer_id: str | None = None
     trainer_id: str | None = None
     order_status: OrderStatus | None = None
-    limit: int = 500
+
+    def as_filters(self) -> dict[str, str | None]:
+        """What a page token is bound to."""
+        return {
+            "customer_id": self.customer_id,
+            "trainer_id": self.trainer_id,
+            "order_status": None if self.order_status is None else self.order_status.value,
+        }
 
 
 class OrderStatusViews(Protocol):
@@ -30,12 +60,15 @@ class OrderStatusViews(Protocol):
 
     async def add(self, view: OrderStatusView) -> None: ...
 
-    async def list(self, wanted: StatusFilter) -> list[OrderStatusView]:
-        """Most recently updated first."""
+    async def list(self, wanted: StatusFilter, page: PageRequest) -> list[OrderStatusView]:
+        """The page's views (at most ``page.limit``) in VIEW_PAGES order."""
         ...
 
-    async def with_class_results(self, customer_id: str) -> list[OrderStatusView]:
-        """The customer's views that hold a class result, oldest result first."""
+    async def with_class_results(
+        self, customer_id: str, page: PageRequest
+    ) -> list[OrderStatusView]:
+        """The page's views of the customer that hold a class result, in
+        CLASS_RESULT_PAGES order."""
         ...
 
 
@@ -44,8 +77,8 @@ class Notifications(Protocol):
         """Record it once: adding the same notification_id again changes nothing."""
         ...
 
-    async def list(self, customer_id: str) -> list[Notification]:
-        """Oldest first (by when the class result was registered)."""
+    async def list(self, customer_id: str, page: PageRequest) -> list[Notification]:
+        """The page's notifications of the customer in NOTIFICATION_PAGES order."""
         ...
 
     async def last_sequence(self) -> int:

@@ -130,12 +130,13 @@ def studio(platform: Platform, rest: Rest) -> Studio:
 def test_order_service_places_reads_lists_and_cancels_over_http(studio: Studio) -> None:
     rest, customer = studio.rest, studio.customer
     start = tomorrow_at(9)
-    placed = studio.place_order(preferred_start=rfc3339(start), request_id="http-1")
+    request_id = str(uuid.uuid4())
+    placed = studio.place_order(preferred_start=rfc3339(start), request_id=request_id)
     assert placed["customer_id"] == studio.customer_id
     assert placed["status"] == "ORDER_STATUS_PLACED"
     assert placed["preferred_start"] == rfc3339(start)
     assert placed["version"] == "1", "int64 fields are JSON strings"
-    assert studio.place_order(request_id="http-1")["order_id"] == placed["order_id"]
+    assert studio.place_order(request_id=request_id)["order_id"] == placed["order_id"]
 
     assert ok(rest.get(f"/v1/orders/{placed['order_id']}", customer)) == placed
     second = studio.place_order("Boxing")

@@ -21,6 +21,7 @@ import pytest
 
 from ptctl import dlq
 from ptctl.launcher import ROOT, Platform, PlatformConfig, grpc_serving
+from ptctl.pages import every_page
 from ptctl.verify import EVENTS_STREAM, Target, audit
 from ptkit import dead_letters as dl
 from ptkit.events import subject_of
@@ -65,10 +66,12 @@ class Front:
         return self.orders.PlaceOrder(request, metadata=self.auth, timeout=10).order_id
 
     def views(self) -> dict[str, status.OrderStatus]:
-        found = self.status.ListOrderStatuses(
-            status.ListOrderStatusesRequest(), metadata=self.auth, timeout=10
+        found = every_page(
+            lambda page: self.status.ListOrderStatuses(page, metadata=self.auth, timeout=10),
+            status.ListOrderStatusesRequest(),
+            "statuses",
         )
-        return {view.order_id: view for view in found.statuses}
+        return {view.order_id: view for view in found}
 
     def views_of(self, order_ids: set[str]) -> dict[str, status.OrderStatus]:
         try:

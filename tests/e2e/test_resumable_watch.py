@@ -19,6 +19,7 @@ import pytest
 
 from ptctl.envoy import GatewaySettings, RateLimitSettings
 from ptctl.launcher import Platform
+from ptctl.pages import every_page
 from ptctl.watch import Backoff, NotificationWatcher
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.status.v1 import status_service_pb2 as status
@@ -158,12 +159,12 @@ def test_a_watcher_reconnecting_with_its_resume_point_misses_no_notification(
 
     received = first.received + second.received
     assert sorted(n.order_id for n in received) == sorted(orders)  # none missed, none twice
-    listed = desk.status.ListNotifications(
+    listed = every_page(
+        lambda page: desk.status.ListNotifications(page, metadata=desk.customer, timeout=5),
         status.ListNotificationsRequest(customer_id=desk.customer_id),
-        metadata=desk.customer,
-        timeout=5,
+        "notifications",
     )
-    recorded = {n.notification_id for n in listed.notifications}
+    recorded = {n.notification_id for n in listed}
     assert {n.notification_id for n in received} == recorded
     sequences = [n.sequence for n in received]
     assert sequences == sorted(sequences)

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from ptctl.launcher import Platform, PlatformConfig
+from ptctl.pages import every_page
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status
@@ -46,8 +47,12 @@ def test_replicas_share_the_load_and_every_event_takes_effect_once(replicated: P
         }
 
         def all_views() -> set[str]:
-            found = views.ListOrderStatuses(status.ListOrderStatusesRequest(), metadata=auth)
-            ids = {s.order_id for s in found.statuses}
+            found = every_page(
+                lambda page: views.ListOrderStatuses(page, metadata=auth),
+                status.ListOrderStatusesRequest(),
+                "statuses",
+            )
+            ids = {s.order_id for s in found}
             return ids if ids == placed else set()
 
         wait_for(all_views, timeout=30, what="a status view of every order")

@@ -7,6 +7,8 @@ tests against these repositories and the SQL ones on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from typing import Any
+
 from manager_svc.application.ports import (
     ScheduleCancelRefused,
     ScheduleCancelUnavailable,
@@ -18,12 +20,18 @@ from manager_svc.domain.model import (
     AssignmentStatus,
 )
 from manager_svc.domain.roster import Trainer, TrainerNotFound
+from ptkit.paging import PageRequest, page_in_memory
 from ptkit.testing import FakeUnitOfWork, InMemoryRepository
 
 
 class InMemoryTrainers(InMemoryRepository[Trainer]):
     table = "trainers"
     key = "trainer_id"
+    unique = (("registered_by", "request_id"),)
+
+    def _unique_values(self, item: Trainer, columns: tuple[str, ...]) -> tuple[Any, ...] | None:
+        # no request id is stored as NULL, which the unique constraint lets repeat
+        return None if not item.request_id else super()._unique_values(item, columns)
 
     async def add(self, trainer: Trainer) -> None:
         self._insert(trainer)
@@ -37,8 +45,20 @@ class InMemoryTrainers(InMemoryRepository[Trainer]):
             raise TrainerNotFound(trainer_id)
         return trainer
 
-    async def list(self) -> list[Trainer]:
-        return sorted(self._rows(), key=lambda t: (t.name, t.trainer_id))
+    async def find_by_request(self, registered_by: str, request_id: str) -> Trainer | None:
+        return next(
+            (
+                t
+                for t in self._rows()
+                if t.registered_by == registered_by and t.request_id == request_id
+            ),
+            None,
+        )
+
+    async def list(self, page: PageRequest | None = None) -> list[Trainer]:
+        if page is None:
+            return sorted(self._rows(), key=lambda t: (t.name, t.trainer_id))
+        return page_in_memory(self._rows(), page)
 
 
 class InMemoryAssignments(InMemoryRepository[Assignment]):
@@ -58,14 +78,15 @@ class InMemoryAssignments(InMemoryRepository[Assignment]):
         return assignment
 
     async def list(
-        self, status: AssignmentStatus | None, trainer_id: str | None
+        self, status: AssignmentStatus | None, trainer_id: str | None, page: PageRequest
     ) -> list[Assignment]:
-        return [
+        wanted = [
             a
-            for a in sorted(self._rows(), key=lambda a: (a.created_at, a.order_id), reverse=True)
+            for a in self._rows()
             if (status is None or a.status is status)
             and (not trainer_id or a.trainer_id == trainer_id)
         ]
+        return page_in_memory(wanted, page)
 
     async def load_per_trainer(self) -> dict[str, int]:
         load: dict[str, int] = {}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from order_svc.application.ports import PageCursor
 from order_svc.domain.model import Order, OrderNotFound
+from ptkit.paging import PageRequest, page_in_memory
 from ptkit.testing import FakeUnitOfWork, InMemoryRepository
 
 
@@ -41,17 +41,9 @@ class InMemoryOrders(InMemoryRepository[Order]):
             None,
         )
 
-    async def list(
-        self, customer_id: str | None, limit: int, after: PageCursor | None
-    ) -> list[Order]:
-        orders = sorted(self._rows(), key=lambda o: (o.created_at, o.order_id), reverse=True)
-        if customer_id:
-            orders = [o for o in orders if o.customer_id == customer_id]
-        if after is not None:
-            orders = [
-                o for o in orders if (o.created_at, o.order_id) < (after.created_at, after.order_id)
-            ]
-        return orders[:limit]
+    async def list(self, customer_id: str | None, page: PageRequest) -> list[Order]:
+        mine = [o for o in self._rows() if not customer_id or o.customer_id == customer_id]
+        return page_in_memory(mine, page)
 
 
 class FakeOrderUnitOfWork(FakeUnitOfWork):

@@ -9,14 +9,12 @@ would, and ``uow.notifications.polls`` counts the watch's looks.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
+from ptkit.paging import PageRequest, page_in_memory
 from ptkit.testing import FakeUnitOfWork, InMemoryRepository, MemoryStore
 from status_svc.application.ports import StatusFilter
 from status_svc.domain.model import OrderStatusNotFound, OrderStatusView
 from status_svc.domain.notifications import Notification
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -41,7 +39,7 @@ class InMemoryViews(InMemoryRepository[OrderStatusView]):
     async def add(self, view: OrderStatusView) -> None:
         self._insert(view)
 
-    async def list(self, wanted: StatusFilter) -> list[OrderStatusView]:
+    async def list(self, wanted: StatusFilter, page: PageRequest) -> list[OrderStatusView]:
         views = [
             view
             for view in self._rows()
@@ -49,14 +47,13 @@ class InMemoryViews(InMemoryRepository[OrderStatusView]):
             and wanted.trainer_id in (None, view.trainer_id)
             and wanted.order_status in (None, view.order_status)
         ]
-        # most recently updated first, never updated last; ties by order id
-        views.sort(key=lambda v: v.order_id)
-        views.sort(key=lambda v: v.updated_at or EPOCH, reverse=True)
-        return views[: wanted.limit]
+        return page_in_memory(views, page)
 
-    async def with_class_results(self, customer_id: str) -> list[OrderStatusView]:
+    async def with_class_results(
+        self, customer_id: str, page: PageRequest
+    ) -> list[OrderStatusView]:
         views = [v for v in self._rows() if v.customer_id == customer_id and v.class_result]
-        return sorted(views, key=lambda v: (v.result_recorded_at or EPOCH, v.order_id))
+        return page_in_memory(views, page)
 
 
 @dataclass(frozen=True)
@@ -118,12 +115,12 @@ class InMemoryNotifications(InMemoryRepository[Recorded]):
         self.rows[recorded.notification_id] = recorded
         self._track(recorded, None)
 
-    async def list(self, customer_id: str) -> list[Notification]:
+    async def list(self, customer_id: str, page: PageRequest) -> list[Notification]:
         views = self._table(InMemoryViews.table)
         mine = [
             self._shown(views, r) for r in self._rows() if r.notification.customer_id == customer_id
         ]
-        return sorted(mine, key=lambda n: (n.created_at or EPOCH, n.notification_id))
+        return page_in_memory(mine, page)
 
     async def last_sequence(self) -> int:
         return max((r.sequence for r in self._rows()), default=0)

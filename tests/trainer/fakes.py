@@ -6,6 +6,7 @@ tests against it and the SQL repository on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+from ptkit.paging import PageRequest, page_in_memory
 from ptkit.testing import FakeUnitOfWork, InMemoryRepository
 from trainer_svc.domain.model import BOOKED, Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
 
@@ -26,12 +27,15 @@ class InMemorySchedules(InMemoryRepository[Schedule]):
     async def find(self, order_id: str) -> Schedule | None:
         return self._find(order_id)
 
-    async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
-        return [
+    async def list(
+        self, trainer_id: str | None, status: ScheduleStatus | None, page: PageRequest
+    ) -> list[Schedule]:
+        wanted = [
             s
-            for s in sorted(self._rows(), key=lambda s: (s.created_at, s.order_id), reverse=True)
+            for s in self._rows()
             if trainer_id in (None, s.trainer_id) and status in (None, s.status)
         ]
+        return page_in_memory(wanted, page)
 
     async def booked_overlapping(
         self, trainer_id: str, slot: TimeSlot, excluding_order_id: str

@@ -10,6 +10,7 @@ import grpc
 from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import from_timestamp, to_timestamp
+from ptkit.paging import PageTokens
 from ptkit.validation import require_uuid
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
@@ -63,8 +64,9 @@ class TrainerServiceAdapter(pb_grpc.TrainerServiceServicer):
     """Each call gets a unit of work of its own: one holds one transaction at a time, and
     calls run concurrently."""
 
-    def __init__(self, new_uow: Callable[[], UnitOfWork]) -> None:
+    def __init__(self, new_uow: Callable[[], UnitOfWork], page_tokens: PageTokens) -> None:
         self.new_uow = new_uow
+        self.page_tokens = page_tokens
 
     async def ConfirmSchedule(
         self, request: pb.ConfirmScheduleRequest, context: grpc.aio.ServicerContext
@@ -107,9 +109,14 @@ class TrainerServiceAdapter(pb_grpc.TrainerServiceServicer):
         self, request: pb.ListSchedulesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListSchedulesResponse:
         query = handlers.ListSchedules(
-            request.trainer_id, status_filter(request.status), current_caller()
+            request.trainer_id,
+            status_filter(request.status),
+            current_caller(),
+            page_size=request.page_size,
+            page_token=request.page_token,
         )
-        schedules = await handlers.list_schedules(query, self.new_uow())
+        page = await handlers.list_schedules(query, self.new_uow(), self.page_tokens)
         return pb.ListSchedulesResponse(
-            schedules=[schedule_to_proto(schedule) for schedule in schedules]
+            schedules=[schedule_to_proto(schedule) for schedule in page.items],
+            next_page_token=page.next_page_token,
         )

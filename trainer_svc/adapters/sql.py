@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ptkit.mapping import AggregateMapper, Embedded, Stored, as_utc
 from ptkit.migrations import service_metadata
+from ptkit.paging import PageRequest
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
+from ptkit.sql_paging import keyset_page
 from trainer_svc.domain.model import (
     BOOKED,
     ClassResult,
@@ -48,6 +50,7 @@ schedule_rows = AggregateMapper(
     metadata,
     Index("ix_schedules_trainer_status_start", "trainer_id", "status", "start_time"),
     Index("ix_schedules_created", "created_at", "order_id"),
+    Index("ix_schedules_trainer_created", "trainer_id", "created_at", "order_id"),
     key="order_id",
     columns={
         "order_id": String(36),
@@ -101,15 +104,16 @@ class SqlScheduleRepository(TrackingRepository):
         row = (await self.connection.execute(query)).first()
         return None if row is None else self._load(row)
 
-    async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
-        query = select(schedules).order_by(
-            schedules.c.created_at.desc(), schedules.c.order_id.desc()
-        )
+    async def list(
+        self, trainer_id: str | None, status: ScheduleStatus | None, page: PageRequest
+    ) -> list[Schedule]:
+        query = select(schedules)
         if trainer_id is not None:
             query = query.where(schedules.c.trainer_id == trainer_id)
         if status is not None:
             query = query.where(schedules.c.status == status.value)
-        return [schedule_rows.load(row) for row in await self.connection.execute(query)]
+        rows = await self.connection.execute(keyset_page(query, schedules.c, page))
+        return [schedule_rows.load(row) for row in rows]
 
     async def booked_overlapping(
         self, trainer_id: str, slot: TimeSlot, excluding_order_id: str

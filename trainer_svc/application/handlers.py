@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ptkit.auth import Caller
+from ptkit.paging import Page, PageTokens
 from ptkit.ports import Clock, utcnow
 from trainer_svc.application import access
-from trainer_svc.application.ports import UnitOfWork
+from trainer_svc.application.ports import SCHEDULE_PAGES, UnitOfWork
 from trainer_svc.domain.model import (
     ClassResult,
     Schedule,
@@ -64,6 +65,10 @@ class ListSchedules:
     """"" lists the caller's own (a trainer) or everyone's (a manager)."""
     status: ScheduleStatus | None
     caller: Caller
+    page_size: int = 0
+    """0 asks for the default page size."""
+    page_token: str = ""
+    """The next_page_token of the previous page; "" for the first page."""
 
 
 async def open_schedule_on_trainer_assigned(
@@ -148,7 +153,13 @@ async def get_schedule(query: GetSchedule, uow: UnitOfWork) -> Schedule:
     return schedule
 
 
-async def list_schedules(query: ListSchedules, uow: UnitOfWork) -> list[Schedule]:
+async def list_schedules(
+    query: ListSchedules, uow: UnitOfWork, tokens: PageTokens
+) -> Page[Schedule]:
     trainer_id = access.trainer_to_list(query.caller, query.trainer_id)
+    status = None if query.status is None else query.status.value
+    page = tokens.request(
+        SCHEDULE_PAGES, query.page_size, query.page_token, trainer_id=trainer_id, status=status
+    )
     async with uow:
-        return await uow.schedules.list(trainer_id, query.status)
+        return tokens.page(page, await uow.schedules.list(trainer_id, query.status, page))

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
+from ptkit.paging import Keyset, PageRequest, SortKey
 from ptkit.ports import UnitOfWork as BaseUnitOfWork
 from trainer_svc.domain.model import Schedule, ScheduleStatus, TimeSlot
+
+SCHEDULE_PAGES = Keyset(
+    "schedules",
+    SortKey("created_at", datetime, descending=True),
+    SortKey("order_id", descending=True),
+)
+"""Schedules are listed newest first."""
 
 
 class ScheduleRepository(Protocol):
@@ -19,8 +28,11 @@ class ScheduleRepository(Protocol):
 
     async def find(self, order_id: str) -> Schedule | None: ...
 
-    async def list(self, trainer_id: str | None, status: ScheduleStatus | None) -> list[Schedule]:
-        """Newest first; None means any trainer / any status."""
+    async def list(
+        self, trainer_id: str | None, status: ScheduleStatus | None, page: PageRequest
+    ) -> list[Schedule]:
+        """The page's schedules (at most ``page.limit``) in SCHEDULE_PAGES order; None
+        means any trainer / any status."""
         ...
 
     async def booked_overlapping(

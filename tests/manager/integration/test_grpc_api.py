@@ -16,6 +16,7 @@ from manager_svc.application import handlers
 from manager_svc.application.ports import ScheduleCancelRefused
 from ptkit.auth import Caller, Role
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageTokens
 from ptkit.server import registration
 from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as pb
@@ -69,7 +70,7 @@ async def api(
         def new_uow() -> sql.SqlManagerUnitOfWork:
             return sql.SqlManagerUnitOfWork(engine, sql.messaging, EnvelopeSerializer("manager"))
 
-        adapter = ManagerServiceAdapter(new_uow)
+        adapter = ManagerServiceAdapter(new_uow, PageTokens.development())
         service = pb.DESCRIPTOR.services_by_name["ManagerService"]
         add = pb_grpc.add_ManagerServiceServicer_to_server
         async with serving(registration(service, add, adapter), keys, "manager_svc") as channel:
@@ -127,7 +128,49 @@ async def test_only_a_manager_registers_trainers(api: ManagerApi, role: Role) ->
     await assert_rejected(call, grpc.StatusCode.PERMISSION_DENIED, "needs manager")
 
 
+async def test_the_same_request_id_registers_the_trainer_once(api: ManagerApi) -> None:
+    request_id = str(uuid.uuid4())
+    request = pb.RegisterTrainerRequest(name="Once", request_id=request_id)
+    first = await api.stub.RegisterTrainer(request, metadata=api.auth(*MANAGER))
+    again = await api.stub.RegisterTrainer(request, metadata=api.auth(*MANAGER))
+    other = await api.stub.RegisterTrainer(request, metadata=api.auth(Role.MANAGER, "manager-2"))
+    assert again.trainer_id == first.trainer_id
+    assert other.trainer_id != first.trainer_id
+    roster = await api.stub.ListTrainers(
+        pb.ListTrainersRequest(page_size=100), metadata=api.auth(*MANAGER)
+    )
+    assert [t.name for t in roster.trainers].count("Once") == 2
+
+
+async def test_a_request_id_that_is_not_a_uuid_is_invalid(api: ManagerApi) -> None:
+    call = api.stub.RegisterTrainer(
+        pb.RegisterTrainerRequest(name="Kim", request_id="retry-1"), metadata=api.auth(*MANAGER)
+    )
+    await assert_rejected(call, grpc.StatusCode.INVALID_ARGUMENT, "request_id")
+
+
 # -- ListTrainers ---------------------------------------------------------------------------
+
+
+async def test_the_roster_pages_by_name_and_refuses_a_tampered_token(api: ManagerApi) -> None:
+    for n in range(5):
+        await api.trainer(f"Paged {n}")
+    names, token = [], ""
+    while True:
+        page = await api.stub.ListTrainers(
+            pb.ListTrainersRequest(page_size=2, page_token=token), metadata=api.auth(*MANAGER)
+        )
+        assert len(page.trainers) <= 2
+        names += [t.name for t in page.trainers]
+        if not (token := page.next_page_token):
+            break
+        tampered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+        call = api.stub.ListTrainers(
+            pb.ListTrainersRequest(page_token=tampered), metadata=api.auth(*MANAGER)
+        )
+        await assert_rejected(call, grpc.StatusCode.INVALID_ARGUMENT, "page_token")
+    assert names == sorted(names)
+    assert [n for n in names if n.startswith("Paged")] == [f"Paged {n}" for n in range(5)]
 
 
 @pytest.mark.parametrize("role", [Role.MANAGER, Role.TRAINER])

@@ -12,16 +12,20 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from manager_svc.adapters import sql
+from manager_svc.application.ports import ASSIGNMENT_PAGES
 from manager_svc.domain.model import Assignment, AssignmentNotFound, AssignmentStatus
 from manager_svc.domain.roster import Trainer, TrainerNotFound
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageRequest
 from ptkit.sql import AlreadyHandled, Causation
 from tests.manager.fakes import FakeManagerUnitOfWork
 from tests.repository_contract import Backend, open_backend
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 EVENT_ID = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
+
+ALL = PageRequest(ASSIGNMENT_PAGES, 100)
 
 
 @pytest.fixture
@@ -98,10 +102,10 @@ async def test_assignments_list_newest_first_by_status_and_trainer(backend: Back
     await assign(backend, "o-3", "t-1")
     await assign(backend, "o-2", "t-2")
     async with backend.uow() as uow:
-        everything = [a.order_id for a in await uow.assignments.list(None, None)]
-        waiting = await uow.assignments.list(AssignmentStatus.AWAITING_TRAINER, None)
-        kims = await uow.assignments.list(AssignmentStatus.TRAINER_ASSIGNED, "t-1")
-        kims_any = await uow.assignments.list(None, "t-1")
+        everything = [a.order_id for a in await uow.assignments.list(None, None, ALL)]
+        waiting = await uow.assignments.list(AssignmentStatus.AWAITING_TRAINER, None, ALL)
+        kims = await uow.assignments.list(AssignmentStatus.TRAINER_ASSIGNED, "t-1", ALL)
+        kims_any = await uow.assignments.list(None, "t-1", ALL)
     assert everything == ["o-4", "o-3", "o-2", "o-1"]
     assert [a.order_id for a in waiting] == ["o-4"]
     assert [a.order_id for a in kims] == ["o-3", "o-1"]

@@ -17,6 +17,7 @@ from manager_svc.domain.roster import TrainerNotFound
 from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageTokens
 from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
 from tests.helpers import database, outbox_envelopes
@@ -26,6 +27,8 @@ MANAGER = Caller("m-1", Role.MANAGER)
 ORDER_1 = "11111111-1111-4111-8111-111111111111"
 ORDER_2 = "22222222-2222-4222-8222-222222222222"
 ORDER_3 = "33333333-3333-4333-8333-333333333333"
+
+TOKENS = PageTokens.development()
 
 
 @pytest.fixture
@@ -67,10 +70,24 @@ async def count(engine: AsyncEngine, table: Table) -> int:
         return (await connection.execute(select(func.count()).select_from(table))).scalar_one()
 
 
+async def test_a_repeated_registration_is_stored_once(engine: AsyncEngine) -> None:
+    request_id = "6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13"
+
+    def new_uow() -> sql.SqlManagerUnitOfWork:
+        return sql.SqlManagerUnitOfWork(engine, sql.messaging, EnvelopeSerializer("manager"))
+
+    command = handlers.RegisterTrainer("Kim", MANAGER, request_id=request_id)
+    first = await handlers.register_trainer(command, new_uow())
+    again = await handlers.register_trainer(command, new_uow())
+    other = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), new_uow())
+    assert again.trainer_id == first.trainer_id != other.trainer_id
+    assert await count(engine, sql.trainers) == 2
+
+
 async def test_trainers_are_stored_and_listed_by_name(uow: sql.SqlManagerUnitOfWork) -> None:
     await handlers.register_trainer(handlers.RegisterTrainer("Park", MANAGER), uow)
     kim = await handlers.register_trainer(handlers.RegisterTrainer("Kim", MANAGER), uow)
-    listed = await handlers.list_trainers(handlers.ListTrainers(MANAGER), uow)
+    listed = (await handlers.list_trainers(handlers.ListTrainers(MANAGER), uow, TOKENS)).items
     assert [t.name for t in listed] == ["Kim", "Park"]
     assert listed[0] == kim
 
@@ -134,16 +151,27 @@ async def test_assignments_are_listed_by_status_and_trainer(uow: sql.SqlManagerU
     for order_id in (ORDER_1, ORDER_2, ORDER_3):
         await handlers.open_assignment_on_order_placed(placed(order_id), uow)
     await handlers.assign_trainer(handlers.AssignTrainer(ORDER_2, kim.trainer_id, MANAGER), uow)
-    awaiting = await handlers.list_assignments(
-        handlers.ListAssignments(AssignmentStatus.AWAITING_TRAINER, "", MANAGER), uow
-    )
-    kims = await handlers.list_assignments(
-        handlers.ListAssignments(None, kim.trainer_id, MANAGER), uow
-    )
+    awaiting = (
+        await handlers.list_assignments(
+            handlers.ListAssignments(AssignmentStatus.AWAITING_TRAINER, "", MANAGER), uow, TOKENS
+        )
+    ).items
+    kims = (
+        await handlers.list_assignments(
+            handlers.ListAssignments(None, kim.trainer_id, MANAGER), uow, TOKENS
+        )
+    ).items
     assert sorted(a.order_id for a in awaiting) == [ORDER_1, ORDER_3]
     assert [a.order_id for a in kims] == [ORDER_2]
     assert (
-        len(await handlers.list_assignments(handlers.ListAssignments(None, "", MANAGER), uow)) == 3
+        len(
+            (
+                await handlers.list_assignments(
+                    handlers.ListAssignments(None, "", MANAGER), uow, TOKENS
+                )
+            ).items
+        )
+        == 3
     )
 
 
@@ -237,5 +265,5 @@ async def test_deactivated_trainer_is_stored_inactive(uow: sql.SqlManagerUnitOfW
     async with uow:
         (await uow.trainers.get(kim.trainer_id)).deactivate()
         await uow.commit()
-    [stored] = await handlers.list_trainers(handlers.ListTrainers(MANAGER), uow)
+    [stored] = (await handlers.list_trainers(handlers.ListTrainers(MANAGER), uow, TOKENS)).items
     assert stored.active is False

@@ -14,6 +14,7 @@ from order_svc.adapters import sql
 from order_svc.adapters.grpc_api import OrderServiceAdapter
 from ptkit.auth import Role
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageTokens
 from ptkit.server import registration
 from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.order.v1 import order_service_pb2 as pb
@@ -48,7 +49,7 @@ async def api(keys: KeyFiles, tmp_path: Path) -> AsyncIterator[OrderApi]:
         def new_uow() -> sql.SqlOrderUnitOfWork:
             return sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
 
-        adapter = OrderServiceAdapter(new_uow)
+        adapter = OrderServiceAdapter(new_uow, PageTokens.development())
         service = pb.DESCRIPTOR.services_by_name["OrderService"]
         add = pb_grpc.add_OrderServiceServicer_to_server
 
@@ -82,8 +83,8 @@ async def test_a_customer_places_an_order_for_themselves_and_reads_it_back(api: 
 
 
 async def test_the_same_request_id_returns_the_same_order(api: OrderApi) -> None:
-    first = await api.place("alice", request_id="r-1")
-    again = await api.place("alice", request_id="r-1")
+    first = await api.place("alice", request_id="6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13")
+    again = await api.place("alice", request_id="6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13")
     assert again.order_id == first.order_id
     assert await api.outbox() == ["OrderPlaced"]
 
@@ -159,7 +160,7 @@ async def test_orders_list_newest_first_in_pages(api: OrderApi) -> None:
 async def test_listing_refuses_bad_pages_and_strangers(api: OrderApi) -> None:
     alice = api.as_(Role.CUSTOMER, "alice")
     await rejected(
-        api.stub.ListOrders(pb.ListOrdersRequest(page_size=101), metadata=alice),
+        api.stub.ListOrders(pb.ListOrdersRequest(page_size=-1), metadata=alice),
         CODE.INVALID_ARGUMENT,
         "page_size",
     )

@@ -12,15 +12,17 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_svc.adapters import sql
-from order_svc.application.ports import PageCursor
+from order_svc.application.ports import ORDER_PAGES
 from order_svc.domain.model import Order, OrderNotFound, OrderStatus
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageRequest
 from ptkit.sql import AlreadyHandled, Causation
 from tests.order.fakes import FakeOrderUnitOfWork
 from tests.repository_contract import Backend, open_backend
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+FIRST_TEN = PageRequest(ORDER_PAGES, 10)
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ async def test_a_second_order_with_the_same_request_id_is_a_conflict(backend: Ba
 async def test_orders_without_request_id_may_be_many(backend: Backend) -> None:
     await stored(backend, order(1), order(2))
     async with backend.uow() as uow:
-        assert len(await uow.orders.list("alice", 10, None)) == 2
+        assert len(await uow.orders.list("alice", FIRST_TEN)) == 2
 
 
 async def test_a_second_order_with_the_same_id_is_a_conflict(backend: Backend) -> None:
@@ -101,8 +103,8 @@ async def test_a_second_order_with_the_same_id_is_a_conflict(backend: Backend) -
 async def test_list_is_newest_first_filtered_by_customer(backend: Backend) -> None:
     await stored(backend, order(1), order(2, "bob"), order(3), order(4, minute=3))
     async with backend.uow() as uow:
-        everyone = [o.order_id for o in await uow.orders.list(None, 10, None)]
-        alice = [o.order_id for o in await uow.orders.list("alice", 10, None)]
+        everyone = [o.order_id for o in await uow.orders.list(None, FIRST_TEN)]
+        alice = [o.order_id for o in await uow.orders.list("alice", FIRST_TEN)]
     assert everyone == ["o-4", "o-3", "o-2", "o-1"]  # same time: larger id first
     assert alice == ["o-4", "o-3", "o-1"]
 
@@ -110,18 +112,21 @@ async def test_list_is_newest_first_filtered_by_customer(backend: Backend) -> No
 async def test_list_pages_through_every_order_once(backend: Backend) -> None:
     await stored(backend, *(order(n, minute=n // 2) for n in range(7)))
     seen: list[str] = []
-    after: PageCursor | None = None
+    after = None
     async with backend.uow() as uow:
-        while page := await uow.orders.list("alice", 3, after):
-            seen += [o.order_id for o in page]
-            after = PageCursor(page[-1].created_at, page[-1].order_id)
+        while page := await uow.orders.list("alice", PageRequest(ORDER_PAGES, 3, after)):
+            assert len(page) <= 4  # one more than the page holds
+            seen += [o.order_id for o in page[:3]]
+            after = ORDER_PAGES.position_of(page[min(2, len(page) - 1)])
+            if len(page) <= 3:
+                break
     assert seen == [f"o-{n}" for n in reversed(range(7))]
 
 
 async def test_a_listed_order_changed_is_not_written(backend: Backend) -> None:
     await stored(backend, order(1))
     async with backend.uow() as uow:
-        [listed] = await uow.orders.list("alice", 10, None)
+        [listed] = await uow.orders.list("alice", FIRST_TEN)
         listed.cancel("not through get", NOW)
         await uow.commit()
     async with backend.uow() as uow:

@@ -12,15 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from order_svc.adapters import sql
 from order_svc.application import handlers
-from order_svc.application.paging import encode_page_token
 from order_svc.domain.model import OrderNotFound, OrderStatus
 from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageTokens
 from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
 from tests.helpers import database, outbox_envelopes
 
+REQUEST = "6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13"
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 MANAGER = Caller("m-1", Role.MANAGER)
 
@@ -103,8 +104,8 @@ async def test_unknown_order_is_not_found(engine: AsyncEngine) -> None:
 
 
 async def test_same_request_id_returns_the_same_order(engine: AsyncEngine) -> None:
-    first = await handlers.place_order(place(request_id="r-1"), unit_of_work(engine))
-    again = await handlers.place_order(place(request_id="r-1"), unit_of_work(engine))
+    first = await handlers.place_order(place(request_id=REQUEST), unit_of_work(engine))
+    again = await handlers.place_order(place(request_id=REQUEST), unit_of_work(engine))
     assert again.order_id == first.order_id
     assert await count_orders(engine) == 1
     assert len(await outbox(engine)) == 1
@@ -136,13 +137,14 @@ async def test_list_orders_pages_through_every_order_once(engine: AsyncEngine) -
     ]
     await handlers.place_order(place(customer="bob"), unit_of_work(engine))
     seen: list[str] = []
-    cursor = None
+    token = ""
+    tokens = PageTokens.development()
     while True:
-        query = handlers.ListOrders("alice", MANAGER, 3, encode_page_token(cursor))
-        page = await handlers.list_orders(query, unit_of_work(engine))
-        seen += [o.order_id for o in page.orders]
-        cursor = page.next_cursor
-        if cursor is None:
+        query = handlers.ListOrders("alice", MANAGER, 3, token)
+        page = await handlers.list_orders(query, unit_of_work(engine), tokens)
+        seen += [o.order_id for o in page.items]
+        token = page.next_page_token
+        if not token:
             break
     assert sorted(seen) == sorted(placed)
     assert len(seen) == 7

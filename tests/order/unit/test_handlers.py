@@ -9,13 +9,15 @@ from itertools import count
 import pytest
 
 from order_svc.application import handlers
-from order_svc.application.paging import encode_page_token
 from order_svc.domain.model import OrderNotFound, OrderStatus
 from ptkit.auth import Caller, PermissionDenied, Role
 from ptkit.domain import InvalidValue
+from ptkit.paging import PageTokens
 from tests.order.fakes import FakeOrderUnitOfWork as FakeUnitOfWork
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+TOKENS = PageTokens.development()
+REQUEST = "6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13"
 MANAGER = Caller("m-1", Role.MANAGER)
 
 
@@ -34,8 +36,8 @@ async def test_place_order_commits_the_order_and_its_event() -> None:
 async def test_the_same_request_id_returns_the_same_order() -> None:
     uow = FakeUnitOfWork()
     ids = iter(["o-1", "o-2"])
-    first = await handlers.place_order(place(request_id="r-1"), uow, new_id=lambda: next(ids))
-    again = await handlers.place_order(place(request_id="r-1"), uow, new_id=lambda: next(ids))
+    first = await handlers.place_order(place(request_id=REQUEST), uow, new_id=lambda: next(ids))
+    again = await handlers.place_order(place(request_id=REQUEST), uow, new_id=lambda: next(ids))
     assert again.order_id == first.order_id
     assert len(uow.published) == 1
 
@@ -43,8 +45,8 @@ async def test_the_same_request_id_returns_the_same_order() -> None:
 async def test_the_same_request_id_of_another_customer_is_another_order() -> None:
     uow = FakeUnitOfWork()
     ids = iter(["o-1", "o-2"])
-    first = await handlers.place_order(place("alice", "r-1"), uow, new_id=lambda: next(ids))
-    other = await handlers.place_order(place("bob", "r-1"), uow, new_id=lambda: next(ids))
+    first = await handlers.place_order(place("alice", REQUEST), uow, new_id=lambda: next(ids))
+    other = await handlers.place_order(place("bob", REQUEST), uow, new_id=lambda: next(ids))
     assert other.order_id != first.order_id
 
 
@@ -68,21 +70,21 @@ async def test_list_orders_pages_newest_first() -> None:
             new_id=lambda n=n: order_id(n),
             now=lambda: NOW.replace(minute=next(minutes)),
         )
-    first = await handlers.list_orders(handlers.ListOrders("alice", MANAGER, 2, ""), uow)
+    first = await handlers.list_orders(handlers.ListOrders("alice", MANAGER, 2, ""), uow, TOKENS)
     second = await handlers.list_orders(
-        handlers.ListOrders("alice", MANAGER, 2, encode_page_token(first.next_cursor)), uow
+        handlers.ListOrders("alice", MANAGER, 2, first.next_page_token), uow, TOKENS
     )
     third = await handlers.list_orders(
-        handlers.ListOrders("alice", MANAGER, 2, encode_page_token(second.next_cursor)), uow
+        handlers.ListOrders("alice", MANAGER, 2, second.next_page_token), uow, TOKENS
     )
-    assert [o.order_id for o in first.orders + second.orders + third.orders] == [
+    assert [o.order_id for o in first.items + second.items + third.items] == [
         order_id(4),
         order_id(3),
         order_id(2),
         order_id(1),
         order_id(0),
     ]
-    assert third.next_cursor is None
+    assert third.next_page_token == ""
 
 
 async def test_cancelling_another_customers_order_is_refused_and_changes_nothing() -> None:
@@ -99,13 +101,17 @@ async def test_cancelling_another_customers_order_is_refused_and_changes_nothing
 async def test_a_customer_places_an_order_for_themselves_by_default() -> None:
     uow = FakeUnitOfWork()
     command = handlers.PlaceOrder(
-        "", "Alice", "Pilates", None, " r-1 ", Caller("alice", Role.CUSTOMER)
+        "", "Alice", "Pilates", None, REQUEST.upper(), Caller("alice", Role.CUSTOMER)
     )
     order = await handlers.place_order(command, uow, new_id=lambda: "o-1")
-    assert (order.customer_id, order.request_id) == ("alice", "r-1")
+    assert (order.customer_id, order.request_id) == ("alice", REQUEST)
 
 
-async def test_a_too_long_request_id_is_refused() -> None:
-    command = handlers.PlaceOrder("alice", "Alice", "Pilates", None, "r" * 65, MANAGER)
-    with pytest.raises(InvalidValue, match="request_id is too long"):
-        await handlers.place_order(command, FakeUnitOfWork())
+@pytest.mark.parametrize("request_id", ["r-1", "r" * 65, REQUEST + "0", "{" + REQUEST + "}"])
+async def test_a_request_id_that_is_not_a_uuid_is_refused(request_id: str) -> None:
+    command = handlers.PlaceOrder("alice", "Alice", "Pilates", None, request_id, MANAGER)
+    uow = FakeUnitOfWork()
+    with pytest.raises(InvalidValue, match=r"request_id .* is not a UUID") as refused:
+        await handlers.place_order(command, uow)
+    assert refused.value.field == "request_id"
+    assert uow.commits == 0

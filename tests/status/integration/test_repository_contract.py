@@ -14,9 +14,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.domain import ConcurrencyConflict
+from ptkit.paging import PageRequest
 from ptkit.sql import AlreadyHandled, Causation
 from status_svc.adapters import sql
-from status_svc.application.ports import StatusFilter
+from status_svc.application.ports import (
+    CLASS_RESULT_PAGES,
+    NOTIFICATION_PAGES,
+    VIEW_PAGES,
+    StatusFilter,
+)
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
 from status_svc.domain.notifications import Notification, NotificationKind
 from tests.repository_contract import Backend, open_backend
@@ -24,6 +30,9 @@ from tests.status.fakes import FakeStatusUnitOfWork
 from tests.status.flows import T0, OrderFlow
 
 EVENT_ID = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
+
+EVERY_VIEW = PageRequest(VIEW_PAGES, 100)
+NOTES = PageRequest(NOTIFICATION_PAGES, 100)
 
 
 @pytest.fixture
@@ -74,7 +83,7 @@ async def recorded(backend: Backend, *notifications: Notification) -> None:
 
 async def listed(backend: Backend, wanted: StatusFilter) -> list[str]:
     async with backend.uow() as uow:
-        return [view.order_id for view in await uow.views.list(wanted)]
+        return [view.order_id for view in await uow.views.list(wanted, EVERY_VIEW)]
 
 
 # --- views ---------------------------------------------------------------------------
@@ -128,9 +137,14 @@ async def test_list_is_most_recently_updated_first_ties_by_order_id(backend: Bac
     assert await listed(backend, StatusFilter()) == ["o-2", "o-4", "o-3", "o-1"]
 
 
-async def test_list_holds_the_limit_most_recently_updated(backend: Backend) -> None:
+async def test_list_reads_a_page_and_one_more_after_the_position(backend: Backend) -> None:
     await stored(backend, *(folded(flow(f"o-{n}", at=n).placed()) for n in range(5)))
-    assert await listed(backend, StatusFilter(limit=2)) == ["o-4", "o-3"]
+    async with backend.uow() as uow:
+        first = await uow.views.list(StatusFilter(), PageRequest(VIEW_PAGES, 2))
+        after = VIEW_PAGES.position_of(first[1])
+        rest = await uow.views.list(StatusFilter(), PageRequest(VIEW_PAGES, 2, after))
+    assert [v.order_id for v in first] == ["o-4", "o-3", "o-2"]
+    assert [v.order_id for v in rest] == ["o-2", "o-1", "o-0"]
 
 
 @pytest.mark.parametrize(
@@ -171,7 +185,7 @@ async def test_with_class_results_holds_the_customers_results_oldest_first(
         folded(flow("o-5", "alice", at=10).held()),  # the same time as o-2
     )
     async with backend.uow() as uow:
-        results = await uow.views.with_class_results("alice")
+        results = await uow.views.with_class_results("alice", PageRequest(CLASS_RESULT_PAGES, 100))
     assert [view.order_id for view in results] == ["o-2", "o-5", "o-1"]
     assert {view.class_result for view in results} == {"Great form"}
 
@@ -180,7 +194,7 @@ async def test_a_listed_view_changed_is_not_written(backend: Backend) -> None:
     order = flow("o-1").placed()
     await stored(backend, folded(order))
     async with backend.uow() as uow:
-        [view] = await uow.views.list(StatusFilter())
+        [view] = await uow.views.list(StatusFilter(), EVERY_VIEW)
         assert view.observe(order.order_cancelled().events[-1])
         await uow.commit()
     async with backend.uow() as uow:
@@ -267,7 +281,7 @@ async def test_leaving_without_commit_keeps_nothing(backend: Backend) -> None:
     async with backend.uow() as uow:
         assert (await uow.views.get("o-1")).order_status is OrderStatus.PLACED
         assert await uow.views.find("o-2") is None
-        assert [n.notification_id for n in await uow.notifications.list("alice")] == ["n-1"]
+        assert [n.notification_id for n in await uow.notifications.list("alice", NOTES)] == ["n-1"]
         assert await uow.notifications.last_sequence() == before
 
 
@@ -306,7 +320,7 @@ async def test_a_notification_is_recorded_once(backend: Backend) -> None:
         await uow.commit()
     await recorded(backend, notification(1))
     async with backend.uow() as uow:
-        assert await uow.notifications.list("alice") == [notification(1)]
+        assert await uow.notifications.list("alice", NOTES) == [notification(1)]
         assert len(await uow.notifications.since("alice", 0)) == 1
 
 
@@ -319,7 +333,7 @@ async def test_two_units_of_work_recording_one_notification_keep_one(backend: Ba
         await slow.notifications.add(notification(1))
         await slow.commit()
     async with backend.uow() as uow:
-        assert await uow.notifications.list("alice") == [notification(1)]
+        assert await uow.notifications.list("alice", NOTES) == [notification(1)]
         assert len(await uow.notifications.since("alice", 0)) == 1
 
 
@@ -332,8 +346,8 @@ async def test_notifications_are_listed_oldest_first_by_customer(backend: Backen
         notification(4, minute=10),  # created when n-2 was
     )
     async with backend.uow() as uow:
-        alice = await uow.notifications.list("alice")
-        carol = await uow.notifications.list("carol")
+        alice = await uow.notifications.list("alice", NOTES)
+        carol = await uow.notifications.list("carol", NOTES)
     assert [n.notification_id for n in alice] == ["n-2", "n-4", "n-1"]
     assert alice[0] == notification(2, minute=10)
     assert carol == []
@@ -343,7 +357,7 @@ async def test_a_notification_shows_the_class_name_of_its_orders_view(backend: B
     await stored(backend, folded(OrderFlow("o-1", class_name="Boxing").placed()))
     await recorded(backend, notification(1), notification(2))  # o-2 has no view yet
     async with backend.uow() as uow:
-        shown = {n.order_id: n.class_name for n in await uow.notifications.list("alice")}
+        shown = {n.order_id: n.class_name for n in await uow.notifications.list("alice", NOTES)}
         since = {n.order_id: n.class_name for n in await uow.notifications.since("alice", 0)}
     assert shown == since == {"o-1": "Boxing", "o-2": ""}
 
@@ -352,7 +366,7 @@ async def test_a_notification_keeps_what_it_tells(backend: Backend) -> None:
     refused = replace(notification(2), kind=NotificationKind.CANCELLATION_REFUSED)
     await recorded(backend, notification(1), refused)
     async with backend.uow() as uow:
-        shown = [n.kind for n in await uow.notifications.list("alice")]
+        shown = [n.kind for n in await uow.notifications.list("alice", NOTES)]
         since = [n.kind for n in await uow.notifications.since("alice", 0)]
     assert shown == since == [NotificationKind.CLASS_RESULT_READY, refused.kind]
 
@@ -388,7 +402,7 @@ async def test_notifications_carry_their_sequence_a_resume_point_names(
     await recorded(backend, notification(1), notification(2, "bob"), notification(3))
     async with backend.uow() as uow:
         everything = await uow.notifications.since("alice", 0)
-        listed = await uow.notifications.list("alice")
+        listed = await uow.notifications.list("alice", NOTES)
         last = await uow.notifications.last_sequence()
         after_first = await uow.notifications.since("alice", everything[0].sequence)
     sequences = [n.sequence for n in everything]

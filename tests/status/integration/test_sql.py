@@ -12,11 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
+from ptkit.paging import PageRequest, PageTokens
 from ptkit.sql import AlreadyHandled, Causation
 from status_svc.adapters import sql
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
-from status_svc.application.ports import StatusFilter
+from status_svc.application.ports import VIEW_PAGES, StatusFilter
 from status_svc.application.watch import NotificationWatch
 from status_svc.domain.events import ObservedEvent
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
@@ -26,6 +27,8 @@ from tests.status.flows import OrderFlow
 from tests.status.flows import project as project_event
 
 MANAGER = Caller("m-1", Role.MANAGER)
+
+TOKENS = PageTokens.development()
 
 
 @pytest.fixture
@@ -116,14 +119,18 @@ async def test_notifications_take_the_class_name_learned_after_the_result(
     flow = OrderFlow(class_name="Yoga").held()
     result = flow.events[-2]
     await project(engine, [result])
-    [early] = await handlers.list_notifications(
-        handlers.ListNotifications("alice", MANAGER), unit_of_work(engine)
-    )
+    [early] = (
+        await handlers.list_notifications(
+            handlers.ListNotifications("alice", MANAGER), unit_of_work(engine), TOKENS
+        )
+    ).items
     assert early.message == "Your class result is ready"
     await project(engine, [e for e in flow.events if e is not result])
-    [later] = await handlers.list_notifications(
-        handlers.ListNotifications("alice", MANAGER), unit_of_work(engine)
-    )
+    [later] = (
+        await handlers.list_notifications(
+            handlers.ListNotifications("alice", MANAGER), unit_of_work(engine), TOKENS
+        )
+    ).items
     assert later.notification_id == early.notification_id
     assert later.message == "Your class result for 'Yoga' is ready"
 
@@ -135,10 +142,13 @@ async def test_lists_filter_by_customer_trainer_and_status(engine: AsyncEngine) 
     for flow in (kim, lee, bob):
         await project(engine, flow.events)
 
-    async def ids(**wanted: object) -> list[str]:
+    async def ids(size: int = 100, **wanted: object) -> list[str]:
         uow = unit_of_work(engine)
         async with uow:
-            views = await uow.views.list(StatusFilter(**wanted))  # type: ignore[arg-type]
+            views = await uow.views.list(
+                StatusFilter(**wanted),  # type: ignore[arg-type]
+                PageRequest(VIEW_PAGES, size),
+            )
         return [view.order_id for view in views]
 
     assert await ids() == [bob.order_id, lee.order_id, kim.order_id]  # last updated first
@@ -146,17 +156,18 @@ async def test_lists_filter_by_customer_trainer_and_status(engine: AsyncEngine) 
     assert await ids(trainer_id="t-kim") == [bob.order_id, kim.order_id]
     assert await ids(order_status=OrderStatus.CANCELLED) == [lee.order_id]
     assert await ids(customer_id="bob", order_status=OrderStatus.PLACED) == []
-    assert await ids(limit=1) == [bob.order_id]
-    [result] = await handlers.list_class_results(
-        handlers.ListClassResults("bob", MANAGER), unit_of_work(engine)
-    )
+    assert await ids(size=1) == [bob.order_id, lee.order_id]  # a page and one more
+    [result] = (
+        await handlers.list_class_results(
+            handlers.ListClassResults("bob", MANAGER), unit_of_work(engine), TOKENS
+        )
+    ).items
     assert (result.order_id, result.trainer_name) == (bob.order_id, "Kim")
     assert (
         await handlers.list_class_results(
-            handlers.ListClassResults("alice", MANAGER), unit_of_work(engine)
+            handlers.ListClassResults("alice", MANAGER), unit_of_work(engine), TOKENS
         )
-        == []
-    )
+    ).items == []
 
 
 async def test_a_view_created_concurrently_conflicts(engine: AsyncEngine) -> None:

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptkit.auth import Caller, Role
+from ptkit.paging import PageTokens
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
 from status_svc.domain.events import ObservedEvent, Origin
@@ -31,6 +32,8 @@ from tests.status.flows import OrderFlow, project
 MANAGER = Caller("m-1", Role.MANAGER)
 
 CUSTOMERS = ("alice", "bob")
+
+TOKENS = PageTokens.development()
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,19 @@ async def read_side(events: list[ObservedEvent]) -> ReadSide:
     return ReadSide(
         views={order_id: replace(view, version=0) for order_id, view in uow.views.rows.items()},
         results={
-            c: await handlers.list_class_results(handlers.ListClassResults(c, MANAGER), uow)
+            c: (
+                await handlers.list_class_results(
+                    handlers.ListClassResults(c, MANAGER), uow, TOKENS
+                )
+            ).items
             for c in CUSTOMERS
         },
         notifications={
-            c: await handlers.list_notifications(handlers.ListNotifications(c, MANAGER), uow)
+            c: (
+                await handlers.list_notifications(
+                    handlers.ListNotifications(c, MANAGER), uow, TOKENS
+                )
+            ).items
             for c in CUSTOMERS
         },
     )

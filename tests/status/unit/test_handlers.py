@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ptkit.auth import Caller, Role
+from ptkit.paging import PageTokens
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
 from status_svc.application.watch import NotificationWatch
@@ -20,6 +21,8 @@ from tests.status.flows import OrderFlow
 from tests.status.flows import project as project_event
 
 MANAGER = Caller("m-1", Role.MANAGER)
+
+TOKENS = PageTokens.development()
 
 
 async def project(
@@ -61,7 +64,9 @@ async def test_a_class_result_notifies_the_customer_once_and_rings_the_bell() ->
         await project(uow, flow, bell)
         assert rung.is_set()
     await project_event(flow.events[-2], uow, bell)  # a redelivered result
-    [sent] = await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow)
+    [sent] = (
+        await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow, TOKENS)
+    ).items
     assert sent.order_id == flow.order_id
     assert sent.message == "Your class result for 'Pilates 1:1' is ready"
 
@@ -81,7 +86,9 @@ async def test_a_refused_cancellation_is_shown_and_told_to_the_customer_once() -
         "Great form",
         "class already held",
     )
-    sent = await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow)
+    sent = (
+        await handlers.list_notifications(handlers.ListNotifications("alice", MANAGER), uow, TOKENS)
+    ).items
     assert [(n.kind, n.order_id) for n in sent] == [
         (NotificationKind.CLASS_RESULT_READY, flow.order_id),
         (NotificationKind.CANCELLATION_REFUSED, flow.order_id),
@@ -105,7 +112,9 @@ async def test_class_results_list_only_the_customers_held_classes() -> None:
     await project(uow, held)
     await project(uow, OrderFlow(customer_id="alice").placed().assigned("t-kim"))
     await project(uow, OrderFlow(customer_id="bob").held())
-    [result] = await handlers.list_class_results(handlers.ListClassResults("alice", MANAGER), uow)
+    [result] = (
+        await handlers.list_class_results(handlers.ListClassResults("alice", MANAGER), uow, TOKENS)
+    ).items
     assert result.order_id == held.order_id
     assert (result.class_name, result.trainer_name) == ("Yoga", "Lee")
 
@@ -120,7 +129,7 @@ async def test_list_order_statuses_filters_by_customer_trainer_and_status() -> N
 
     async def ids(**wanted: object) -> set[str]:
         query = handlers.ListOrderStatuses(MANAGER, **wanted)  # type: ignore[arg-type]
-        views = await handlers.list_order_statuses(query, uow)
+        views = (await handlers.list_order_statuses(query, uow, TOKENS)).items
         return {view.order_id for view in views}
 
     assert await ids(customer_id="alice") == {kim.order_id, lee.order_id}

@@ -13,14 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer
+from ptkit.paging import PageRequest
 from ptkit.sql import AlreadyHandled, Causation
 from tests.repository_contract import Backend, open_backend
 from tests.trainer.fakes import FakeTrainerUnitOfWork
 from trainer_svc.adapters import sql
+from trainer_svc.application.ports import SCHEDULE_PAGES
 from trainer_svc.domain.model import Schedule, ScheduleNotFound, ScheduleStatus, TimeSlot
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 EVENT_ID = "5b0e9f43-3a40-4a46-9b8e-1b7a4b1c2d3e"
+
+ALL = PageRequest(SCHEDULE_PAGES, 100)
 
 
 @pytest.fixture
@@ -94,10 +98,10 @@ async def test_list_is_newest_first_filtered_by_trainer_and_status(backend: Back
     await stored(backend, schedule(1), schedule(2, "lee"), schedule(3), schedule(4, minute=3))
     await confirmed(backend, "o-3", at(0))
     async with backend.uow() as uow:
-        everyone = [s.order_id for s in await uow.schedules.list(None, None)]
-        kims = [s.order_id for s in await uow.schedules.list("kim", None)]
-        booked = [s.order_id for s in await uow.schedules.list(None, ScheduleStatus.CONFIRMED)]
-        kims_requested = await uow.schedules.list("kim", ScheduleStatus.REQUESTED)
+        everyone = [s.order_id for s in await uow.schedules.list(None, None, ALL)]
+        kims = [s.order_id for s in await uow.schedules.list("kim", None, ALL)]
+        booked = [s.order_id for s in await uow.schedules.list(None, ScheduleStatus.CONFIRMED, ALL)]
+        kims_requested = await uow.schedules.list("kim", ScheduleStatus.REQUESTED, ALL)
     assert everyone == ["o-4", "o-3", "o-2", "o-1"]  # same time: larger id first
     assert kims == ["o-4", "o-3", "o-1"]
     assert booked == ["o-3"]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ptkit.auth import Caller, Role
 from ptkit.domain import ConcurrencyConflict
 from ptkit.events import EnvelopeSerializer, from_timestamp
+from ptkit.paging import PageTokens
 from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
 from tests.helpers import database, outbox_envelopes
@@ -32,6 +33,8 @@ TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 MANAGER = Caller("m-1", Role.MANAGER)
 MANAGER_SVC = Caller("manager_svc", Role.SERVICE)
 KIM = Caller("kim", Role.TRAINER)
+
+TOKENS = PageTokens.development()
 
 
 @pytest.fixture
@@ -260,11 +263,17 @@ async def test_list_schedules_filters_newest_first(engine: AsyncEngine) -> None:
     newer = await confirmed(engine, TEN, trainer_id="kim")
     await open_schedule(engine, "lee")
     uow = unit_of_work(engine)
-    kims = await handlers.list_schedules(handlers.ListSchedules("kim", None, MANAGER), uow)
-    kims_confirmed = await handlers.list_schedules(
-        handlers.ListSchedules("kim", ScheduleStatus.CONFIRMED, MANAGER), uow
-    )
-    everyone = await handlers.list_schedules(handlers.ListSchedules("", None, MANAGER), uow)
+    kims = (
+        await handlers.list_schedules(handlers.ListSchedules("kim", None, MANAGER), uow, TOKENS)
+    ).items
+    kims_confirmed = (
+        await handlers.list_schedules(
+            handlers.ListSchedules("kim", ScheduleStatus.CONFIRMED, MANAGER), uow, TOKENS
+        )
+    ).items
+    everyone = (
+        await handlers.list_schedules(handlers.ListSchedules("", None, MANAGER), uow, TOKENS)
+    ).items
     assert [s.order_id for s in kims] == [newer, older]
     assert [s.order_id for s in kims_confirmed] == [newer]
     assert len(everyone) == 3

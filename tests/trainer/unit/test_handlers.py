@@ -7,12 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ptkit.auth import Caller, PermissionDenied, Role
+from ptkit.paging import PageTokens
 from tests.trainer.fakes import FakeTrainerUnitOfWork as FakeUnitOfWork
 from trainer_svc.application import handlers
 from trainer_svc.domain.model import ScheduleNotFound, ScheduleStatus, TrainerDoubleBooked
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 TEN = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+TOKENS = PageTokens.development()
 
 
 MANAGER = Caller("m-1", Role.MANAGER)
@@ -124,11 +127,17 @@ async def test_confirm_unknown_schedule_is_not_found() -> None:
 async def test_list_schedules_filters_by_trainer_and_status() -> None:
     uow = await opened(("o-1", "kim"), ("o-2", "kim"), ("o-3", "lee"))
     await handlers.confirm_schedule(confirm("o-2"), uow)
-    kims = await handlers.list_schedules(handlers.ListSchedules("kim", None, MANAGER), uow)
-    confirmed = await handlers.list_schedules(
-        handlers.ListSchedules("", ScheduleStatus.CONFIRMED, MANAGER), uow
-    )
-    everything = await handlers.list_schedules(handlers.ListSchedules("", None, MANAGER), uow)
+    kims = (
+        await handlers.list_schedules(handlers.ListSchedules("kim", None, MANAGER), uow, TOKENS)
+    ).items
+    confirmed = (
+        await handlers.list_schedules(
+            handlers.ListSchedules("", ScheduleStatus.CONFIRMED, MANAGER), uow, TOKENS
+        )
+    ).items
+    everything = (
+        await handlers.list_schedules(handlers.ListSchedules("", None, MANAGER), uow, TOKENS)
+    ).items
     assert sorted(s.order_id for s in kims) == ["o-1", "o-2"]
     assert [s.order_id for s in confirmed] == ["o-2"]
     assert len(everything) == 3

@@ -1,0 +1,46 @@
+"""The kit's idempotent creation: a copy of a request that raced the first and lost
+answers with what the first created."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptkit.domain import ConcurrencyConflict
+from ptkit.idempotency import create_once
+from ptkit.testing import FakeUnitOfWork
+
+REQUEST = "6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13"
+
+
+async def test_a_copy_that_lost_the_race_answers_with_the_winners_resource() -> None:
+    stored: list[str] = []
+
+    async def find() -> str | None:
+        return stored[0] if stored else None
+
+    async def create() -> str:
+        stored.append("created by the other copy")  # committed meanwhile
+        raise ConcurrencyConflict("unique constraint")
+
+    assert await create_once(FakeUnitOfWork(), REQUEST, find, create) == stored[0]
+
+
+async def test_a_conflict_that_is_not_the_same_request_is_raised() -> None:
+    async def find() -> None:
+        return None
+
+    async def create() -> str:
+        raise ConcurrencyConflict("something else")
+
+    with pytest.raises(ConcurrencyConflict, match="something else"):
+        await create_once(FakeUnitOfWork(), REQUEST, find, create)
+
+
+async def test_without_request_id_nothing_is_looked_up() -> None:
+    async def find() -> str:
+        raise AssertionError("no request id, no lookup")
+
+    async def create() -> str:
+        return "new"
+
+    assert await create_once(FakeUnitOfWork(), "", find, create) == "new"
