@@ -266,6 +266,7 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     (secrets / "databases.env").write_text(
         "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
     )
+    (secrets / "page-tokens.env").write_text("secret=" + "ab" * 32 + "\n")
     built = subprocess.run(
         [str(KUBECTL), "kustomize", str(deploy / "overlays" / "production")],
         capture_output=True,
@@ -285,6 +286,7 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     assert secret_data(docs["Secret", "ptplatform-databases"])["order"].startswith(
         "postgresql://order_svc:"
     )
+    assert secret_data(docs["Secret", "ptplatform-page-tokens"])["secret"] == "ab" * 32
 
 
 def test_service_reads_every_env_name_its_deployment_sets(service: ServiceUnderTest) -> None:
