@@ -51,7 +51,7 @@ def status_filter(value: int) -> AssignmentStatus | None:
     if value == pb.ASSIGNMENT_STATUS_UNSPECIFIED:
         return None
     if value not in _STATUS_OF_PROTO:
-        raise InvalidValue(f"status {value} is not an assignment status")
+        raise InvalidValue(f"status {value} is not an assignment status", field="status")
     return _STATUS_OF_PROTO[value]
 
 

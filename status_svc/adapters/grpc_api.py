@@ -96,7 +96,9 @@ def order_status_filter(number: int) -> OrderStatus | None:
     if number == UNSPECIFIED:
         return None
     if number not in _ORDER_STATUS_OF:
-        raise InvalidValue(f"order_status {number} is not a known order status")
+        raise InvalidValue(
+            f"order_status {number} is not a known order status", field="order_status"
+        )
     return _ORDER_STATUS_OF[number]
 
 

@@ -436,3 +436,39 @@ def test_errors_come_back_as_http_codes_with_a_json_body(
     status, code, message = reply.error()
     assert (status, code) == (bad.status, bad.code), message
     assert bad.message in message
+
+
+def test_registering_a_trainer_again_with_its_request_id_returns_the_same_trainer(
+    studio: Studio,
+) -> None:
+    request_id = str(uuid.uuid4())
+    body = {"name": "Kim Retry", "request_id": request_id}
+    first = ok(studio.rest.post("/v1/trainers", studio.manager, body))
+    again = ok(studio.rest.post("/v1/trainers", studio.manager, body))
+    assert again == first
+    registered, token = [], None
+    while token != "":
+        query = f"?page_size=100&page_token={token}" if token else "?page_size=100"
+        page = ok(studio.rest.get(f"/v1/trainers{query}", studio.manager))
+        registered += [t["trainer_id"] for t in page["trainers"] if t["name"] == "Kim Retry"]
+        token = page.get("next_page_token", "")
+    assert registered == [first["trainer_id"]]
+
+
+def test_a_request_id_that_is_not_a_uuid_is_refused_naming_the_field(studio: Studio) -> None:
+    for path, token, body in (
+        ("/v1/trainers", studio.manager, {"name": "Kim", "request_id": "retry-1"}),
+        (
+            "/v1/orders",
+            studio.customer,
+            {"customer_name": "Alice", "class_name": "Yoga", "request_id": "retry-1"},
+        ),
+    ):
+        reply = studio.rest.post(path, token, body)
+        assert reply.status == 400, reply.text
+        violations = [
+            violation["field"]
+            for detail in reply.json["details"]
+            for violation in detail.get("field_violations", [])
+        ]
+        assert violations == ["request_id"], reply.text

@@ -351,9 +351,12 @@ def _refused(seeded: Seeded, path: str, query: dict[str, str], token: str) -> No
     status, code, message = reply.error()
     assert (status, code) == (400, INVALID_ARGUMENT), reply.text
     assert "page_token" in message
-    for detail in reply.json.get("details", []):  # once errors carry field violations
-        for violation in detail.get("fieldViolations", detail.get("field_violations", [])):
-            assert violation["field"] == "page_token"
+    violations = [
+        violation["field"]
+        for detail in reply.json["details"]
+        for violation in detail.get("field_violations", [])
+    ]
+    assert violations == ["page_token"], reply.text
 
 
 @pytest.mark.parametrize("method", LISTINGS)

@@ -56,7 +56,7 @@ def status_filter(value: int) -> ScheduleStatus | None:
     if value == pb.SCHEDULE_STATUS_UNSPECIFIED:
         return None
     if value not in _STATUS_FILTER:
-        raise InvalidValue(f"status {value} is not a schedule status")
+        raise InvalidValue(f"status {value} is not a schedule status", field="status")
     return _STATUS_FILTER[value]
 
 
