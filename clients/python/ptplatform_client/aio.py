@@ -30,8 +30,9 @@ from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
-from ptplatform_client.client import USER_AGENT, new_request_id
+from ptplatform_client.client import bearer_metadata, new_request_id, open_channel
 from ptplatform_client.errors import api_error
+from ptplatform_client.paging import next_token
 from ptplatform_client.retry import RetryPolicy
 
 Request = TypeVar("Request", bound=Message)
@@ -70,12 +71,9 @@ class AsyncClient:
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        options = [("grpc.primary_user_agent", USER_AGENT)]
-        if secure:
-            tls = credentials or grpc.ssl_channel_credentials()
-            self.channel = grpc.aio.secure_channel(target, tls, options=options)
-        else:
-            self.channel = grpc.aio.insecure_channel(target, options=options)
+        self.channel = open_channel(
+            target, secure, credentials, grpc.aio.secure_channel, grpc.aio.insecure_channel
+        )
         self._token = token
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
@@ -99,8 +97,7 @@ class AsyncClient:
         await self.close()
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        token = self._token() if callable(self._token) else self._token
-        return (("authorization", f"Bearer {token}"),) if token else ()
+        return bearer_metadata(self._token)
 
     async def call(
         self,
@@ -132,15 +129,11 @@ class AsyncClient:
         each next one is a copy with the previous answer's next_page_token)."""
         if "page_token" not in request.DESCRIPTOR.fields_by_name:
             raise TypeError(f"{type(request).__name__} is not a List request")
-        token = ""
-        while True:
+        token: str | None = ""
+        while token is not None:
             page_request = copy.deepcopy(request)
             setattr(page_request, "page_token", token)  # noqa: B010
             page = await self.call(method, page_request, idempotent=True)
             for item in of(page):
                 yield item
-            if not page.next_page_token:
-                return
-            if page.next_page_token == token:
-                raise RuntimeError(f"the server returned page token {token!r} twice in a row")
-            token = page.next_page_token
+            token = next_token(page, token)

@@ -27,6 +27,7 @@ from ptplatform_client.retry import RetryPolicy
 
 Request = TypeVar("Request", bound=Message)
 Response = TypeVar("Response", bound=Message)
+C = TypeVar("C")
 
 USER_AGENT = "ptplatform-client/0.1.0"
 
@@ -34,6 +35,27 @@ USER_AGENT = "ptplatform-client/0.1.0"
 def new_request_id() -> str:
     """A request id for a creation (AIP-155: a UUID4)."""
     return str(uuid.uuid4())
+
+
+def open_channel(
+    target: str,
+    secure: bool,
+    credentials: grpc.ChannelCredentials | None,
+    open_secure: Callable[..., C],
+    open_insecure: Callable[..., C],
+) -> C:
+    """A channel to ``target`` (TLS with ``credentials`` or the system's roots, if
+    ``secure``), opened by grpc's or grpc.aio's functions: both clients' channel."""
+    options = [("grpc.primary_user_agent", USER_AGENT)]
+    if secure:
+        return open_secure(target, credentials or grpc.ssl_channel_credentials(), options=options)
+    return open_insecure(target, options=options)
+
+
+def bearer_metadata(token: str | Callable[[], str] | None) -> tuple[tuple[str, str], ...]:
+    """The call's metadata: the bearer token, asked for again if it is a function."""
+    value = token() if callable(token) else token
+    return (("authorization", f"Bearer {value}"),) if value else ()
 
 
 def timestamp(value: datetime) -> Timestamp:
@@ -65,12 +87,9 @@ class Client:
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        options = [("grpc.primary_user_agent", USER_AGENT)]
-        if secure:
-            tls = credentials or grpc.ssl_channel_credentials()
-            self.channel = grpc.secure_channel(target, tls, options=options)
-        else:
-            self.channel = grpc.insecure_channel(target, options=options)
+        self.channel = open_channel(
+            target, secure, credentials, grpc.secure_channel, grpc.insecure_channel
+        )
         self._token = token
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
@@ -96,8 +115,7 @@ class Client:
         self.close()
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        token = self._token() if callable(self._token) else self._token
-        return (("authorization", f"Bearer {token}"),) if token else ()
+        return bearer_metadata(self._token)
 
     def call(
         self,
