@@ -27,8 +27,20 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
 from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.nats_auth import (
+    ADMIN,
+    ensure_seeds,
+    provision_now,
+    public_key,
+    render_authorization,
+    render_local_config,
+    service_user,
+    users_of,
+)
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
+from ptkit.messaging import NatsIdentity
+from ptkit.runtime import stream_settings
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 
 log = logging.getLogger(__name__)
@@ -262,20 +274,11 @@ class Platform:
         self.var_dir = config.var_dir.resolve()
         self.keys: KeyFiles = ensure_keys(self.var_dir / "jwt")
         self.service_keys: KeyFiles = ensure_keys(self.var_dir / "jwt" / "service")
+        self.nats_seeds = ensure_seeds(self.var_dir / "nats-keys", users_of(CONTEXTS))
+        self.nats_config = self.var_dir / "nats.conf"
         self.nats = ManagedProcess(
             "nats-server",
-            [
-                binary("nats-server"),
-                "-js",
-                "-a",
-                "127.0.0.1",
-                "-p",
-                str(config.nats_port),
-                "-sd",
-                str(self.var_dir / "nats"),
-                "--server_name",
-                "ptplatform",
-            ],
+            [binary("nats-server"), "-c", str(self.nats_config)],
             dict(os.environ),
             self.var_dir / "log" / "nats-server.log",
         )
@@ -323,6 +326,11 @@ class Platform:
     def nats_url(self) -> str:
         return f"nats://127.0.0.1:{self.config.nats_port}"
 
+    @property
+    def nats_admin(self) -> NatsIdentity:
+        """The identity that provisions the streams and that ptctl's commands use."""
+        return NatsIdentity(seed_file=self.nats_seeds[ADMIN])
+
     def service_address(self, context: str, replica: int = 0) -> str:
         return f"127.0.0.1:{self.config.service_ports[context][replica]}"
 
@@ -350,6 +358,7 @@ class Platform:
             **os.environ,
             "PT_VAR_DIR": str(self.var_dir),
             "PT_NATS_URL": self.nats_url,
+            "PT_NATS_NKEY_SEED_FILE": str(self.nats_seeds[service_user(context)]),
             "PT_JWT_PUBLIC_KEY_FILE": str(self.services_trust),
             "PT_JWT_ISSUER": self.config.jwt.issuer,
             "PT_JWT_AUDIENCE": self.config.jwt.audience,
@@ -388,8 +397,15 @@ class Platform:
 
     def start_nats(self, timeout: float = 30.0) -> None:
         _ensure_free(self.config.nats_port, "nats-server")
+        streams = stream_settings(Env({**os.environ, **self.config.service_env}))
+        public_keys = {user: public_key(seed) for user, seed in self.nats_seeds.items()}
+        authorization = render_authorization(public_keys, streams.name)
+        self.nats_config.write_text(
+            render_local_config(self.config.nats_port, self.var_dir / "nats", authorization)
+        )
         self.nats.start()
         self._wait(self.nats, lambda: tcp_open(self.config.nats_port), timeout)
+        provision_now(self.nats_url, self.nats_admin, streams)
 
     def stop_nats(self) -> None:
         self.nats.stop()

@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ptctl.bus import connected
 from ptctl.dlq import dead_letter_count
 from ptctl.pages import every_page
+from ptkit.messaging import NatsIdentity
 from ptkit.statuses import AssignmentStatus, OrderStatus, ScheduleStatus
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
@@ -312,6 +313,8 @@ class Target:
     nats_url: str
     metrics: dict[str, list[str]]
     """context -> the ``/metrics`` URL of each replica."""
+    nats_identity: NatsIdentity | None = None
+    """None: the admin's from the environment (ptctl.bus.admin_identity)."""
 
     @classmethod
     def of_platform(cls, platform: Platform, token: str | None = None) -> Target:
@@ -319,6 +322,7 @@ class Target:
             gateway=platform.gateway_address,
             token=token or platform.token("manager", "ptctl-verify"),
             nats_url=platform.nats_url,
+            nats_identity=platform.nats_admin,
             metrics={
                 context: [f"http://127.0.0.1:{port}/metrics" for port in ports]
                 for context, ports in platform.config.metrics_ports.items()
@@ -536,9 +540,9 @@ def check_outboxes(metrics: dict[str, list[str]], report: Report) -> None:
             )
 
 
-async def check_stream(nats_url: str, report: Report) -> None:
+async def check_stream(nats_url: str, report: Report, identity: NatsIdentity | None = None) -> None:
     try:
-        async with connected(nats_url) as js:
+        async with connected(nats_url, identity=identity) as js:
             for info in await js.consumers_info(EVENTS_STREAM):
                 report.consumers.append(
                     ConsumerLag(
@@ -564,6 +568,6 @@ def audit(target: Target, settle_seconds: float = 10.0, outbox_age_seconds: floa
                 f"gateway {target.gateway}: {error.code().name}: {error.details()}"
             )
     check_outboxes(target.metrics, report)
-    asyncio.run(check_stream(target.nats_url, report))
+    asyncio.run(check_stream(target.nats_url, report, target.nats_identity))
     report.consumers.sort(key=lambda lag: lag.durable)
     return report

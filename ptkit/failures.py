@@ -55,10 +55,18 @@ class Tally:
 
 
 async def open_ledger(js: JetStreamContext, ttl_seconds: float, replicas: int = 1) -> KeyValue:
-    """Create the bucket if it is missing (idempotent) and return it."""
+    """Create the bucket if it is missing (idempotent) and return it. Reads are direct
+    gets, whose subject names the key: a consumer's credentials may read only its own
+    keys (``<durable>.>``); a bucket made before that is switched to direct gets."""
     try:
-        return await js.create_key_value(bucket=LEDGER_BUCKET, ttl=ttl_seconds, replicas=replicas)
+        return await js.create_key_value(
+            bucket=LEDGER_BUCKET, ttl=ttl_seconds, replicas=replicas, direct=True
+        )
     except BadRequestError:
+        stream = f"KV_{LEDGER_BUCKET}"
+        config = (await js.stream_info(stream)).config
+        if not config.allow_direct:
+            await js.update_stream(replace(config, allow_direct=True))
         return await js.key_value(LEDGER_BUCKET)
 
 

@@ -10,8 +10,10 @@ import contextlib
 import functools
 import inspect
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol, Self
 
 import nats
@@ -19,11 +21,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
 from ptkit import metrics
-from ptkit.archive import archive_config
+from ptkit.archive import ArchiveSettings, archive_config
 from ptkit.dead_letters import (
     DEAD_LETTER_STREAM,
     REDRIVE_STREAM,
@@ -36,10 +38,13 @@ from ptkit.dead_letters import stream_configs as dead_letter_stream_configs
 from ptkit.events import STREAM_SUBJECTS, check_decodable, decode_event, subject_of
 from ptkit.failures import LEDGER_BUCKET, FailureLedger, Tally, open_ledger
 from ptkit.ports import UnitOfWork
+from ptkit.provenance import rejection
 from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
 
 log = logging.getLogger(__name__)
+
+ARCHIVE_STREAM = ArchiveSettings().name
 
 
 class NotConnected(ConnectionError):
@@ -56,6 +61,64 @@ class StreamSettings:
     catch up, and how long processed-event marks must be kept."""
 
 
+class StreamsMissing(nats.errors.Error):
+    """A stream the platform uses does not exist yet: the admin identity provisions the
+    streams (:func:`provision_streams`, run by the launcher or the ``nats-provision``
+    Job); a service only waits for them."""
+
+
+def platform_streams(stream: StreamSettings) -> list[StreamConfig]:
+    """Every stream the platform uses: the domain events, their archive, the dead letters
+    and the redrives (the failure ledger's bucket is made by :func:`provision_streams`)."""
+    max_age = stream.max_age_days * 86400
+    events = StreamConfig(
+        name=stream.name,
+        subjects=[STREAM_SUBJECTS],
+        storage=StorageType.FILE,
+        duplicate_window=stream.duplicate_window_seconds,
+        num_replicas=stream.replicas,
+        max_age=max_age,
+    )
+    return [
+        events,
+        archive_config(stream),
+        *dead_letter_stream_configs(stream.replicas, max_age),
+    ]
+
+
+async def provision_streams(js: JetStreamContext, stream: StreamSettings) -> None:
+    """Create or update (idempotent) every stream and the consumers' failure ledger. Needs
+    an identity that may manage streams (the admin); no service has that right."""
+    for config in platform_streams(stream):
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            await js.update_stream(config)
+    await open_ledger(js, stream.max_age_days * 86400, stream.replicas)
+
+
+@dataclass(frozen=True)
+class NatsIdentity:
+    """Who a process is on the bus: its nkey seed file (none: an anonymous client, for a
+    server without authorization) and the CA that signs the server's TLS certificate
+    (none: the system's trust store, used only for ``tls://`` URLs)."""
+
+    seed_file: Path | None = None
+    ca_file: Path | None = None
+
+    def connect_options(self, name: str) -> dict[str, Any]:
+        """nats.connect keyword arguments; replies come to ``_INBOX.<name>.>``, the only
+        subjects a service's credentials may subscribe to."""
+        options: dict[str, Any] = {}
+        if name:
+            options["inbox_prefix"] = f"_INBOX.{name}"
+        if self.seed_file is not None:
+            options["nkeys_seed"] = str(self.seed_file)
+        if self.ca_file is not None:
+            options["tls"] = ssl.create_default_context(cafile=str(self.ca_file))
+        return options
+
+
 class JetStream:
     """One NATS connection per process, opened in the background and kept open.
 
@@ -63,16 +126,23 @@ class JetStream:
     consumers wait until :attr:`ready` is set.
     """
 
-    def __init__(self, url: str, stream: StreamSettings = StreamSettings(), name: str = "") -> None:
+    def __init__(
+        self,
+        url: str,
+        stream: StreamSettings = StreamSettings(),
+        name: str = "",
+        identity: NatsIdentity = NatsIdentity(),
+    ) -> None:
         self.url = url
         self.stream = stream
         self.name = name
+        self.identity = identity
         self.ready = asyncio.Event()
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
 
     async def connect(self) -> None:
-        """Connect (retrying forever with jittered backoff) and make sure the stream exists."""
+        """Connect (retrying forever with jittered backoff) and wait until the streams exist."""
         async for attempt in AsyncRetrying(
             wait=wait_exponential_jitter(multiplier=0.2, max=3.0, jitter=0.2),
             retry=retry_if_exception_type((OSError, nats.errors.Error, asyncio.TimeoutError)),
@@ -87,10 +157,11 @@ class JetStream:
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
+                    **self.identity.connect_options(self.name),
                 )
                 try:
                     js = nc.jetstream(timeout=5)
-                    await self._ensure_streams(js)
+                    await self._check_streams(js)
                 except BaseException:
                     await nc.close()
                     raise
@@ -98,30 +169,18 @@ class JetStream:
         self.ready.set()
         log.info("connected to NATS", extra={"url": self.url, "stream": self.stream.name})
 
-    async def _ensure_streams(self, js: JetStreamContext) -> None:
-        """Create or update (idempotent) every stream the platform uses: the domain
-        events, their archive, the dead letters and redrives, and the consumers'
-        failure ledger."""
-        max_age = self.stream.max_age_days * 86400
-        events = StreamConfig(
-            name=self.stream.name,
-            subjects=[STREAM_SUBJECTS],
-            storage=StorageType.FILE,
-            duplicate_window=self.stream.duplicate_window_seconds,
-            num_replicas=self.stream.replicas,
-            max_age=max_age,
-        )
-        configs = [
-            events,
-            archive_config(self.stream),
-            *dead_letter_stream_configs(self.stream.replicas, max_age),
-        ]
-        for config in configs:
+    async def _check_streams(self, js: JetStreamContext) -> None:
+        """The streams this process uses exist (it may not create them)."""
+        names = [c.name for c in platform_streams(self.stream) if c.name != ARCHIVE_STREAM]
+        for name in [*names, f"KV_{LEDGER_BUCKET}"]:
             try:
-                await js.add_stream(config)
-            except BadRequestError:
-                await js.update_stream(config)
-        await open_ledger(js, max_age, self.stream.replicas)
+                await js.stream_info(name)
+            except NotFoundError:
+                log.warning(
+                    "stream missing, waiting for it to be provisioned",
+                    extra={"stream": name, "url": self.url},
+                )
+                raise StreamsMissing(name) from None
 
     @property
     def js(self) -> JetStreamContext:
@@ -337,6 +396,10 @@ class EventConsumer:
         except Exception as error:
             await self._dead_letter(message, None, f"undecodable envelope: {error!r}", Tally())
             return
+        refused = rejection(message.subject, envelope)
+        if refused is not None:
+            await self._reject(message, envelope, refused)
+            return
         alone = self._suspect(message)
         if alone:
             tally = await self.ledger.read(seq)
@@ -362,6 +425,25 @@ class EventConsumer:
         else:
             metrics.EVENTS_HANDLED.labels(self.durable, envelope.event_type).inc()
             await self._settled(message, alone)
+
+    async def _reject(self, message: Msg, envelope: events_pb2.EventEnvelope, reason: str) -> None:
+        """Terminate (never redelivered, never handled), count and log a forged or
+        misrouted event."""
+        await message.term()
+        metrics.EVENTS_REJECTED.labels(self.durable, reason).inc()
+        log.error(
+            "event rejected",
+            extra={
+                "consumer": self.durable,
+                "reason": reason,
+                "subject": message.subject,
+                "source": envelope.source,
+                "event_type": envelope.event_type,
+                "event_id": envelope.event_id,
+                "order_id": envelope.order_id,
+                "stream_seq": message.metadata.sequence.stream,
+            },
+        )
 
     async def _settled(self, message: Msg, alone: bool) -> None:
         await message.ack()

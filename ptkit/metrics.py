@@ -27,6 +27,11 @@ EVENTS_DEAD_LETTERED = Counter(
     "Events a consumer gave up on, stored in PT_DEAD_LETTERS",
     ["consumer", "event_type"],
 )
+EVENTS_REJECTED = Counter(
+    "pt_events_rejected_total",
+    "Events refused for their provenance (ptkit.provenance) and terminated",
+    ["consumer", "reason"],
+)
 OUTBOX_PUBLISHED = Counter("pt_outbox_published_total", "Outbox events published", ["source"])
 OUTBOX_BACKLOG = Gauge("pt_outbox_backlog", "Outbox events not yet published", ["source"])
 OUTBOX_OLDEST_AGE = Gauge(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +20,7 @@ from ptkit.messaging import (
     EventConsumer,
     EventUnitOfWork,
     JetStream,
+    NatsIdentity,
     Policies,
     PolicyHandler,
     StreamSettings,
@@ -51,6 +52,7 @@ class ServiceSettings:
     jwt: JwtSettings
     stream: StreamSettings
     consumer: ConsumerSettings
+    nats_identity: NatsIdentity = field(default_factory=NatsIdentity)
     drain_delay_seconds: float = 0.5
     outbox_retention_hours: float = 24.0
     page_token_secret: str = DEVELOPMENT_SECRET
@@ -84,19 +86,35 @@ class ServiceSettings:
             grace_seconds=env.float("PT_SHUTDOWN_GRACE_SECONDS", 10.0),
             log_level=env.choice("PT_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             jwt=jwt,
-            stream=StreamSettings(
-                name=env.str("PT_STREAM_NAME", "PT_EVENTS"),
-                duplicate_window_seconds=env.float(
-                    "PT_STREAM_DUPLICATE_WINDOW_SECONDS", 120.0, minimum=1
-                ),
-                replicas=env.int("PT_STREAM_REPLICAS", 1, minimum=1, maximum=5),
-                max_age_days=env.float("PT_STREAM_MAX_AGE_DAYS", 30.0, minimum=1),
-            ),
+            nats_identity=nats_identity(env),
+            stream=stream_settings(env),
             drain_delay_seconds=env.float("PT_SHUTDOWN_DRAIN_DELAY_SECONDS", 0.5),
             outbox_retention_hours=env.float("PT_OUTBOX_RETENTION_HOURS", 24.0),
             consumer=consumer_settings(env),
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
         )
+
+
+def stream_settings(env: Env) -> StreamSettings:
+    """``PT_STREAM_*``: what the streams are (read by the services and the provisioner)."""
+    return StreamSettings(
+        name=env.str("PT_STREAM_NAME", "PT_EVENTS"),
+        duplicate_window_seconds=env.float("PT_STREAM_DUPLICATE_WINDOW_SECONDS", 120.0, minimum=1),
+        replicas=env.int("PT_STREAM_REPLICAS", 1, minimum=1, maximum=5),
+        max_age_days=env.float("PT_STREAM_MAX_AGE_DAYS", 30.0, minimum=1),
+    )
+
+
+def nats_identity(env: Env) -> NatsIdentity:
+    """``PT_NATS_NKEY_SEED_FILE`` (the process's nkey seed) and ``PT_NATS_CA_FILE`` (the
+    CA of the server's TLS certificate); unset: anonymous, and the system's trust store."""
+    files = {}
+    for name in ("PT_NATS_NKEY_SEED_FILE", "PT_NATS_CA_FILE"):
+        value = env.str(name, "")
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{name}={value!r} does not exist")
+        files[name] = Path(value) if value else None
+    return NatsIdentity(files["PT_NATS_NKEY_SEED_FILE"], files["PT_NATS_CA_FILE"])
 
 
 def consumer_settings(env: Env) -> ConsumerSettings:
@@ -127,7 +145,9 @@ class ServiceRuntime:
         self.tables = tables
         self.engine = create_engine(settings.database_url)
         self.page_tokens = PageTokens(settings.page_token_secret)
-        self.jetstream = JetStream(settings.nats_url, settings.stream, name=settings.name)
+        self.jetstream = JetStream(
+            settings.nats_url, settings.stream, settings.name, settings.nats_identity
+        )
         self.serializer: EnvelopeSerializer | None = None
         self.relay: OutboxRelay | None = None
         if source is not None:

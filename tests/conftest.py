@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 
 from ptctl.keys import ensure_keys
 from ptctl.launcher import ManagedProcess, Platform, PlatformConfig, binary, free_port, tcp_open
+from ptctl.nats_auth import provision_now
+from ptkit.messaging import NatsIdentity, StreamSettings
 from ptkit.tokens import KeyFiles
 from tests.helpers import wait_for
 
@@ -52,8 +54,11 @@ class NatsServer:
         )
 
     def start(self) -> None:
+        """Start, and provision the streams (as the launcher's admin does: no service
+        creates them)."""
         self.process.start()
         wait_for(lambda: tcp_open(self.port), timeout=15, what="nats-server listening")
+        provision_now(self.url, NatsIdentity(), StreamSettings())
 
     def stop(self) -> None:
         self.process.stop()

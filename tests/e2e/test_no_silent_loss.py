@@ -9,6 +9,7 @@ Faults come from a test-side wrapper (``python -m tests.fault_injection.status_s
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -106,7 +107,7 @@ def died(platform: Platform, timeout: float = 30) -> int:
 
 def dead_letters(platform: Platform) -> list[dlq.DeadLetter]:
     async def read() -> list[dlq.DeadLetter]:
-        async with dlq.connected(platform.nats_url) as js:
+        async with dlq.connected(platform.nats_url, identity=platform.nats_admin) as js:
             return await dlq.dead_letters(js)
 
     return asyncio.run(read())
@@ -120,6 +121,7 @@ def ptctl_dlq(platform: Platform, *args: str) -> subprocess.CompletedProcess[str
         timeout=60,
         cwd=ROOT,
         check=False,
+        env={**os.environ, "PT_NATS_ADMIN_SEED_FILE": str(platform.nats_admin.seed_file)},
     )
 
 
@@ -150,7 +152,7 @@ def events_for_status(platform: Platform) -> int:
     subjects = {subject_of(kind) for kind in STATUS_POLICIES}
 
     async def count() -> int:
-        async with dlq.connected(platform.nats_url) as js:
+        async with dlq.connected(platform.nats_url, identity=platform.nats_admin) as js:
             info = await js.stream_info(EVENTS_STREAM, subjects_filter=">")
         return sum(n for subject, n in (info.state.subjects or {}).items() if subject in subjects)
 

@@ -82,8 +82,13 @@ def test_a_platform_after_a_booking_flow_in_every_status_is_clean(
 
 
 def test_a_view_left_behind_is_reported_by_its_order_id_until_it_catches_up(
-    platform: Platform, desk: Desk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    platform: Platform,
+    desk: Desk,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("PT_NATS_ADMIN_SEED_FILE", str(platform.nats_admin.seed_file))
     asyncio.run(_pause_status_consumer(platform, for_seconds=120))
     try:
         behind = desk.place_order("left behind")
@@ -130,7 +135,7 @@ def _verify_args(platform: Platform, settle: float) -> list[str]:
 
 
 async def _pause_status_consumer(platform: Platform, for_seconds: float) -> None:
-    connection = await nats.connect(platform.nats_url)
+    connection = await nats.connect(platform.nats_url, **platform.nats_admin.connect_options(""))
     try:
         until = datetime.now(UTC) + timedelta(seconds=for_seconds)
         stamp = until.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -140,7 +145,7 @@ async def _pause_status_consumer(platform: Platform, for_seconds: float) -> None
 
 
 async def _resume_status_consumer(platform: Platform) -> None:
-    connection = await nats.connect(platform.nats_url)
+    connection = await nats.connect(platform.nats_url, **platform.nats_admin.connect_options(""))
     try:
         await connection.jsm().resume_consumer("PT_EVENTS", "status_svc")
     finally:

@@ -79,7 +79,9 @@ def test_views_rebuilt_while_serving_equal_the_live_ones(
         )
 
     async def rebuild() -> ServedMidway:
-        connection = await nats.connect(platform.nats_url)
+        connection = await nats.connect(
+            platform.nats_url, **platform.nats_admin.connect_options("")
+        )
         history = ServedMidway(JetStreamHistory(connection.jetstream()), read_held)
         store = rebuild_store(status_database(platform))
         try:
@@ -96,8 +98,12 @@ def test_views_rebuilt_while_serving_equal_the_live_ones(
 
 
 def test_rebuild_views_command_prints_a_summary(
-    platform: Platform, studio: Studio, capsys: pytest.CaptureFixture[str]
+    platform: Platform,
+    studio: Studio,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("PT_NATS_ADMIN_SEED_FILE", str(platform.nats_admin.seed_file))
     placed = studio.orders.PlaceOrder(
         order.PlaceOrderRequest(customer_name="Alice Kim", class_name="Pilates 1:1"),
         metadata=studio.customer,

@@ -1,0 +1,229 @@
+"""Who may do what on the bus: an nkey per service and one for the admin, and the
+nats-server ``authorization`` block that gives each the least it needs.
+
+A service publishes only its own context's events (``pt.<context>.>``, none for
+status_svc), reads only through its own durable consumers (``<context>_svc`` on the
+event and redrive streams), writes only its own dead letters and failure-ledger keys,
+and receives replies only on ``_INBOX.<context>_svc.>``. It may not subscribe to any
+event subject, nor create, update or delete a stream: the **admin** identity (the
+launcher, ptctl, the ``nats-provision`` Job in Kubernetes) provisions the streams.
+
+Seeds are made locally (``<var>/nats-keys/<user>.nk``, mode 0600) and never committed;
+nats-server gets only the public keys. ``python -m ptctl.nats_auth provision`` creates
+the streams with the admin seed (the Kubernetes Job); ``python -m ptctl.nats_auth k8s``
+(``make k8s-nats-config``) makes the production overlay's seeds and authorization file.
+This module needs only the runtime dependencies, so the service image can run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import nats
+import nkeys
+
+from ptkit.config import Env
+from ptkit.dead_letters import DEAD_LETTER_STREAM, REDRIVE_STREAM, dead_letter_subject
+from ptkit.events import PUBLISHERS
+from ptkit.failures import LEDGER_BUCKET
+from ptkit.messaging import NatsIdentity, StreamSettings, provision_streams
+from ptkit.runtime import DEFAULT_NATS_URL, nats_identity, stream_settings
+
+ADMIN = "admin"
+SEED_SUFFIX = ".nk"
+
+
+def service_user(context: str) -> str:
+    """A service's NATS user: its name, which is also its durable consumers' name."""
+    return f"{context}_svc"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    publish: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+ADMIN_PERMISSIONS = Permissions(publish=(">",), subscribe=(">",))
+
+
+def service_permissions(context: str, stream: str = StreamSettings().name) -> Permissions:
+    """What ``<context>_svc`` may publish and subscribe to (nats-server allow lists; all
+    else is denied). The JetStream API subjects are those nats-py 2.16 uses for a
+    durable pull consumer, a KV bucket with direct gets and a stream check."""
+    user = service_user(context)
+    kv = f"KV_{LEDGER_BUCKET}"
+    own_events = [f"pt.{context}.>"] if context in PUBLISHERS.values() else []
+    consumers = [
+        subject
+        for consumed in (stream, REDRIVE_STREAM)
+        for subject in (
+            f"$JS.API.CONSUMER.CREATE.{consumed}.{user}",
+            f"$JS.API.CONSUMER.CREATE.{consumed}.{user}.>",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{consumed}.{user}",
+            f"$JS.API.CONSUMER.INFO.{consumed}.{user}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{consumed}.{user}",
+            f"$JS.ACK.{consumed}.{user}.>",
+        )
+    ]
+    publish = [
+        *own_events,
+        *(f"$JS.API.STREAM.INFO.{name}" for name in (stream, REDRIVE_STREAM, DEAD_LETTER_STREAM)),
+        f"$JS.API.STREAM.INFO.{kv}",
+        *consumers,
+        dead_letter_subject(user, ">"),
+        f"$KV.{LEDGER_BUCKET}.{user}.>",
+        f"$JS.API.DIRECT.GET.{kv}.$KV.{LEDGER_BUCKET}.{user}.>",
+    ]
+    return Permissions(publish=tuple(publish), subscribe=(f"_INBOX.{user}.>",))
+
+
+def permissions_of(user: str, stream: str = StreamSettings().name) -> Permissions:
+    if user == ADMIN:
+        return ADMIN_PERMISSIONS
+    return service_permissions(user.removesuffix("_svc"), stream)
+
+
+def users_of(contexts: Iterable[str]) -> list[str]:
+    """Every identity of a platform running ``contexts``: the services and the admin."""
+    return [*(service_user(c) for c in contexts), ADMIN]
+
+
+# -- keys ---------------------------------------------------------------------------------
+def ensure_seeds(directory: Path, users: Iterable[str]) -> dict[str, Path]:
+    """A user nkey seed per user under ``directory`` (made once, mode 0600, reused after)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    seeds = {}
+    for user in users:
+        path = directory / f"{user}{SEED_SUFFIX}"
+        if not path.exists():
+            seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as out:
+                out.write(seed + b"\n")
+        seeds[user] = path
+    return seeds
+
+
+def public_key(seed_file: Path) -> str:
+    """The public nkey (``U...``) of a seed file: what nats-server is told."""
+    return nkeys.from_seed(bytearray(seed_file.read_bytes().strip())).public_key.decode()
+
+
+# -- nats-server configuration --------------------------------------------------------------
+def _quoted(subjects: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(s) for s in subjects) + "]"
+
+
+def render_authorization(
+    public_keys: Mapping[str, str], stream: str = StreamSettings().name
+) -> str:
+    """The ``authorization`` block: one nkey user per identity, with its allow lists; a
+    client without a known nkey is refused (no anonymous user)."""
+    lines = ["authorization {", "  users = ["]
+    for user, key in public_keys.items():
+        permissions = permissions_of(user, stream)
+        lines += [
+            f"    # {user}",
+            f"    {{ nkey: {key}, permissions: {{",
+            f"      publish: {{ allow: {_quoted(permissions.publish)} }}",
+            f"      subscribe: {{ allow: {_quoted(permissions.subscribe)} }}",
+            "    } }",
+        ]
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_local_config(port: int, store_dir: Path, authorization: str) -> str:
+    """nats-server's configuration for ``make run`` and the tests: loopback only."""
+    return (
+        "# Generated by ptctl.nats_auth for this run: do not edit.\n"
+        "server_name: ptplatform\n"
+        f"listen: 127.0.0.1:{port}\n"
+        f"jetstream {{ store_dir: {json.dumps(str(store_dir))} }}\n"
+        f"{authorization}"
+    )
+
+
+# -- provisioning ---------------------------------------------------------------------------
+async def provision(
+    url: str, identity: NatsIdentity, stream: StreamSettings, timeout: float = 10.0
+) -> None:
+    """Create or update the platform's streams, as the admin."""
+    nc = await asyncio.wait_for(
+        nats.connect(url, connect_timeout=2, allow_reconnect=False, **identity.connect_options("")),
+        timeout,
+    )
+    try:
+        await provision_streams(nc.jetstream(timeout=timeout), stream)
+    finally:
+        await nc.close()
+
+
+def provision_now(url: str, identity: NatsIdentity, stream: StreamSettings) -> None:
+    """:func:`provision` from synchronous code, also when the caller's thread runs an
+    event loop (a test that restarts NATS)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(provision(url, identity, stream))
+        except BaseException as error:
+            failure.append(error)
+
+    worker = threading.Thread(target=run, name="nats-provision")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
+# -- command line ---------------------------------------------------------------------------
+OVERLAY_SECRETS = Path("deploy/k8s/overlays/production/secrets/nats")
+K8S_AUTH_FILE = "auth.conf"
+
+
+def write_k8s_files(directory: Path, contexts: Iterable[str], stream: str) -> Path:
+    """The production overlay's seeds (one Secret each) and the authorization file the
+    ``nats-auth`` ConfigMap is generated from (public keys only)."""
+    seeds = ensure_seeds(directory, users_of(contexts))
+    auth = directory / K8S_AUTH_FILE
+    auth.write_text(render_authorization({u: public_key(s) for u, s in seeds.items()}, stream))
+    return auth
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ptctl.nats_auth", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "provision",
+        help="create or update the streams as the admin ($PT_NATS_URL, "
+        "$PT_NATS_NKEY_SEED_FILE, $PT_NATS_CA_FILE, $PT_STREAM_*)",
+    )
+    k8s = commands.add_parser("k8s", help="seeds and auth.conf for the production overlay")
+    k8s.add_argument("--output", type=Path, default=OVERLAY_SECRETS)
+    k8s.add_argument("--stream", default=StreamSettings().name)
+    args = parser.parse_args(argv)
+    if args.command == "provision":
+        env = Env()
+        url = env.str("PT_NATS_URL", DEFAULT_NATS_URL)
+        asyncio.run(provision(url, nats_identity(env), stream_settings(env)))
+        print(f"streams provisioned on {url}")
+        return 0
+    from ptctl.launcher import CONTEXTS  # the tooling's own table (not in the image's path)
+
+    auth = write_k8s_files(args.output, CONTEXTS, args.stream)
+    print(f"wrote {auth} and the seeds beside it (keep them out of git)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
