@@ -47,7 +47,7 @@ class FailingHandler:
 async def publish(jetstream: JetStream) -> str:
     event_id = str(uuid.uuid4())
     envelope = events_pb2.EventEnvelope(
-        event_id=event_id, event_type="OrderCancelled", order_id=str(uuid.uuid4())
+        event_id=event_id, event_type="OrderCancelled", order_id=str(uuid.uuid4()), source="order"
     )
     await jetstream.publish(SUBJECT, envelope.SerializeToString(), event_id)
     return event_id

@@ -259,7 +259,10 @@ async def test_an_event_whose_policy_fails_is_left_out_and_reported(
     clock = count()
     events = [event for index in range(3) for event in booking(index, clock)]
     poison = events_pb2.EventEnvelope(
-        event_id=str(uuid.uuid4()), event_type="OrderPlaced", order_id=str(uuid.uuid4())
+        event_id=str(uuid.uuid4()),
+        event_type="OrderPlaced",
+        order_id=str(uuid.uuid4()),
+        source="order",
     )  # no payload: its policy cannot read it
     async with live_status(jetstream, database_url) as live:
         await publish(jetstream, events)
