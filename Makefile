@@ -12,7 +12,7 @@ OPENAPI := build/openapi.json
 APIDOCS_STAMP := build/apidocs/.stamp
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test proto openapi docs-screenshot lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config mutation client
+.PHONY: run test proto openapi docs-screenshot lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config k8s-nats-config mutation client
 
 run: $(STAMP) $(GEN_STAMP) openapi
 	$(BIN)/ptctl run
@@ -94,6 +94,12 @@ contracts-baseline: $(STAMP)
 # Envoy's ConfigMap for Kubernetes, rendered from envoy/envoy.yaml.j2.
 k8s-envoy-config: $(STAMP)
 	$(PY) -m ptctl.k8s
+
+# The production overlay's NATS identities (nkey seeds, one Secret each), the auth.conf of
+# public keys and permissions, and the TLS certificates: made once under the overlay's
+# git-ignored secrets/nats/, kept after (docs/deploy.md).
+k8s-nats-config: $(STAMP)
+	$(PY) -m ptctl.nats_auth k8s
 
 clean:
 	rm -rf $(VENV) build ptplatform var .pytest_cache .ruff_cache

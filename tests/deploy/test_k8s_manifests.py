@@ -8,6 +8,7 @@ environment its Deployment gives it, with an :class:`Env` that records every nam
 from __future__ import annotations
 
 import ast
+import asyncio
 import base64
 import importlib
 import importlib.util
@@ -20,15 +21,27 @@ from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+import nats
 import pytest
 import yaml
 
-from ptctl import k8s
+from ptctl import k8s, nats_auth
 from ptctl.keys import ensure_keys, merge_jwks
-from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
+from ptctl.launcher import (
+    CONTEXTS,
+    DEFAULT_SERVICE_PORTS,
+    ROOT,
+    ManagedProcess,
+    binary,
+    free_port,
+    tcp_open,
+)
+from ptctl.nats_tls import write_tls_files
 from ptkit.config import Env
-from ptkit.runtime import ServiceSettings
+from ptkit.messaging import NatsIdentity
+from ptkit.runtime import ServiceSettings, nats_identity
 from ptkit.tokens import KeyFiles
+from tests.helpers import wait_for
 
 T = TypeVar("T")
 
@@ -135,7 +148,7 @@ def mounted_files(workload: dict[str, Any]) -> dict[str, str]:
     volumes = {v["name"]: v for v in workload_pod(workload).get("volumes", [])}
     files = {}
     for mount in only_container(workload).get("volumeMounts", []):
-        volume = volumes[mount["name"]]
+        volume = volumes.get(mount["name"], {})  # none: a volume claim template
         if "secret" in volume:
             data = secret_data(resource("Secret", volume["secret"]["secretName"]))
         elif "configMap" in volume:
@@ -192,23 +205,27 @@ def read_service_settings(context: str, env: RecordingEnv) -> ServiceSettings:
     return service
 
 
+def environ_with_mounts_under(workload: dict[str, Any], root: Path) -> dict[str, str]:
+    """The container's environment with the files the pod mounts written under ``root``
+    and the variables naming them pointed there; a path outside every mount stays
+    unresolved and the settings code refuses it, as it would in the pod."""
+    files = mounted_files(workload)
+    for path, content in files.items():
+        local = root / path.lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text(content)
+    return {
+        name: str(root / value.lstrip("/")) if value in files else value
+        for name, value in container_environ(workload).items()
+    }
+
+
 @pytest.fixture(params=CONTEXTS)
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> ServiceUnderTest:
     context = request.param
     deployment = resource("Deployment", f"{context}-svc")
     environ = container_environ(deployment)
-    # The files the pod mounts exist under tmp_path; a path outside every mount stays
-    # unresolved and the service's settings code refuses it, as it would in the pod.
-    files = mounted_files(deployment)
-    for path, content in files.items():
-        local = tmp_path / path.lstrip("/")
-        local.parent.mkdir(parents=True, exist_ok=True)
-        local.write_text(content)
-    local_environ = {
-        name: str(tmp_path / value.lstrip("/")) if value in files else value
-        for name, value in environ.items()
-    }
-    env = RecordingEnv(local_environ)
+    env = RecordingEnv(environ_with_mounts_under(deployment, tmp_path))
     settings = read_service_settings(context, env)
     read = env.read
     if (ROOT / f"{context}_svc" / "main.py").exists():
@@ -267,6 +284,7 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
         "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
     )
     (secrets / "page-tokens.env").write_text("secret=" + "ab" * 32 + "\n")
+    auth = nats_auth.write_k8s_files(secrets / "nats", CONTEXTS, "PT_EVENTS")
     built = subprocess.run(
         [str(KUBECTL), "kustomize", str(deploy / "overlays" / "production")],
         capture_output=True,
@@ -287,6 +305,16 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
         "postgresql://order_svc:"
     )
     assert secret_data(docs["Secret", "ptplatform-page-tokens"])["secret"] == "ab" * 32
+    assert docs["ConfigMap", "nats-auth"]["data"]["auth.conf"] == auth.read_text()
+    for user in nats_auth.users_of(CONTEXTS):
+        name = f"ptplatform-nats-{user.removesuffix('_svc')}"
+        seed = (secrets / "nats" / f"{user}.nk").read_text()
+        assert secret_data(docs["Secret", name])["seed.nk"] == seed
+        assert nats_auth.public_key(secrets / "nats" / f"{user}.nk") in auth.read_text()
+    tls = secret_data(docs["Secret", "nats-tls"])
+    assert tls["route.key"] == (secrets / "nats" / "tls" / "route.key").read_text()
+    ca = (secrets / "nats" / "tls" / "ca.crt").read_text()
+    assert secret_data(docs["Secret", "ptplatform-nats-ca"])["ca.crt"] == tls["ca.crt"] == ca
 
 
 def test_service_reads_every_env_name_its_deployment_sets(service: ServiceUnderTest) -> None:
@@ -365,7 +393,7 @@ def test_service_is_reached_per_pod_through_a_headless_service(service: ServiceU
 def test_streams_are_replicated_on_every_nats_server(service: ServiceUnderTest) -> None:
     nats = resource("StatefulSet", "nats")
     assert service.settings.stream.replicas == nats["spec"]["replicas"] == 3
-    assert service.settings.nats_url == f"nats://nats.{k8s.NAMESPACE}.svc.cluster.local:4222"
+    assert service.settings.nats_url == f"tls://nats.{k8s.NAMESPACE}.svc.cluster.local:4222"
 
 
 @pytest.mark.parametrize("deployment", of_kind("Deployment"), ids=lambda d: d["metadata"]["name"])
@@ -407,17 +435,135 @@ def test_deployment_rolls_out_without_losing_capacity_and_autoscales(
     )
 
 
+def nats_files_in(directory: Path) -> Path:
+    """The nats pod's config, auth.conf and (real, freshly made) TLS files under
+    ``directory``, with the config's paths moved there; returns the config's path."""
+    tls = write_tls_files(directory / "tls", k8s.NAMESPACE)
+    (directory / "auth").mkdir()
+    (directory / "auth" / "auth.conf").write_text(
+        resource("ConfigMap", "nats-auth")["data"]["auth.conf"]
+    )
+    config = resource("ConfigMap", "nats-config")["data"]["nats.conf"]
+    for name, path in tls.items():
+        config = config.replace(f"/etc/nats/tls/{name}", str(path))
+    config = config.replace("/data/jetstream", str(directory / "jetstream"))
+    config = config.replace("/var/run/nats/nats.pid", str(directory / "nats.pid"))
+    (directory / "nats.conf").write_text(config)
+    return directory / "nats.conf"
+
+
 def test_nats_config_is_accepted_by_nats_server(tmp_path: Path) -> None:
-    config = tmp_path / "nats.conf"
-    config.write_text(resource("ConfigMap", "nats-config")["data"]["nats.conf"])
     result = subprocess.run(
-        [binary("nats-server"), "-t", "-c", str(config)],
+        [binary("nats-server"), "-t", "-c", str(nats_files_in(tmp_path))],
         env={"SERVER_NAME": "nats-0"},
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_nats_pod_mounts_every_file_its_config_reads() -> None:
+    config = resource("ConfigMap", "nats-config")["data"]["nats.conf"]
+    files = mounted_files(resource("StatefulSet", "nats"))
+    read = re.findall(r"(?:cert_file|key_file|ca_file): (\S+)", config)
+    assert read and set(read) <= set(files)
+    assert "include ./auth/auth.conf" in config
+    assert "/etc/nats/auth/auth.conf" in files
+    assert re.search(r"cluster \{[^}]*tls \{", config), "routes without TLS"
+
+
+def test_base_nats_auth_holds_every_identity_and_permission_and_no_usable_key() -> None:
+    rendered = resource("ConfigMap", "nats-auth")["data"]["auth.conf"]
+    keys = re.findall(r"nkey: (U[A-Z2-7]{55})", rendered)
+    assert len(set(keys)) == len(CONTEXTS) + 1
+    users = nats_auth.users_of(CONTEXTS)
+    assert rendered == nats_auth.render_authorization(dict(zip(users, keys, strict=True)))
+    assert "REPLACE-ME" not in rendered
+
+
+def test_each_service_mounts_its_own_nats_identity_and_none_the_admins() -> None:
+    for context in CONTEXTS:
+        pod = workload_pod(resource("Deployment", f"{context}-svc"))
+        secrets = {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v}
+        assert f"ptplatform-nats-{context}" in secrets
+        assert not {s for s in secrets if s.startswith("ptplatform-nats-")} - {
+            f"ptplatform-nats-{context}",
+            "ptplatform-nats-ca",
+        }
+    (admin_users,) = [
+        w
+        for w in of_kind("Job") + of_kind("Deployment") + of_kind("StatefulSet")
+        if any(
+            v.get("secret", {}).get("secretName") == "ptplatform-nats-admin"
+            for v in workload_pod(w).get("volumes", [])
+        )
+    ]
+    assert admin_users["metadata"]["name"] == "nats-provision"
+
+
+def test_the_provision_job_connects_as_the_admin_over_tls(tmp_path: Path) -> None:
+    job = resource("Job", "nats-provision")
+    assert job["metadata"]["labels"]["app.kubernetes.io/name"] == "nats-provision"
+    assert workload_pod(job)["restartPolicy"] == "OnFailure"
+    container = only_container(job)
+    assert container["command"] == ["python", "-m", "ptctl.nats_auth", "provision"]
+    identity = nats_identity(Env(environ_with_mounts_under(job, tmp_path)))
+    assert identity.seed_file is not None and identity.ca_file is not None
+    assert container_environ(job)["PT_NATS_URL"].startswith("tls://")
+
+
+async def test_the_nats_config_admits_a_service_over_tls_with_its_nkey_only(
+    tmp_path: Path,
+) -> None:
+    """One server of the cluster, run with the manifests' config and the overlay's kind of
+    files: TLS and an nkey of auth.conf get in; plain TCP, no key, a wrong key do not."""
+    seeds = nats_auth.ensure_seeds(tmp_path / "seeds", nats_auth.users_of(CONTEXTS))
+    auth = nats_auth.render_authorization(
+        {user: nats_auth.public_key(seed) for user, seed in seeds.items()}
+    )
+    config = nats_files_in(tmp_path / "nats")
+    (tmp_path / "nats" / "auth" / "auth.conf").write_text(auth)
+    port, monitor = free_port(), free_port()
+    text = config.read_text().replace("port: 4222", f"port: {port}", 1)
+    text = text.replace("http_port: 8222", f"http_port: {monitor}").replace(
+        "6222", str(free_port())
+    )
+    config.write_text(text)
+    server = ManagedProcess(
+        "nats-server",
+        [binary("nats-server"), "-c", str(config)],
+        {"SERVER_NAME": "nats-0"},
+        tmp_path / "nats.log",
+    )
+    server.start()
+    try:
+        wait_for(lambda: tcp_open(port), timeout=15, what="nats-server listening")
+        url = f"tls://127.0.0.1:{port}"
+        ca = tmp_path / "nats" / "tls" / "ca.crt"
+        identity = NatsIdentity(seed_file=seeds["order_svc"], ca_file=ca)
+        options = identity.connect_options("order_svc")
+        options["tls_hostname"] = f"nats.{k8s.NAMESPACE}.svc.cluster.local"
+        nc = await nats.connect(url, allow_reconnect=False, **options)
+        assert nc.is_connected
+        await nc.close()
+        refused = [
+            {"tls": options["tls"], "tls_hostname": options["tls_hostname"]},
+            {"nkeys_seed": str(seeds["order_svc"])},  # no TLS
+            {**options, "nkeys_seed": str(tmp_path / "seeds" / "stranger.nk")},
+        ]
+        nats_auth.ensure_seeds(tmp_path / "seeds", ["stranger"])
+        for attempt in refused:
+            with pytest.raises((nats.errors.Error, OSError, asyncio.TimeoutError)):
+                await nats.connect(
+                    url if "tls" in attempt else f"nats://127.0.0.1:{port}",
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    connect_timeout=2,
+                    **attempt,
+                )
+    finally:
+        server.stop()
 
 
 def test_nats_routes_name_every_server_of_the_statefulset() -> None:
