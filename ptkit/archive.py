@@ -34,7 +34,7 @@ def archive_config(
 ) -> StreamConfig:
     """File storage, no max age, the origin's replicas and duplicate window; no subjects
     of its own (the origin binds ``pt.>``), only the origin as source. Created with the
-    origin by every service (``JetStream.connect``); a new archive backfills whatever the
+    origin by the admin (``provision_streams``); a new archive backfills whatever the
     origin still holds."""
     return StreamConfig(
         name=archive.name,

@@ -1,4 +1,5 @@
-"""NATS JetStream: the connection, the domain-event stream, publishing, durable
+"""NATS JetStream: the connection (as the process's own nkey identity), the platform's
+streams (provisioned by the admin, only checked by a service), publishing, durable
 consumers with explicit ack, nak with backoff, dead letters for what a consumer gives up
 on, and the policy tables that turn a service's ``{event type: policy}`` into a
 consumer."""
@@ -259,6 +260,8 @@ class EventConsumer:
     - a handler failure (not a transient error) is counted in the :class:`FailureLedger`
       and nak'ed with backoff; after ``max_failures`` the event is dead-lettered;
     - an undecodable envelope is dead-lettered at once;
+    - an envelope whose source, subject and type disagree (ptkit.provenance) is
+      terminated, logged and counted, never handled;
     - a message delivered ``suspect_after`` times may be killing its process: it is
       handled alone (its batch-mates are nak'ed at once, the next fetches take one
       message), with an attempt recorded before its handler runs; after ``max_crashes``
