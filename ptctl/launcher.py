@@ -111,15 +111,23 @@ class ManagedProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.terminate()
+        self.reap(timeout)
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def reap(self, timeout: float = 15.0) -> None:
+        """Wait for a terminated process to exit; SIGKILL it after ``timeout`` seconds."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
     def kill(self) -> None:
@@ -464,9 +472,12 @@ class Platform:
         )
 
     def stop(self) -> None:
-        for processes in self.services.values():
-            for process in processes:
-                process.stop()
+        """Stop the services together (they drain in parallel), then Envoy, then NATS."""
+        services = [p for processes in self.services.values() for p in processes]
+        for process in services:
+            process.terminate()
+        for process in services:
+            process.reap()
         self.envoy.stop()
         self.nats.stop()
 
