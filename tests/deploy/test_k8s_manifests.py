@@ -48,6 +48,18 @@ def load_resources() -> list[dict[str, Any]]:
 RESOURCES = load_resources()
 
 
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """The resources ``kubectl kustomize`` renders from ``directory``, as applied."""
+    built = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(built) if doc]
+
+
 def resource(kind: str, name: str) -> dict[str, Any]:
     found = [r for r in RESOURCES if r["kind"] == kind and r["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
@@ -244,14 +256,7 @@ def test_kustomization_lists_every_manifest_in_the_platform_namespace() -> None:
 
 
 def test_kustomize_builds_the_base_into_one_namespace() -> None:
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(BASE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    docs = [d for d in yaml.safe_load_all(built) if d]
+    docs = kustomize_build(BASE)
     assert len(docs) == len(RESOURCES)
     assert {d["metadata"].get("namespace", k8s.NAMESPACE) for d in docs} == {k8s.NAMESPACE}
 
@@ -267,15 +272,9 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
         "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
     )
     (secrets / "page-tokens.env").write_text("secret=" + "ab" * 32 + "\n")
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(deploy / "overlays" / "production")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert "REPLACE-ME" not in built
-    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built) if d}
+    built = kustomize_build(deploy / "overlays" / "production")
+    assert "REPLACE-ME" not in yaml.safe_dump_all(built)
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in built}
     jwt_secret = secret_data(docs["Secret", "ptplatform-jwt"])
     assert jwt_secret["jwks.json"] == keys.jwks.read_text()
     assert jwt_secret["services-jwks.json"] == services_jwks.read_text()
