@@ -26,6 +26,7 @@ import yaml
 from ptctl import k8s
 from ptctl.keys import ensure_keys, merge_jwks
 from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
+from ptkit import tls
 from ptkit.config import Env
 from ptkit.runtime import ServiceSettings
 from ptkit.tokens import KeyFiles
@@ -312,6 +313,9 @@ def test_deployment_sets_everything_a_service_needs_in_the_cluster(
     }
     # Defaults of addresses, files and URLs point at a developer machine (loopback, var/).
     required |= {name for name in service.read if name.endswith(("_ADDRESS", "_FILE", "_URL"))}
+    # Off unless set (no default on a developer machine): mutual TLS to the services is a
+    # `make run` option; in the cluster kubelet's gRPC probes speak no TLS (docs/deploy.md).
+    required -= set(tls.VARIABLES)
     assert required - set(service.environ) == set()
 
 
