@@ -6,16 +6,23 @@ a caller without one (anyone but Envoy and the platform's own tooling) gets no
 connection, before any byte of a call is read. The service's outbound channels
 (manager_svc -> Envoy's internal listener) check the server under the same CA and
 present the service's own certificate. With none of them set, everything is plaintext.
+
+A PostgreSQL URL may carry libpq's TLS parameters (``sslmode``, ``sslrootcert``,
+``sslcert``, ``sslkey``); :func:`postgres_ssl` turns them into what asyncpg takes, so
+``sslmode=verify-full`` checks the server's certificate and name, and never falls back
+to plaintext.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ssl
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+from sqlalchemy.engine import URL
 
 from ptkit.config import ConfigError, Env
 
@@ -67,3 +74,33 @@ def aio_channel(
     if tls is None:
         return grpc.aio.insecure_channel(address, options=options)
     return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+
+
+POSTGRES_SSL_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def postgres_ssl(url: URL) -> tuple[URL, dict[str, Any]]:
+    """``url`` without libpq's TLS parameters, and asyncpg's ``connect_args`` for them.
+
+    ``verify-full``: TLS required, the certificate checked under ``sslrootcert`` (else the
+    system's CAs) and the host name against it; ``verify-ca`` the same without the name.
+    """
+    query: Mapping[str, Any] = url.query
+    given = {k: str(query[k]) for k in POSTGRES_SSL_PARAMETERS if k in query}
+    if not given:
+        return url, {}
+    bare = url.difference_update_query(POSTGRES_SSL_PARAMETERS)
+    mode = given.get("sslmode", "prefer")
+    if mode not in SSL_MODES:
+        raise ConfigError(f"sslmode={mode!r} is invalid: expected one of {', '.join(SSL_MODES)}")
+    if not mode.startswith("verify-"):
+        return bare, {"ssl": mode}
+    for name in ("sslrootcert", "sslcert", "sslkey"):
+        if name in given and not Path(given[name]).is_file():
+            raise ConfigError(f"the database URL's {name}={given[name]!r} does not exist")
+    context = ssl.create_default_context(cafile=given.get("sslrootcert"))
+    context.check_hostname = mode == "verify-full"
+    if "sslcert" in given:
+        context.load_cert_chain(given["sslcert"], given.get("sslkey"))
+    return bare, {"ssl": context}
