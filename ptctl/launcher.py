@@ -27,6 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
 from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
@@ -143,9 +144,13 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def grpc_serving(address: str) -> bool:
+def grpc_serving(address: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
     try:
-        with grpc.insecure_channel(address) as channel:
+        with (
+            grpc.secure_channel(address, credentials)
+            if credentials
+            else grpc.insecure_channel(address)
+        ) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=0.5
             )
@@ -210,6 +215,9 @@ class PlatformConfig:
     """The module ``python -m`` runs for a context instead of ``<context>_svc`` (a test's
     fault-injecting wrapper)."""
     jwt: TrustedIssuer = field(default_factory=TrustedIssuer)
+    tls: bool = False
+    """PT_TLS: TLS on the gateway, mutual TLS to the services and on the internal
+    listener, with certificates from a local CA under ``<var>/tls`` (ptctl/tls.py)."""
 
     @classmethod
     def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
@@ -221,6 +229,7 @@ class PlatformConfig:
             var_dir=var_dir, gateway=GatewaySettings.from_env(env), jwt=TrustedIssuer.from_env(env)
         )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
+        config.tls = env.bool("PT_TLS", False)
         config.service_ports = {
             c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
         }
@@ -270,6 +279,9 @@ class Platform:
         self.var_dir = config.var_dir.resolve()
         self.keys: KeyFiles = ensure_keys(self.var_dir / "jwt")
         self.service_keys: KeyFiles = ensure_keys(self.var_dir / "jwt" / "service")
+        self.tls: LocalCa | None = (
+            ensure_tls(self.var_dir / "tls", config.contexts) if config.tls else None
+        )
         self.nats = ManagedProcess(
             "nats-server",
             [
@@ -321,7 +333,7 @@ class Platform:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.gateway_address}"
+        return f"{'https' if self.tls else 'http'}://{self.gateway_address}"
 
     @property
     def admin_url(self) -> str:
@@ -367,6 +379,7 @@ class Platform:
             f"{prefix}_METRICS_PORT": str(
                 self.config.metrics_ports.get(context, [0] * (replica + 1))[replica]
             ),
+            **(self.tls.service_env(context) if self.tls else {}),
             **self.config.service_env,
         }
         urls = self.config.database_urls.get(context)
@@ -425,7 +438,12 @@ class Platform:
     def wait_service(self, context: str, timeout: float = 30.0) -> None:
         for replica, process in enumerate(self.services[context]):
             address = self.service_address(context, replica)
-            self._wait(process, lambda a=address: grpc_serving(a), timeout)
+            self._wait(process, lambda a=address: grpc_serving(a, self.client_credentials), timeout)
+
+    @property
+    def client_credentials(self) -> grpc.ChannelCredentials | None:
+        """What the launcher calls a service with: its client certificate under TLS."""
+        return self.tls.client_credentials() if self.tls else None
 
     def stop_service(self, context: str) -> None:
         for process in self.services[context]:
@@ -440,7 +458,8 @@ class Platform:
         }
         trusted = self.config.jwt
         jwt = JwtGateway(trusted.issuer, trusted.audience, trusted.jwks_file or self.keys.jwks)
-        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
+        tls = self.tls.gateway() if self.tls else None
+        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         self.envoy_config.write_text(self.render_envoy_config())
@@ -496,5 +515,7 @@ class Platform:
         for context, processes in self.services.items():
             for replica in range(len(processes)):
                 rows.append((processes[replica].name, self.service_address(context, replica)))
+        if self.tls:
+            rows.append(("TLS: the CA clients trust", str(self.tls.ca_file)))
         rows.append(("logs", str(self.var_dir / "log")))
         return rows
