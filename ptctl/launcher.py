@@ -37,6 +37,7 @@ from ptctl.nats_auth import (
     service_user,
     users_of,
 )
+from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.messaging import NatsIdentity
@@ -123,15 +124,23 @@ class ManagedProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.terminate()
+        self.reap(timeout)
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def reap(self, timeout: float = 15.0) -> None:
+        """Wait for a terminated process to exit; SIGKILL it after ``timeout`` seconds."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
     def kill(self) -> None:
@@ -147,9 +156,13 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def grpc_serving(address: str) -> bool:
+def grpc_serving(address: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
     try:
-        with grpc.insecure_channel(address) as channel:
+        with (
+            grpc.secure_channel(address, credentials)
+            if credentials
+            else grpc.insecure_channel(address)
+        ) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=0.5
             )
@@ -214,6 +227,9 @@ class PlatformConfig:
     """The module ``python -m`` runs for a context instead of ``<context>_svc`` (a test's
     fault-injecting wrapper)."""
     jwt: TrustedIssuer = field(default_factory=TrustedIssuer)
+    tls: bool = False
+    """PT_TLS: TLS on the gateway, mutual TLS to the services and on the internal
+    listener, with certificates from a local CA under ``<var>/tls`` (ptctl/tls.py)."""
 
     @classmethod
     def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
@@ -225,6 +241,7 @@ class PlatformConfig:
             var_dir=var_dir, gateway=GatewaySettings.from_env(env), jwt=TrustedIssuer.from_env(env)
         )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
+        config.tls = env.bool("PT_TLS", False)
         config.service_ports = {
             c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
         }
@@ -276,6 +293,9 @@ class Platform:
         self.service_keys: KeyFiles = ensure_keys(self.var_dir / "jwt" / "service")
         self.nats_seeds = ensure_seeds(self.var_dir / "nats-keys", users_of(CONTEXTS))
         self.nats_config = self.var_dir / "nats.conf"
+        self.tls: LocalCa | None = (
+            ensure_tls(self.var_dir / "tls", config.contexts) if config.tls else None
+        )
         self.nats = ManagedProcess(
             "nats-server",
             [binary("nats-server"), "-c", str(self.nats_config)],
@@ -316,7 +336,7 @@ class Platform:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.gateway_address}"
+        return f"{'https' if self.tls else 'http'}://{self.gateway_address}"
 
     @property
     def admin_url(self) -> str:
@@ -368,6 +388,7 @@ class Platform:
             f"{prefix}_METRICS_PORT": str(
                 self.config.metrics_ports.get(context, [0] * (replica + 1))[replica]
             ),
+            **(self.tls.service_env(context) if self.tls else {}),
             **self.config.service_env,
         }
         urls = self.config.database_urls.get(context)
@@ -433,7 +454,12 @@ class Platform:
     def wait_service(self, context: str, timeout: float = 30.0) -> None:
         for replica, process in enumerate(self.services[context]):
             address = self.service_address(context, replica)
-            self._wait(process, lambda a=address: grpc_serving(a), timeout)
+            self._wait(process, lambda a=address: grpc_serving(a, self.client_credentials), timeout)
+
+    @property
+    def client_credentials(self) -> grpc.ChannelCredentials | None:
+        """What the launcher calls a service with: its client certificate under TLS."""
+        return self.tls.client_credentials() if self.tls else None
 
     def stop_service(self, context: str) -> None:
         for process in self.services[context]:
@@ -448,7 +474,8 @@ class Platform:
         }
         trusted = self.config.jwt
         jwt = JwtGateway(trusted.issuer, trusted.audience, trusted.jwks_file or self.keys.jwks)
-        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
+        tls = self.tls.gateway() if self.tls else None
+        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         self.envoy_config.write_text(self.render_envoy_config())
@@ -480,9 +507,12 @@ class Platform:
         )
 
     def stop(self) -> None:
-        for processes in self.services.values():
-            for process in processes:
-                process.stop()
+        """Stop the services together (they drain in parallel), then Envoy, then NATS."""
+        services = [p for processes in self.services.values() for p in processes]
+        for process in services:
+            process.terminate()
+        for process in services:
+            process.reap()
         self.envoy.stop()
         self.nats.stop()
 
@@ -501,5 +531,7 @@ class Platform:
         for context, processes in self.services.items():
             for replica in range(len(processes)):
                 rows.append((processes[replica].name, self.service_address(context, replica)))
+        if self.tls:
+            rows.append(("TLS: the CA clients trust", str(self.tls.ca_file)))
         rows.append(("logs", str(self.var_dir / "log")))
         return rows

@@ -32,6 +32,7 @@ from ptkit.paging import DEVELOPMENT_SECRET, PageTokens
 from ptkit.retention import Retention, RetentionSettings
 from ptkit.server import Registrar, ServiceHost
 from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
+from ptkit.tls import TlsFiles
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
 
 U = TypeVar("U", bound=SqlUnitOfWork)
@@ -57,6 +58,8 @@ class ServiceSettings:
     outbox_retention_hours: float = 24.0
     page_token_secret: str = DEVELOPMENT_SECRET
     """Signs page tokens (ptkit.paging); the same on every replica of a service."""
+    tls: TlsFiles | None = None
+    """PT_TLS_*: the gRPC server requires mutual TLS (ptkit.tls); None: plaintext."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -92,6 +95,7 @@ class ServiceSettings:
             outbox_retention_hours=env.float("PT_OUTBOX_RETENTION_HOURS", 24.0),
             consumer=consumer_settings(env),
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
+            tls=TlsFiles.from_env(env),
         )
 
 
@@ -224,5 +228,6 @@ class ServiceRuntime:
             on_shutdown=[self.jetstream.close, self.engine.dispose],
             grace_seconds=self.settings.grace_seconds,
             drain_delay_seconds=self.settings.drain_delay_seconds,
+            credentials=self.settings.tls.server_credentials() if self.settings.tls else None,
         )
         await host.run(stop)

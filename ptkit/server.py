@@ -189,6 +189,8 @@ class ServiceHost:
     default soft limit (8 KiB) rejects at random between it and its 16 KiB hard limit; the
     gateway forwards up to twice its header limit (the REST path travels again in
     x-envoy-original-path), which ptctl/envoy.py keeps below this."""
+    credentials: grpc.ServerCredentials | None = None
+    """TLS (ptkit.tls: mutual, a client certificate required); None: plaintext."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -213,7 +215,12 @@ class ServiceHost:
             ],
             server,
         )
-        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        address = f"{self.host}:{self.port}"
+        bound = (
+            server.add_secure_port(address, self.credentials)
+            if self.credentials is not None
+            else server.add_insecure_port(address)
+        )
         await server.start()
         for name in ["", *names]:
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -223,7 +230,14 @@ class ServiceHost:
         ]
         for task in tasks:
             task.add_done_callback(_log_crash)
-        log.info("serving", extra={"service": self.name, "address": f"{self.host}:{bound}"})
+        log.info(
+            "serving",
+            extra={
+                "service": self.name,
+                "address": f"{self.host}:{bound}",
+                "tls": self.credentials is not None,
+            },
+        )
         self.started.set()
         await stop.wait()
 

