@@ -30,6 +30,7 @@ from ptctl.keys import ensure_keys, merge_jwks
 from ptctl.nats_auth import (
     ADMIN,
     ensure_seeds,
+    platform_consumers,
     provision_now,
     public_key,
     render_authorization,
@@ -41,7 +42,7 @@ from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.messaging import NatsIdentity
-from ptkit.runtime import stream_settings
+from ptkit.runtime import consumer_settings, stream_settings
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 
 log = logging.getLogger(__name__)
@@ -418,7 +419,8 @@ class Platform:
 
     def start_nats(self, timeout: float = 30.0) -> None:
         _ensure_free(self.config.nats_port, "nats-server")
-        streams = stream_settings(Env({**os.environ, **self.config.service_env}))
+        env = Env({**os.environ, **self.config.service_env})
+        streams = stream_settings(env)
         public_keys = {user: public_key(seed) for user, seed in self.nats_seeds.items()}
         authorization = render_authorization(public_keys, streams.name)
         self.nats_config.write_text(
@@ -426,7 +428,8 @@ class Platform:
         )
         self.nats.start()
         self._wait(self.nats, lambda: tcp_open(self.config.nats_port), timeout)
-        provision_now(self.nats_url, self.nats_admin, streams)
+        consumers = platform_consumers(CONTEXTS, streams, consumer_settings(env))
+        provision_now(self.nats_url, self.nats_admin, streams, consumers)
 
     def stop_nats(self) -> None:
         self.nats.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import threading
@@ -28,16 +29,28 @@ from pathlib import Path
 
 import nats
 import nkeys
+from nats.js.api import ConsumerConfig
 
 from ptkit.config import Env
 from ptkit.dead_letters import DEAD_LETTER_STREAM, REDRIVE_STREAM, dead_letter_subject
 from ptkit.events import PUBLISHERS
 from ptkit.failures import LEDGER_BUCKET
-from ptkit.messaging import NatsIdentity, StreamSettings, provision_streams
-from ptkit.runtime import DEFAULT_NATS_URL, nats_identity, stream_settings
+from ptkit.messaging import (
+    ConsumerSettings,
+    NatsIdentity,
+    StreamSettings,
+    policy_subjects,
+    provision_consumers,
+    provision_streams,
+    service_consumers,
+)
+from ptkit.runtime import DEFAULT_NATS_URL, consumer_settings, nats_identity, stream_settings
 
 ADMIN = "admin"
 SEED_SUFFIX = ".nk"
+SERVICE_CONTEXTS = ("order", "manager", "trainer", "status")
+"""The services whose consumers the provisioning makes (``ptctl.launcher.CONTEXTS``,
+repeated here so that the service image, without the tooling's dependencies, runs this)."""
 
 
 def service_user(context: str) -> str:
@@ -56,8 +69,10 @@ ADMIN_PERMISSIONS = Permissions(publish=(">",), subscribe=(">",))
 
 def service_permissions(context: str, stream: str = StreamSettings().name) -> Permissions:
     """What ``<context>_svc`` may publish and subscribe to (nats-server allow lists; all
-    else is denied). The JetStream API subjects are those nats-py 2.16 uses for a
-    durable pull consumer, a KV bucket with direct gets and a stream check."""
+    else is denied). The JetStream API subjects are those nats-py 2.16 uses to bind to,
+    fetch from and ack on a durable pull consumer the admin made (no create: the config,
+    and so what the consumer reads, is the admin's), a KV bucket with direct gets and a
+    stream check."""
     user = service_user(context)
     kv = f"KV_{LEDGER_BUCKET}"
     own_events = [f"pt.{context}.>"] if context in PUBLISHERS.values() else []
@@ -65,9 +80,6 @@ def service_permissions(context: str, stream: str = StreamSettings().name) -> Pe
         subject
         for consumed in (stream, REDRIVE_STREAM)
         for subject in (
-            f"$JS.API.CONSUMER.CREATE.{consumed}.{user}",
-            f"$JS.API.CONSUMER.CREATE.{consumed}.{user}.>",
-            f"$JS.API.CONSUMER.DURABLE.CREATE.{consumed}.{user}",
             f"$JS.API.CONSUMER.INFO.{consumed}.{user}",
             f"$JS.API.CONSUMER.MSG.NEXT.{consumed}.{user}",
             f"$JS.ACK.{consumed}.{user}.>",
@@ -156,28 +168,52 @@ def render_local_config(port: int, store_dir: Path, authorization: str) -> str:
 
 
 # -- provisioning ---------------------------------------------------------------------------
+def platform_consumers(
+    contexts: Iterable[str], stream: StreamSettings, settings: ConsumerSettings
+) -> list[tuple[str, ConsumerConfig]]:
+    """Every service's durable consumers, with the subjects of its own policy table."""
+    consumers = []
+    for context in contexts:
+        policies = importlib.import_module(f"{context}_svc.application.policies").POLICIES
+        consumers += service_consumers(
+            service_user(context), policy_subjects(policies), settings, stream.name
+        )
+    return consumers
+
+
 async def provision(
-    url: str, identity: NatsIdentity, stream: StreamSettings, timeout: float = 10.0
+    url: str,
+    identity: NatsIdentity,
+    stream: StreamSettings,
+    consumers: Sequence[tuple[str, ConsumerConfig]] = (),
+    timeout: float = 10.0,
 ) -> None:
-    """Create or update the platform's streams, as the admin."""
+    """Create or update the platform's streams and the services' consumers, as the admin."""
     nc = await asyncio.wait_for(
         nats.connect(url, connect_timeout=2, allow_reconnect=False, **identity.connect_options("")),
         timeout,
     )
     try:
-        await provision_streams(nc.jetstream(timeout=timeout), stream)
+        js = nc.jetstream(timeout=timeout)
+        await provision_streams(js, stream)
+        await provision_consumers(js, consumers)
     finally:
         await nc.close()
 
 
-def provision_now(url: str, identity: NatsIdentity, stream: StreamSettings) -> None:
+def provision_now(
+    url: str,
+    identity: NatsIdentity,
+    stream: StreamSettings,
+    consumers: Sequence[tuple[str, ConsumerConfig]] = (),
+) -> None:
     """:func:`provision` from synchronous code, also when the caller's thread runs an
     event loop (a test that restarts NATS)."""
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            asyncio.run(provision(url, identity, stream))
+            asyncio.run(provision(url, identity, stream, consumers))
         except BaseException as error:
             failure.append(error)
 
@@ -239,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
         "provision",
-        help="create or update the streams as the admin ($PT_NATS_URL, "
+        help="create or update the streams and consumers as the admin ($PT_NATS_URL, "
         "$PT_NATS_NKEY_SEED_FILE, $PT_NATS_CA_FILE, $PT_STREAM_*)",
     )
     k8s = commands.add_parser("k8s", help="seeds, auth.conf and TLS for the production overlay")
@@ -252,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "provision":
         env = Env()
         url = env.str("PT_NATS_URL", DEFAULT_NATS_URL)
-        asyncio.run(provision(url, nats_identity(env), stream_settings(env)))
-        print(f"streams provisioned on {url}")
+        stream = stream_settings(env)
+        consumers = platform_consumers(SERVICE_CONTEXTS, stream, consumer_settings(env))
+        asyncio.run(provision(url, nats_identity(env), stream, consumers))
+        print(f"streams and consumers provisioned on {url}")
         return 0
     from ptctl.launcher import CONTEXTS  # the tooling's own table (not in the image's path)
 

@@ -246,6 +246,45 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+class ConsumerMissing(nats.errors.Error):
+    """A service's durable consumer is not provisioned (or lacks a subject it needs): the
+    admin creates the consumers (:func:`provision_consumers`); a service only binds."""
+
+
+def consumer_config(
+    durable: str, subjects: Sequence[str], settings: ConsumerSettings
+) -> ConsumerConfig:
+    """The durable pull consumer of one service on one stream."""
+    return ConsumerConfig(
+        durable_name=durable,
+        filter_subjects=list(subjects),
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=settings.ack_wait_seconds,
+        max_deliver=-1,
+        max_ack_pending=1000,
+    )
+
+
+def service_consumers(
+    durable: str, subjects: Sequence[str], settings: ConsumerSettings, stream: str
+) -> list[tuple[str, ConsumerConfig]]:
+    """A service's consumers: its events on ``stream`` and its redrives on PT_REDRIVE."""
+    return [
+        (stream, consumer_config(durable, subjects, settings)),
+        (REDRIVE_STREAM, consumer_config(durable, [redrive_subject(durable)], settings)),
+    ]
+
+
+async def provision_consumers(
+    js: JetStreamContext, consumers: Sequence[tuple[str, ConsumerConfig]]
+) -> None:
+    """Create or update (idempotent) the services' durable consumers, as the admin: a
+    service's credentials may read through its consumer but not choose what it reads."""
+    for stream, config in consumers:
+        await js.add_consumer(stream, config)
+
+
 RELEASE_TIMEOUT_SECONDS = 2.0
 """How long a stopping consumer waits for an open fetch and for its naks to be sent."""
 
@@ -279,6 +318,7 @@ class EventConsumer:
         handler: Handler,
         settings: ConsumerSettings = ConsumerSettings(),
         stream: str | None = None,
+        create: bool = True,
     ) -> None:
         self.jetstream = jetstream
         self.durable = durable
@@ -286,6 +326,8 @@ class EventConsumer:
         self.handler = handler
         self.settings = settings
         self.stream = stream or jetstream.stream.name
+        self.create = create
+        """False: the consumer is provisioned by the admin; this one only binds to it."""
         self._ledger: FailureLedger | None = None
         self._alone = False
 
@@ -299,6 +341,7 @@ class EventConsumer:
             self.handler,
             replace(self.settings, batch=1),
             stream=REDRIVE_STREAM,
+            create=self.create,
         )
 
     @property
@@ -309,18 +352,30 @@ class EventConsumer:
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
         js = self.jetstream.js
-        config = ConsumerConfig(
-            durable_name=self.durable,
-            filter_subjects=self.subjects,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=self.settings.ack_wait_seconds,
-            max_deliver=-1,
-            max_ack_pending=1000,
-        )
-        await js.add_consumer(self.stream, config)
+        if self.create:
+            await js.add_consumer(
+                self.stream, consumer_config(self.durable, self.subjects, self.settings)
+            )
+        else:
+            await self._check_provisioned(js)
         self._ledger = FailureLedger(await js.key_value(LEDGER_BUCKET), self.durable, self.stream)
         return await js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+
+    async def _check_provisioned(self, js: JetStreamContext) -> None:
+        try:
+            info = await js.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            missing: Sequence[str] = self.subjects
+        else:
+            config = info.config
+            reads = set(config.filter_subjects or [config.filter_subject or ">"])
+            missing = [s for s in self.subjects if s not in reads and ">" not in reads]
+        if missing:
+            log.warning(
+                "consumer not provisioned, waiting",
+                extra={"consumer": self.durable, "stream": self.stream, "missing": missing},
+            )
+            raise ConsumerMissing(f"{self.stream}/{self.durable} lacks {list(missing)}")
 
     async def run(self) -> None:
         """Fetch and handle until cancelled; survives NATS outages."""
@@ -567,6 +622,11 @@ def bind(policies: Policies, **dependencies: object) -> dict[type, Policy]:
     return bound
 
 
+def policy_subjects(policies: Policies) -> tuple[str, ...]:
+    """The subjects a policy table consumes (``pt.<source>.<EventType>`` of each class)."""
+    return tuple(subject_of(kind) for kind in policies)
+
+
 class PolicyHandler:
     """Envelope -> event -> policy, for one service's table.
 
@@ -585,7 +645,7 @@ class PolicyHandler:
         for kind in policies:
             check_decodable(kind)
         self.durable = service
-        self.subjects = tuple(subject_of(kind) for kind in policies)
+        self.subjects = policy_subjects(policies)
         self.new_uow = new_uow
         self._by_type = {kind.__name__: (kind, policy) for kind, policy in policies.items()}
 

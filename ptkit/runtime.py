@@ -188,14 +188,15 @@ class ServiceRuntime:
     ) -> None:
         """Run the service's policy table on its durable consumer (named after the
         service), and on the same durable of the redrive stream (the dead letters an
-        operator hands back). ``transient`` errors never count as failures: the event is
+        operator hands back); both are provisioned by the admin (ptctl.nats_auth).
+        ``transient`` errors never count as failures: the event is
         redelivered until its policy succeeds."""
         handler = PolicyHandler(self.settings.name, policies, new_uow)
         settings = replace(
             self.settings.consumer, transient=(*self.settings.consumer.transient, *transient)
         )
         consumer = EventConsumer(
-            self.jetstream, handler.durable, handler.subjects, handler, settings
+            self.jetstream, handler.durable, handler.subjects, handler, settings, create=False
         )
         self.consumers += [consumer, consumer.redrive_consumer()]
 

@@ -5,6 +5,7 @@ events, reads only through its own consumers and manages no stream."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -15,9 +16,10 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, StreamConfig
 
-from ptctl.launcher import Platform, PlatformConfig
+from ptctl.launcher import CONTEXTS, Platform, PlatformConfig
 from ptctl.nats_auth import (
     ADMIN,
+    SERVICE_CONTEXTS,
     ensure_seeds,
     provision_now,
     public_key,
@@ -25,7 +27,7 @@ from ptctl.nats_auth import (
     service_permissions,
     service_user,
 )
-from ptkit.messaging import NatsIdentity, StreamSettings
+from ptkit.messaging import NatsIdentity, StreamSettings, policy_subjects
 from tests.helpers import eventually
 
 STREAM = StreamSettings().name
@@ -155,21 +157,30 @@ async def test_a_service_cannot_listen_to_the_event_subjects(bus: Platform) -> N
     assert refusals.about('permissions violation for subscription to "_INBOX.>"')
 
 
-async def test_a_service_reads_through_its_own_consumer_only(bus: Platform) -> None:
+async def test_a_service_reads_through_the_consumer_the_admin_made_and_cannot_widen_it(
+    bus: Platform,
+) -> None:
     async with client_of(bus, ADMIN) as admin:
         await admin.jetstream().publish("pt.trainer.ScheduleConfirmed", b"confirmed")
-    async with client_of(bus, service_user("order")) as order_svc:
+        await admin.jetstream().publish("pt.manager.TrainerAssigned", b"not order_svc's")
+        before = (await admin.jetstream().consumer_info(STREAM, "order_svc")).config
+    refusals = Refusals()
+    async with client_of(bus, service_user("order"), refusals) as order_svc:
         js = order_svc.jetstream(timeout=1)
-        await js.add_consumer(
-            STREAM,
-            ConsumerConfig(durable_name="order_svc", filter_subjects=["pt.trainer.>"]),
-        )
         mine = await js.pull_subscribe_bind(durable="order_svc", stream=STREAM)
-        (message,) = await mine.fetch(1, timeout=5)
+        (message,) = await mine.fetch(5, timeout=2)
         await message.ack()
         assert message.data == b"confirmed"
-        with pytest.raises(nats.errors.TimeoutError):
-            await js.add_consumer(STREAM, ConsumerConfig(durable_name="status_svc"))
+        for durable in ("order_svc", "status_svc"):
+            with pytest.raises(nats.errors.TimeoutError):
+                await js.add_consumer(
+                    STREAM, ConsumerConfig(durable_name=durable, filter_subjects=["pt.>"])
+                )
+    assert refusals.about(f"$JS.API.CONSUMER.DURABLE.CREATE.{STREAM}.order_svc")
+    async with client_of(bus, ADMIN) as admin:
+        after = (await admin.jetstream().consumer_info(STREAM, "order_svc")).config
+    assert after.filter_subjects == before.filter_subjects
+    assert "pt.>" not in (after.filter_subjects or [])
 
 
 def test_every_service_may_publish_only_under_its_own_context() -> None:
@@ -177,7 +188,8 @@ def test_every_service_may_publish_only_under_its_own_context() -> None:
         published = [s for s in service_permissions(context).publish if s.startswith("pt.")]
         assert published == ([] if context == "status" else [f"pt.{context}.>"])
         assert service_permissions(context).subscribe == (f"_INBOX.{context}_svc.>",)
-        assert not any("STREAM.DELETE" in s or "STREAM.CREATE" in s for s in published)
+        allowed = service_permissions(context).publish
+        assert not any(".CREATE." in s or ".DELETE." in s or ".UPDATE." in s for s in allowed)
 
 
 def test_seeds_are_made_once_and_readable_only_by_their_owner(tmp_path: Path) -> None:
@@ -200,3 +212,17 @@ async def test_provisioning_twice_changes_nothing(bus: Platform) -> None:
     await asyncio.to_thread(provision_now, bus.nats_url, bus.nats_admin, StreamSettings())
     async with client_of(bus, ADMIN) as admin:
         assert [s.config.name for s in await admin.jetstream().streams_info()] == before
+
+
+async def test_each_service_gets_a_consumer_of_what_its_policy_table_names(
+    bus: Platform,
+) -> None:
+    assert SERVICE_CONTEXTS == CONTEXTS
+    async with client_of(bus, ADMIN) as admin:
+        js = admin.jetstream()
+        for context in CONTEXTS:
+            policies = importlib.import_module(f"{context}_svc.application.policies").POLICIES
+            events = await js.consumer_info(STREAM, service_user(context))
+            redrives = await js.consumer_info("PT_REDRIVE", service_user(context))
+            assert sorted(events.config.filter_subjects or []) == sorted(policy_subjects(policies))
+            assert redrives.config.filter_subjects == [f"pt_redrive.{service_user(context)}"]
