@@ -308,6 +308,9 @@ class EventConsumer:
 
     Stopped (cancelled), it naks what it fetched and did not finish, at once, so another
     replica takes it without waiting out the ack wait.
+
+    ``create=False`` (a service): the durable is the admin's (:func:`provision_consumers`);
+    the consumer binds to it and waits while it is missing or lacks one of ``subjects``.
     """
 
     def __init__(
@@ -393,6 +396,8 @@ class EventConsumer:
                     },
                 )
                 await self._fetch_loop(subscription)
+            except ConsumerMissing:  # logged by _check_provisioned
+                await asyncio.sleep(1.0)
             except (NotConnected, nats.errors.Error, OSError) as error:
                 log.warning(
                     "consumer lost NATS, retrying",
