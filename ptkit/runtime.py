@@ -58,6 +58,8 @@ class ServiceSettings:
     """Signs page tokens (ptkit.paging); the same on every replica of a service."""
     tls: TlsFiles | None = None
     """PT_TLS_*: the gRPC server requires mutual TLS (ptkit.tls); None: plaintext."""
+    health_port: int = 0
+    """PT_<CTX>_HEALTH_PORT: grpc.health.v1 alone, in plaintext, for probes; 0: none."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -100,6 +102,7 @@ class ServiceSettings:
             consumer=consumer_settings(env),
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
             tls=TlsFiles.from_env(env),
+            health_port=env.port(f"{prefix}_HEALTH_PORT", 0),
         )
 
 
@@ -209,5 +212,6 @@ class ServiceRuntime:
             grace_seconds=self.settings.grace_seconds,
             drain_delay_seconds=self.settings.drain_delay_seconds,
             credentials=self.settings.tls.server_credentials() if self.settings.tls else None,
+            health_port=self.settings.health_port,
         )
         await host.run(stop)
