@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from ptctl.launcher import free_port
+from ptctl.launcher import free_port, grpc_serving
 from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import JwtSettings, Role, TokenVerifier
 from ptkit.config import Env
@@ -26,7 +26,7 @@ from ptkit.tls import TlsFiles
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
-from tests.helpers import bearer, eventually
+from tests.helpers import bearer, eventually, service_process, wait_for
 
 ORDER_SERVICE = "ptplatform.order.v1.OrderService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -133,3 +133,25 @@ async def test_the_health_port_reports_not_serving_once_shutdown_starts(running:
             return await check(probe) == NOT_SERVING
 
         await eventually(not_serving, timeout=2, what="health port NOT_SERVING")
+
+
+def test_a_service_configured_like_its_deployment_is_probed_on_its_health_port(
+    keys: KeyFiles, tmp_path: Path
+) -> None:
+    """order_svc as a process, with PT_TLS_* and PT_ORDER_HEALTH_PORT as in the cluster."""
+    ca = ensure_tls(tmp_path / "tls", ("order",))
+    port, health_port = free_port(), free_port()
+    environ = {
+        **ca.service_env("order"),
+        "PT_ORDER_PORT": str(port),
+        "PT_ORDER_HEALTH_PORT": str(health_port),
+    }
+    with service_process("order", keys, tmp_path, environ) as process:
+        health = f"127.0.0.1:{health_port}"
+        wait_for(lambda: grpc_serving(health), timeout=20, what="order_svc's health port")
+        assert grpc_serving(f"127.0.0.1:{port}", ca.client_credentials("envoy"))
+        assert not grpc_serving(f"127.0.0.1:{port}"), "the gRPC port answered plaintext"
+        process.terminate()
+        assert process.wait(timeout=15) == 0
+    assert process.stderr is not None
+    assert f'"health_port": {health_port}' in process.stderr.read()
