@@ -77,10 +77,17 @@ class ServiceSettings:
                 f"PT_JWT_PUBLIC_KEY_FILE={str(jwt.public_key_file)!r} does not exist "
                 "(run 'ptctl token' once to create development keys)"
             )
+        port = env.port(f"{prefix}_PORT", default_port)
+        health_port = env.port(f"{prefix}_HEALTH_PORT", 0)
+        if health_port and health_port == port:
+            raise ConfigError(
+                f"{prefix}_HEALTH_PORT={health_port} is {prefix}_PORT too: "
+                "the plaintext health port needs a port of its own"
+            )
         return cls(
             name=f"{context}_svc",
             host=env.str(f"{prefix}_HOST", "127.0.0.1"),
-            port=env.port(f"{prefix}_PORT", default_port),
+            port=port,
             database_url=env.database_url(
                 f"{prefix}_DATABASE_URL", f"sqlite:///{var_dir / f'{context}_svc.db'}"
             ),
@@ -102,7 +109,7 @@ class ServiceSettings:
             consumer=consumer_settings(env),
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
             tls=TlsFiles.from_env(env),
-            health_port=env.port(f"{prefix}_HEALTH_PORT", 0),
+            health_port=health_port,
         )
 
 

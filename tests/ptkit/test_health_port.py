@@ -20,7 +20,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from ptctl.launcher import free_port, grpc_serving
 from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import JwtSettings, Role, TokenVerifier
-from ptkit.config import Env
+from ptkit.config import ConfigError, Env
+from ptkit.runtime import ServiceSettings
 from ptkit.server import ServiceHost
 from ptkit.tls import TlsFiles
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
@@ -155,3 +156,15 @@ def test_a_service_configured_like_its_deployment_is_probed_on_its_health_port(
         assert process.wait(timeout=15) == 0
     assert process.stderr is not None
     assert f'"health_port": {health_port}' in process.stderr.read()
+
+
+def test_a_health_port_equal_to_the_grpc_port_is_a_configuration_error(keys: KeyFiles) -> None:
+    env = Env(
+        {
+            "PT_JWT_PUBLIC_KEY_FILE": str(keys.public_key),
+            "PT_ORDER_PORT": "50051",
+            "PT_ORDER_HEALTH_PORT": "50051",
+        }
+    )
+    with pytest.raises(ConfigError, match="PT_ORDER_HEALTH_PORT=50051 is PT_ORDER_PORT too"):
+        ServiceSettings.from_env("order", 50051, env)
