@@ -95,8 +95,15 @@ class LocalCa:
         )
 
 
-def ensure_tls(directory: Path, contexts: list[str] | tuple[str, ...]) -> LocalCa:
-    """The authority under ``directory`` and every certificate the platform needs."""
+def ensure_tls(
+    directory: Path, contexts: list[str] | tuple[str, ...], gateway_names: tuple[str, ...] = ()
+) -> LocalCa:
+    """The authority under ``directory`` and every certificate the platform needs.
+
+    ``gateway_names``: further names of the gateway's certificate (the cluster's DNS
+    names of its Services, the public host name). A certificate whose names differ from
+    what is asked is issued again, as is one close to its expiry.
+    """
     ca = LocalCa(directory)
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
@@ -108,14 +115,14 @@ def ensure_tls(directory: Path, contexts: list[str] | tuple[str, ...]) -> LocalC
         _write_private(ca_pair.cert, _pem(_ca_certificate(key)))
     authority = _load(ca_pair)
     leaves: dict[str, tuple[tuple[str, ...], bool, bool]] = {
-        "gateway": ((*GATEWAY_NAMES, *LOOPBACK_NAMES), True, False),
+        "gateway": ((*GATEWAY_NAMES, *gateway_names, *LOOPBACK_NAMES), True, False),
         "envoy": (("envoy",), False, True),
         "ptctl": (("ptctl",), False, True),
         **{service_name(c): ((service_name(c), *LOOPBACK_NAMES), True, True) for c in contexts},
     }
     for name, (names, server, client) in leaves.items():
         pair = ca.pair(name)
-        if renew_all or not _fresh(pair):
+        if renew_all or not _fresh(pair, names):
             key = ec.generate_private_key(ec.SECP256R1())
             _write_private(pair.key, _key_pem(key))
             _write_private(pair.cert, _pem(_leaf(authority, key, names, server, client)))
@@ -126,10 +133,15 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _fresh(pair: CertificatePair) -> bool:
+def _fresh(pair: CertificatePair, names: tuple[str, ...] | None = None) -> bool:
+    """Both files exist, the certificate is not close to expiry, and it names ``names``."""
     if not (pair.cert.exists() and pair.key.exists()):
         return False
     certificate = x509.load_pem_x509_certificate(pair.cert.read_bytes())
+    if names is not None:
+        alternative = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        if set(alternative.value.get_values_for_type(x509.DNSName)) != set(names):
+            return False
     return certificate.not_valid_after_utc - RENEW_BEFORE > _now()
 
 

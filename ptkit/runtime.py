@@ -60,6 +60,8 @@ class ServiceSettings:
     """Signs page tokens (ptkit.paging); the same on every replica of a service."""
     tls: TlsFiles | None = None
     """PT_TLS_*: the gRPC server requires mutual TLS (ptkit.tls); None: plaintext."""
+    health_port: int = 0
+    """PT_<CTX>_HEALTH_PORT: grpc.health.v1 alone, in plaintext, for probes; 0: none."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -77,10 +79,17 @@ class ServiceSettings:
                 f"PT_JWT_PUBLIC_KEY_FILE={str(jwt.public_key_file)!r} does not exist "
                 "(run 'ptctl token' once to create development keys)"
             )
+        port = env.port(f"{prefix}_PORT", default_port)
+        health_port = env.port(f"{prefix}_HEALTH_PORT", 0)
+        if health_port and health_port == port:
+            raise ConfigError(
+                f"{prefix}_HEALTH_PORT={health_port} is {prefix}_PORT too: "
+                "the plaintext health port needs a port of its own"
+            )
         return cls(
             name=f"{context}_svc",
             host=env.str(f"{prefix}_HOST", "127.0.0.1"),
-            port=env.port(f"{prefix}_PORT", default_port),
+            port=port,
             database_url=env.database_url(
                 f"{prefix}_DATABASE_URL", f"sqlite:///{var_dir / f'{context}_svc.db'}"
             ),
@@ -96,6 +105,7 @@ class ServiceSettings:
             consumer=consumer_settings(env),
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
             tls=TlsFiles.from_env(env),
+            health_port=health_port,
         )
 
 
@@ -230,5 +240,6 @@ class ServiceRuntime:
             grace_seconds=self.settings.grace_seconds,
             drain_delay_seconds=self.settings.drain_delay_seconds,
             credentials=self.settings.tls.server_credentials() if self.settings.tls else None,
+            health_port=self.settings.health_port,
         )
         await host.run(stop)
