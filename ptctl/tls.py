@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,11 @@ class LocalCa:
         )
 
 
+Leaf = tuple[tuple[str, ...], bool, bool]
+"""A certificate to issue: its DNS names, whether it serves (server auth, and the
+loopback addresses), whether it is a client (client auth)."""
+
+
 def ensure_tls(
     directory: Path, contexts: list[str] | tuple[str, ...], gateway_names: tuple[str, ...] = ()
 ) -> LocalCa:
@@ -104,6 +110,21 @@ def ensure_tls(
     names of its Services, the public host name). A certificate whose names differ from
     what is asked is issued again, as is one close to its expiry.
     """
+    return ensure_certificates(
+        directory,
+        {
+            "gateway": ((*GATEWAY_NAMES, *gateway_names, *LOOPBACK_NAMES), True, False),
+            "envoy": (("envoy",), False, True),
+            "ptctl": (("ptctl",), False, True),
+            **{service_name(c): ((service_name(c), *LOOPBACK_NAMES), True, True) for c in contexts},
+        },
+    )
+
+
+def ensure_certificates(directory: Path, leaves: Mapping[str, Leaf]) -> LocalCa:
+    """The authority under ``directory`` and the certificates ``leaves`` name (also the
+    NATS cluster's, ptctl.nats_tls), each issued again when missing, close to expiry or
+    naming other hosts; a new authority issues all of them again."""
     ca = LocalCa(directory)
     directory.mkdir(parents=True, exist_ok=True)
     directory.chmod(0o700)
@@ -114,12 +135,6 @@ def ensure_tls(
         _write_private(ca_pair.key, _key_pem(key))
         _write_private(ca_pair.cert, _pem(_ca_certificate(key)))
     authority = _load(ca_pair)
-    leaves: dict[str, tuple[tuple[str, ...], bool, bool]] = {
-        "gateway": ((*GATEWAY_NAMES, *gateway_names, *LOOPBACK_NAMES), True, False),
-        "envoy": (("envoy",), False, True),
-        "ptctl": (("ptctl",), False, True),
-        **{service_name(c): ((service_name(c), *LOOPBACK_NAMES), True, True) for c in contexts},
-    }
     for name, (names, server, client) in leaves.items():
         pair = ca.pair(name)
         if renew_all or not _fresh(pair, names):

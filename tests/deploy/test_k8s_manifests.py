@@ -39,7 +39,7 @@ from ptctl.launcher import (
     free_port,
     tcp_open,
 )
-from ptctl.nats_tls import write_tls_files
+from ptctl.nats_tls import secret_files, write_tls_files
 from ptctl.tls import LocalCa, ensure_tls, service_name
 from ptkit import tls
 from ptkit.config import Env
@@ -342,8 +342,9 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
         assert secret_data(docs["Secret", name])["seed.nk"] == seed
         assert nats_auth.public_key(secrets / "nats" / f"{user}.nk") in auth.read_text()
     nats_tls = secret_data(docs["Secret", "nats-tls"])
-    assert nats_tls["route.key"] == (secrets / "nats" / "tls" / "route.key").read_text()
-    ca = (secrets / "nats" / "tls" / "ca.crt").read_text()
+    made = secret_files(LocalCa(secrets / "nats" / "tls"))
+    assert nats_tls == {key: path.read_text() for key, path in made.items()}
+    ca = made["ca.crt"].read_text()
     assert secret_data(docs["Secret", "ptplatform-nats-ca"])["ca.crt"] == nats_tls["ca.crt"] == ca
 
 
@@ -505,13 +506,13 @@ def test_deployment_rolls_out_without_losing_capacity_and_autoscales(
 def nats_files_in(directory: Path) -> Path:
     """The nats pod's config, auth.conf and (real, freshly made) TLS files under
     ``directory``, with the config's paths moved there; returns the config's path."""
-    tls = write_tls_files(directory / "tls", k8s.NAMESPACE)
+    tls_files = secret_files(write_tls_files(directory / "tls", k8s.NAMESPACE))
     (directory / "auth").mkdir()
     (directory / "auth" / "auth.conf").write_text(
         resource("ConfigMap", "nats-auth")["data"]["auth.conf"]
     )
     config = resource("ConfigMap", "nats-config")["data"]["nats.conf"]
-    for name, path in tls.items():
+    for name, path in tls_files.items():
         config = config.replace(f"/etc/nats/tls/{name}", str(path))
     config = config.replace("/data/jetstream", str(directory / "jetstream"))
     config = config.replace("/var/run/nats/nats.pid", str(directory / "nats.pid"))
@@ -607,7 +608,7 @@ async def test_the_nats_config_admits_a_service_over_tls_with_its_nkey_only(
     try:
         wait_for(lambda: tcp_open(port), timeout=15, what="nats-server listening")
         url = f"tls://127.0.0.1:{port}"
-        ca = tmp_path / "nats" / "tls" / "ca.crt"
+        ca = tmp_path / "nats" / "tls" / "ca.pem"
         identity = NatsIdentity(seed_file=seeds["order_svc"], ca_file=ca)
         options = identity.connect_options("order_svc")
         options["tls_hostname"] = f"nats.{k8s.NAMESPACE}.svc.cluster.local"
