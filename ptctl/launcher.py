@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
-from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.keys import ensure_platform_keys
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
@@ -260,8 +260,10 @@ class Platform:
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
         self.var_dir = config.var_dir.resolve()
-        self.keys: KeyFiles = ensure_keys(self.var_dir / "jwt")
-        self.service_keys: KeyFiles = ensure_keys(self.var_dir / "jwt" / "service")
+        platform_keys = ensure_platform_keys(self.var_dir / "jwt")
+        self.keys: KeyFiles = platform_keys.users
+        self.service_keys: KeyFiles = platform_keys.service
+        self._services_jwks = platform_keys.services_jwks
         self.nats = ManagedProcess(
             "nats-server",
             [
@@ -334,14 +336,17 @@ class Platform:
         )
 
     @property
+    def users_trust(self) -> Path:
+        """The users' keys (the identity provider's JWKS, or the development key): what
+        the public listener and the services trust for the user roles."""
+        return self.config.jwt.jwks_file or self.keys.jwks
+
+    @property
     def services_trust(self) -> Path:
-        """The keys services verify tokens with: the users' keys (the identity provider's
-        JWKS, or the development key) plus the platform's service key, which manager_svc
-        signs its calls to trainer_svc with. The gateway trusts the users' keys only."""
-        users = self.config.jwt.jwks_file or self.keys.jwks
-        return merge_jwks(
-            [users, self.service_keys.jwks], self.var_dir / "jwt" / "services-jwks.json"
-        )
+        """The service JWKS: the public key of the platform's service key pair, which
+        manager_svc signs its calls to trainer_svc with. The services trust it for the
+        service role only; the public listener never trusts it."""
+        return self._services_jwks
 
     # -- processes ---------------------------------------------------------------------
     def _service_process(self, context: str, replica: int) -> ManagedProcess:
@@ -350,7 +355,8 @@ class Platform:
             **os.environ,
             "PT_VAR_DIR": str(self.var_dir),
             "PT_NATS_URL": self.nats_url,
-            "PT_JWT_PUBLIC_KEY_FILE": str(self.services_trust),
+            "PT_JWT_PUBLIC_KEY_FILE": str(self.users_trust),
+            "PT_JWT_SERVICE_KEY_FILE": str(self.services_trust),
             "PT_JWT_ISSUER": self.config.jwt.issuer,
             "PT_JWT_AUDIENCE": self.config.jwt.audience,
             "PT_SIGNING_KEY_FILE": str(self.service_keys.private_key),
@@ -431,7 +437,7 @@ class Platform:
             if context in self.services
         }
         trusted = self.config.jwt
-        jwt = JwtGateway(trusted.issuer, trusted.audience, trusted.jwks_file or self.keys.jwks)
+        jwt = JwtGateway(trusted.issuer, trusted.audience, self.users_trust)
         return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
