@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from ptctl import k8s
-from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.keys import ensure_platform_keys
 from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
 from ptkit.config import Env
 from ptkit.runtime import ServiceSettings
@@ -261,8 +261,7 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     # Without the real secrets a deploying machine may keep there.
     shutil.copytree(ROOT / "deploy" / "k8s", deploy, ignore=shutil.ignore_patterns("secrets"))
     secrets = deploy / "overlays" / "production" / "secrets"
-    keys = ensure_keys(secrets / "jwt")
-    services_jwks = merge_jwks([keys.jwks], secrets / "jwt" / "services-jwks.json")
+    keys = ensure_platform_keys(secrets / "jwt")  # what `ptctl keys --dir` writes
     (secrets / "databases.env").write_text(
         "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
     )
@@ -277,11 +276,12 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     assert "REPLACE-ME" not in built
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built) if d}
     jwt_secret = secret_data(docs["Secret", "ptplatform-jwt"])
-    assert jwt_secret["jwks.json"] == keys.jwks.read_text()
-    assert jwt_secret["services-jwks.json"] == services_jwks.read_text()
+    assert jwt_secret["jwks.json"] == keys.users.jwks.read_text()
+    assert jwt_secret["services-jwks.json"] == keys.service.jwks.read_text()
+    # manager_svc gets the service pair's private key, never the users' one
     assert (
         secret_data(docs["Secret", "ptplatform-jwt-signing"])["private.pem"]
-        == keys.private_key.read_text()
+        == keys.service.private_key.read_text()
     )
     assert secret_data(docs["Secret", "ptplatform-databases"])["order"].startswith(
         "postgresql://order_svc:"
