@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ class PermissionDenied(DomainError):
 class Caller:
     subject: str
     role: Role
+    expires_at: float | None = field(default=None, compare=False)
+    """When the caller's token expires (seconds since the epoch): a long call (a watch)
+    ends then. None: a caller made without a token (tests, tools)."""
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
@@ -243,9 +246,6 @@ class TokenVerifier:
         raise AssertionError("unreachable: the last candidate returns or raises")
 
     def caller_from(self, authorization: str | None) -> Caller:
-        return self.verify(authorization).caller
-
-    def verify(self, authorization: str | None) -> VerifiedToken:
         """The caller a bearer token names, and until when it holds."""
         if not authorization:
             raise Unauthenticated("missing bearer token (Authorization: Bearer <JWT>)")
@@ -274,11 +274,4 @@ class TokenVerifier:
                 f"(it is trusted for {', '.join(sorted(trusted.roles))} only)",
                 reason="KEY_NOT_TRUSTED_FOR_ROLE",
             )
-        return VerifiedToken(Caller(subject=subject, role=role), expires_at=float(claims["exp"]))
-
-
-@dataclass(frozen=True)
-class VerifiedToken:
-    caller: Caller
-    expires_at: float
-    """The token's ``exp`` (seconds since the epoch): a long call ends then."""
+        return Caller(subject=subject, role=role, expires_at=float(claims["exp"]))

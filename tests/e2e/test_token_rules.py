@@ -3,7 +3,9 @@ the services' ports (a caller who skips Envoy gets the same answer).
 
 A token must name its subject; the users' key signs user tokens only and the service
 key signs manager_svc's service token only, so neither key can stand in for the other;
-a service told to trust one key for both refuses to start.
+a service told to trust one key for both refuses to start. An open watch ends when its
+token expires, naming the last sequence it sent, and ``ptctl watch`` goes on with a
+fresh token from there.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +23,15 @@ import jwt
 import pytest
 
 from ptctl.launcher import ROOT, Platform
+from ptctl.watch import NotificationWatcher
 from ptkit.auth import Role
 from ptkit.tokens import KeyFiles, key_id_of, mint_token
 from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
-from tests.helpers import bearer
+from tests.fault_kit import Desk
+from tests.helpers import bearer, wait_for
 from tests.rpc_details import refusal_of
 
 
@@ -132,3 +137,72 @@ def test_a_service_told_to_trust_one_key_for_users_and_services_refuses_to_start
     )
     assert started.returncode == 2
     assert "the service key must be a key pair of its own" in started.stderr
+
+
+def class_result_for(desk: Desk, class_name: str) -> None:
+    """One class of the desk's customer held, so a notification is recorded for them."""
+    order_id, trainer_id = desk.place_order(class_name), desk.register_trainer()
+    desk.assign(order_id, trainer_id)
+    desk.confirm(order_id, trainer_id)
+    desk.trainers.RegisterClassResult(
+        trainer.RegisterClassResultRequest(order_id=order_id, result="well done"),
+        metadata=bearer(desk.platform.token("trainer", trainer_id)),
+        timeout=5,
+    )
+
+
+WATCH_TTL_S = 4
+
+
+def test_an_open_watch_ends_when_its_token_expires_with_its_resume_point(
+    platform: Platform,
+) -> None:
+    with grpc.insecure_channel(platform.gateway_address) as channel:
+        desk = Desk(platform, channel)
+        class_result_for(desk, "Expiring 1:1")
+        token = platform.token("customer", desk.customer_id, ttl_seconds=WATCH_TTL_S)
+        opened = time.monotonic()
+        stream = desk.status.WatchNotifications(
+            status.WatchNotificationsRequest(after_sequence=0), metadata=bearer(token)
+        )
+        received = []
+        with pytest.raises(grpc.RpcError) as ended:
+            for notification in stream:
+                received.append(notification)
+    took = time.monotonic() - opened
+    refusal = refusal_of(ended.value)  # type: ignore[arg-type]
+    assert (refusal.code, refusal.info.reason) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "TOKEN_EXPIRED",
+    )
+    assert [n.customer_id for n in received] == [desk.customer_id]
+    assert refusal.info.metadata["last_sequence"] == str(received[-1].sequence)
+    assert took < WATCH_TTL_S + 3, f"the watch outlived its token by {took - WATCH_TTL_S:.1f}s"
+
+
+def test_ptctl_watch_resumes_with_a_fresh_token_when_the_old_one_expires(
+    platform: Platform,
+) -> None:
+    with grpc.insecure_channel(platform.gateway_address) as channel:
+        desk = Desk(platform, channel)
+        tokens: list[str] = []
+
+        def fresh() -> tuple[tuple[str, str], ...]:
+            tokens.append(platform.token("customer", desk.customer_id, ttl_seconds=2))
+            return bearer(tokens[-1])
+
+        watcher = NotificationWatcher(desk.status, desk.customer_id, fresh, after=0)
+        received: list[str] = []
+        watching = threading.Thread(
+            target=lambda: received.extend(n.order_id for n in watcher.notifications()),
+            daemon=True,
+        )
+        watching.start()
+        try:
+            wait_for(lambda: watcher.reconnects >= 2, timeout=20, what="two token expiries")
+            class_result_for(desk, "After two expiries")
+            wait_for(lambda: len(received) == 1, timeout=20, what="the notification")
+        finally:
+            watcher.close()
+            watching.join(timeout=10)
+    assert not watching.is_alive()
