@@ -5,13 +5,14 @@ or redrive dead letters."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptctl.keys import ensure_keys, ensure_platform_keys
+from ptctl.keys import PRIVATE_UMASK, ensure_keys, ensure_platform_keys
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env, exit_on_config_error
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, mint_token
@@ -255,6 +256,7 @@ def cmd_rebuild_views(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # keys, databases, logs and stores: readable by their owner only
     parser = argparse.ArgumentParser(prog="ptctl", description="PtPlatform developer tool")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole platform and wait for Ctrl-C").set_defaults(

@@ -17,6 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -55,6 +56,15 @@ def private_directory(directory: Path) -> Path:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     return directory
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """``path`` opened for appending, 0600 (an existing log is narrowed to it) in a 0700
+    directory: logs may name customers and must not be read by other local users."""
+    private_directory(path.parent)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def ensure_keys(directory: Path) -> KeyFiles:

@@ -26,7 +26,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
-from ptctl.keys import ensure_platform_keys
+from ptctl.keys import (
+    PRIVATE_UMASK,
+    ensure_platform_keys,
+    open_private_log,
+    private_directory,
+    write_private,
+)
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
@@ -95,8 +101,7 @@ class ManagedProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
+        with open_private_log(self.log_file) as out:
             self.process = subprocess.Popen(
                 self.argv,
                 env=self.env,
@@ -104,6 +109,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,  # its databases, stores and logs: the owner's only
             )
 
     @property
@@ -259,7 +265,7 @@ class Platform:
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
-        self.var_dir = config.var_dir.resolve()
+        self.var_dir = private_directory(config.var_dir.resolve())
         platform_keys = ensure_platform_keys(self.var_dir / "jwt")
         self.keys: KeyFiles = platform_keys.users
         self.service_keys: KeyFiles = platform_keys.service
@@ -441,7 +447,7 @@ class Platform:
         return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
-        self.envoy_config.write_text(self.render_envoy_config())
+        write_private(self.envoy_config, self.render_envoy_config().encode())
         for port in (self.config.gateway.gateway_port, self.config.gateway.admin_port):
             _ensure_free(port, "envoy")
         self.envoy.start()

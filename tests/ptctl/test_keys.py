@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
 from ptctl.cli import main
+from ptctl.keys import ensure_keys
 from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier, Unauthenticated
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 
@@ -49,3 +51,13 @@ def test_keys_are_private_and_made_once(tmp_path: Path) -> None:
     for private in (out / "private.pem", out / "service" / "private.pem"):
         assert mode(private) == 0o600
     assert mode(out) == mode(out / "service") == 0o700
+
+
+def test_keys_are_private_even_under_a_permissive_umask(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        files = ensure_keys(tmp_path / "jwt")
+    finally:
+        os.umask(previous)
+    assert mode(files.private_key) == 0o600
+    assert mode(files.directory) == 0o700
