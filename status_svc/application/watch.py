@@ -9,6 +9,7 @@ cost the unary calls beside them one poll per interval, not 500.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, aclosing, contextmanager, nullcontext
@@ -19,6 +20,8 @@ from ptkit.domain import LimitReached
 from status_svc.application.bell import NotificationBell
 from status_svc.application.ports import UnitOfWork
 from status_svc.domain.notifications import Notification
+
+log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 FEED_BATCH = 500
@@ -97,7 +100,12 @@ class NotificationFeed:
     async def _poll(self) -> None:
         with self.bell.listen() as rung:
             while self._inboxes:
-                if await self._read() < FEED_BATCH:
+                try:
+                    full = await self._read() == FEED_BATCH
+                except Exception:  # the database is away: the watches wait, the feed retries
+                    log.warning("reading notifications for the watches failed", exc_info=True)
+                    full = False
+                if not full:
                     await _first_of([rung], self.poll_seconds)
                     rung.clear()
         # idle: the next subscriber starts from what is newest then

@@ -133,3 +133,25 @@ async def test_fifty_watches_share_one_read_of_the_notifications() -> None:
     for stream in streams:
         await stream.aclose()
     assert feed.watches == 0
+
+
+async def test_the_feed_goes_on_after_a_failed_read() -> None:
+    uow, opened = FakeUnitOfWork(), []
+
+    def database_away_once() -> FakeUnitOfWork:
+        opened.append(1)
+        if len(opened) == 2:  # the feed's first read
+            raise ConnectionError("database away")
+        return uow
+
+    feed = NotificationFeed(database_away_once, NotificationBell(), poll_seconds=0.01)
+    stream = NotificationWatch("alice", uow, feed, asyncio.Event(), after=0).notifications()
+    waiting = asyncio.ensure_future(anext(stream))
+
+    async def failed_once() -> bool:
+        return len(opened) >= 3
+
+    await eventually(failed_once, timeout=2, what="a failed read and a retry")
+    uow.notifications.record(notification(1))
+    assert (await asyncio.wait_for(waiting, 2)).notification_id == "n-1"
+    await stream.aclose()
