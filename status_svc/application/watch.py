@@ -73,10 +73,16 @@ class NotificationFeed:
         self._after: int | None = None
         self._poller: asyncio.Task[None] | None = None
         self._ready = asyncio.Lock()
+        self._emptied = asyncio.Event()
+        """Set when the last watch leaves: the poller stops at once, not a poll later."""
 
     @property
     def watches(self) -> int:
         return sum(len(inboxes) for inboxes in self._inboxes.values())
+
+    @property
+    def polling(self) -> bool:
+        return self._poller is not None and not self._poller.done()
 
     async def subscribe(self, customer_id: str) -> Inbox:
         """An inbox that gets every notification of the customer recorded after the
@@ -96,6 +102,8 @@ class NotificationFeed:
         inboxes.discard(inbox)
         if not inboxes:
             self._inboxes.pop(inbox.customer_id, None)
+        if not self._inboxes:
+            self._emptied.set()
 
     async def _poll(self) -> None:
         with self.bell.listen() as rung:
@@ -106,7 +114,9 @@ class NotificationFeed:
                     log.warning("reading notifications for the watches failed", exc_info=True)
                     full = False
                 if not full:
-                    await _first_of([rung], self.poll_seconds)
+                    self._emptied.clear()
+                    if self._inboxes:
+                        await _first_of([rung, self._emptied], self.poll_seconds)
                     rung.clear()
         # idle: the next subscriber starts from what is newest then
         self._after = None

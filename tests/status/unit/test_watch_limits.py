@@ -134,6 +134,11 @@ async def test_fifty_watches_share_one_read_of_the_notifications() -> None:
         await stream.aclose()
     assert feed.watches == 0
 
+    async def stopped() -> bool:
+        return not feed.polling
+
+    await eventually(stopped, timeout=1, what="the feed stops with its last watch")
+
 
 async def test_the_feed_goes_on_after_a_failed_read() -> None:
     uow, opened = FakeUnitOfWork(), []
