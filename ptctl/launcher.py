@@ -33,6 +33,7 @@ from ptctl.keys import (
     private_directory,
     write_private,
 )
+from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
@@ -117,15 +118,23 @@ class ManagedProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.terminate()
+        self.reap(timeout)
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def reap(self, timeout: float = 15.0) -> None:
+        """Wait for a terminated process to exit; SIGKILL it after ``timeout`` seconds."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
     def kill(self) -> None:
@@ -141,9 +150,13 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def grpc_serving(address: str) -> bool:
+def grpc_serving(address: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
     try:
-        with grpc.insecure_channel(address) as channel:
+        with (
+            grpc.secure_channel(address, credentials)
+            if credentials
+            else grpc.insecure_channel(address)
+        ) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=0.5
             )
@@ -208,6 +221,9 @@ class PlatformConfig:
     """The module ``python -m`` runs for a context instead of ``<context>_svc`` (a test's
     fault-injecting wrapper)."""
     jwt: TrustedIssuer = field(default_factory=TrustedIssuer)
+    tls: bool = False
+    """PT_TLS: TLS on the gateway, mutual TLS to the services and on the internal
+    listener, with certificates from a local CA under ``<var>/tls`` (ptctl/tls.py)."""
 
     @classmethod
     def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
@@ -219,6 +235,7 @@ class PlatformConfig:
             var_dir=var_dir, gateway=GatewaySettings.from_env(env), jwt=TrustedIssuer.from_env(env)
         )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
+        config.tls = env.bool("PT_TLS", False)
         config.service_ports = {
             c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
         }
@@ -270,6 +287,9 @@ class Platform:
         self.keys: KeyFiles = platform_keys.users
         self.service_keys: KeyFiles = platform_keys.service
         self._services_jwks = platform_keys.services_jwks
+        self.tls: LocalCa | None = (
+            ensure_tls(self.var_dir / "tls", config.contexts) if config.tls else None
+        )
         self.nats = ManagedProcess(
             "nats-server",
             [
@@ -321,7 +341,7 @@ class Platform:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.gateway_address}"
+        return f"{'https' if self.tls else 'http'}://{self.gateway_address}"
 
     @property
     def admin_url(self) -> str:
@@ -371,6 +391,7 @@ class Platform:
             f"{prefix}_METRICS_PORT": str(
                 self.config.metrics_ports.get(context, [0] * (replica + 1))[replica]
             ),
+            **(self.tls.service_env(context) if self.tls else {}),
             **self.config.service_env,
         }
         urls = self.config.database_urls.get(context)
@@ -429,7 +450,12 @@ class Platform:
     def wait_service(self, context: str, timeout: float = 30.0) -> None:
         for replica, process in enumerate(self.services[context]):
             address = self.service_address(context, replica)
-            self._wait(process, lambda a=address: grpc_serving(a), timeout)
+            self._wait(process, lambda a=address: grpc_serving(a, self.client_credentials), timeout)
+
+    @property
+    def client_credentials(self) -> grpc.ChannelCredentials | None:
+        """What the launcher calls a service with: its client certificate under TLS."""
+        return self.tls.client_credentials() if self.tls else None
 
     def stop_service(self, context: str) -> None:
         for process in self.services[context]:
@@ -444,7 +470,8 @@ class Platform:
         }
         trusted = self.config.jwt
         jwt = JwtGateway(trusted.issuer, trusted.audience, self.users_trust)
-        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
+        tls = self.tls.gateway() if self.tls else None
+        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         write_private(self.envoy_config, self.render_envoy_config().encode())
@@ -476,9 +503,12 @@ class Platform:
         )
 
     def stop(self) -> None:
-        for processes in self.services.values():
-            for process in processes:
-                process.stop()
+        """Stop the services together (they drain in parallel), then Envoy, then NATS."""
+        services = [p for processes in self.services.values() for p in processes]
+        for process in services:
+            process.terminate()
+        for process in services:
+            process.reap()
         self.envoy.stop()
         self.nats.stop()
 
@@ -497,5 +527,7 @@ class Platform:
         for context, processes in self.services.items():
             for replica in range(len(processes)):
                 rows.append((processes[replica].name, self.service_address(context, replica)))
+        if self.tls:
+            rows.append(("TLS: the CA clients trust", str(self.tls.ca_file)))
         rows.append(("logs", str(self.var_dir / "log")))
         return rows

@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import MetaData
 
 from ptkit.auth import JwtSettings, TokenVerifier, check_trust
-from ptkit.config import Env
+from ptkit.config import ConfigError, Env
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import (
     ConsumerSettings,
@@ -31,6 +31,7 @@ from ptkit.paging import DEVELOPMENT_SECRET, PageTokens
 from ptkit.retention import Retention, RetentionSettings
 from ptkit.server import Registrar, ServiceHost
 from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
+from ptkit.tls import TlsFiles
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
 
 U = TypeVar("U", bound=SqlUnitOfWork)
@@ -55,6 +56,10 @@ class ServiceSettings:
     outbox_retention_hours: float = 24.0
     page_token_secret: str = DEVELOPMENT_SECRET
     """Signs page tokens (ptkit.paging); the same on every replica of a service."""
+    tls: TlsFiles | None = None
+    """PT_TLS_*: the gRPC server requires mutual TLS (ptkit.tls); None: plaintext."""
+    health_port: int = 0
+    """PT_<CTX>_HEALTH_PORT: grpc.health.v1 alone, in plaintext, for probes; 0: none."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -70,10 +75,17 @@ class ServiceSettings:
             service_key_file=Path(service_keys) if service_keys else None,
         )
         check_trust(jwt)
+        port = env.port(f"{prefix}_PORT", default_port)
+        health_port = env.port(f"{prefix}_HEALTH_PORT", 0)
+        if health_port and health_port == port:
+            raise ConfigError(
+                f"{prefix}_HEALTH_PORT={health_port} is {prefix}_PORT too: "
+                "the plaintext health port needs a port of its own"
+            )
         return cls(
             name=f"{context}_svc",
             host=env.str(f"{prefix}_HOST", "127.0.0.1"),
-            port=env.port(f"{prefix}_PORT", default_port),
+            port=port,
             database_url=env.database_url(
                 f"{prefix}_DATABASE_URL", f"sqlite:///{var_dir / f'{context}_svc.db'}"
             ),
@@ -94,6 +106,8 @@ class ServiceSettings:
             outbox_retention_hours=env.float("PT_OUTBOX_RETENTION_HOURS", 24.0),
             consumer=consumer_settings(env),
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
+            tls=TlsFiles.from_env(env),
+            health_port=health_port,
         )
 
 
@@ -202,5 +216,7 @@ class ServiceRuntime:
             on_shutdown=[self.jetstream.close, self.engine.dispose],
             grace_seconds=self.settings.grace_seconds,
             drain_delay_seconds=self.settings.drain_delay_seconds,
+            credentials=self.settings.tls.server_credentials() if self.settings.tls else None,
+            health_port=self.settings.health_port,
         )
         await host.run(stop)
