@@ -26,7 +26,13 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
-from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.keys import (
+    PRIVATE_UMASK,
+    ensure_platform_keys,
+    open_private_log,
+    private_directory,
+    write_private,
+)
 from ptctl.nats_auth import (
     ADMIN,
     ensure_seeds,
@@ -109,8 +115,7 @@ class ManagedProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
+        with open_private_log(self.log_file) as out:
             self.process = subprocess.Popen(
                 self.argv,
                 env=self.env,
@@ -118,6 +123,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,  # its databases, stores and logs: the owner's only
             )
 
     @property
@@ -289,9 +295,11 @@ class Platform:
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
-        self.var_dir = config.var_dir.resolve()
-        self.keys: KeyFiles = ensure_keys(self.var_dir / "jwt")
-        self.service_keys: KeyFiles = ensure_keys(self.var_dir / "jwt" / "service")
+        self.var_dir = private_directory(config.var_dir.resolve())
+        platform_keys = ensure_platform_keys(self.var_dir / "jwt")
+        self.keys: KeyFiles = platform_keys.users
+        self.service_keys: KeyFiles = platform_keys.service
+        self._services_jwks = platform_keys.services_jwks
         self.nats_seeds = ensure_seeds(self.var_dir / "nats-keys", users_of(CONTEXTS))
         self.nats_config = self.var_dir / "nats.conf"
         self.tls: LocalCa | None = (
@@ -363,14 +371,17 @@ class Platform:
         )
 
     @property
+    def users_trust(self) -> Path:
+        """The users' keys (the identity provider's JWKS, or the development key): what
+        the public listener and the services trust for the user roles."""
+        return self.config.jwt.jwks_file or self.keys.jwks
+
+    @property
     def services_trust(self) -> Path:
-        """The keys services verify tokens with: the users' keys (the identity provider's
-        JWKS, or the development key) plus the platform's service key, which manager_svc
-        signs its calls to trainer_svc with. The gateway trusts the users' keys only."""
-        users = self.config.jwt.jwks_file or self.keys.jwks
-        return merge_jwks(
-            [users, self.service_keys.jwks], self.var_dir / "jwt" / "services-jwks.json"
-        )
+        """The service JWKS: the public key of the platform's service key pair, which
+        manager_svc signs its calls to trainer_svc with. The services trust it for the
+        service role only; the public listener never trusts it."""
+        return self._services_jwks
 
     # -- processes ---------------------------------------------------------------------
     def _service_process(self, context: str, replica: int) -> ManagedProcess:
@@ -380,7 +391,8 @@ class Platform:
             "PT_VAR_DIR": str(self.var_dir),
             "PT_NATS_URL": self.nats_url,
             "PT_NATS_NKEY_SEED_FILE": str(self.nats_seeds[service_user(context)]),
-            "PT_JWT_PUBLIC_KEY_FILE": str(self.services_trust),
+            "PT_JWT_PUBLIC_KEY_FILE": str(self.users_trust),
+            "PT_JWT_SERVICE_KEY_FILE": str(self.services_trust),
             "PT_JWT_ISSUER": self.config.jwt.issuer,
             "PT_JWT_AUDIENCE": self.config.jwt.audience,
             "PT_SIGNING_KEY_FILE": str(self.service_keys.private_key),
@@ -423,9 +435,8 @@ class Platform:
         streams = stream_settings(env)
         public_keys = {user: public_key(seed) for user, seed in self.nats_seeds.items()}
         authorization = render_authorization(public_keys, streams.name)
-        self.nats_config.write_text(
-            render_local_config(self.config.nats_port, self.var_dir / "nats", authorization)
-        )
+        config = render_local_config(self.config.nats_port, self.var_dir / "nats", authorization)
+        write_private(self.nats_config, config.encode())
         self.nats.start()
         self._wait(self.nats, lambda: tcp_open(self.config.nats_port), timeout)
         consumers = platform_consumers(CONTEXTS, streams, consumer_settings(env))
@@ -476,12 +487,12 @@ class Platform:
             if context in self.services
         }
         trusted = self.config.jwt
-        jwt = JwtGateway(trusted.issuer, trusted.audience, trusted.jwks_file or self.keys.jwks)
+        jwt = JwtGateway(trusted.issuer, trusted.audience, self.users_trust)
         tls = self.tls.gateway() if self.tls else None
         return render(self.config.gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
-        self.envoy_config.write_text(self.render_envoy_config())
+        write_private(self.envoy_config, self.render_envoy_config().encode())
         for port in (self.config.gateway.gateway_port, self.config.gateway.admin_port):
             _ensure_free(port, "envoy")
         self.envoy.start()

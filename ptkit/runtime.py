@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy import MetaData
 
-from ptkit.auth import JwtSettings, TokenVerifier
+from ptkit.auth import JwtSettings, TokenVerifier, check_trust
 from ptkit.config import ConfigError, Env
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import (
@@ -69,16 +69,14 @@ class ServiceSettings:
         env = env or Env()
         prefix = f"PT_{context.upper()}"
         var_dir = env.path("PT_VAR_DIR", Path("var"))
+        service_keys = env.str("PT_JWT_SERVICE_KEY_FILE", "")
         jwt = JwtSettings(
             public_key_file=env.path("PT_JWT_PUBLIC_KEY_FILE", var_dir / "jwt" / "public.pem"),
             issuer=env.str("PT_JWT_ISSUER", DEV_ISSUER),
             audience=env.str("PT_JWT_AUDIENCE", DEV_AUDIENCE),
+            service_key_file=Path(service_keys) if service_keys else None,
         )
-        if not jwt.public_key_file.is_file():
-            raise ConfigError(
-                f"PT_JWT_PUBLIC_KEY_FILE={str(jwt.public_key_file)!r} does not exist "
-                "(run 'ptctl token' once to create development keys)"
-            )
+        check_trust(jwt)
         port = env.port(f"{prefix}_PORT", default_port)
         health_port = env.port(f"{prefix}_HEALTH_PORT", 0)
         if health_port and health_port == port:

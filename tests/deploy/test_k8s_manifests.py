@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from ptctl import k8s, nats_auth
 from ptctl.k8s_tls import write_certificates
-from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.keys import ensure_platform_keys
 from ptctl.launcher import (
     CONTEXTS,
     DEFAULT_SERVICE_PORTS,
@@ -294,8 +294,7 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     # Without the real secrets a deploying machine may keep there.
     shutil.copytree(ROOT / "deploy" / "k8s", deploy, ignore=shutil.ignore_patterns("secrets"))
     secrets = deploy / "overlays" / "production" / "secrets"
-    keys = ensure_keys(secrets / "jwt")
-    services_jwks = merge_jwks([keys.jwks], secrets / "jwt" / "services-jwks.json")
+    keys = ensure_platform_keys(secrets / "jwt")  # what `ptctl keys --dir` writes
     (secrets / "databases.env").write_text(
         "".join(
             f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc?{DATABASE_TLS}\n"
@@ -312,11 +311,12 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     assert "REPLACE-ME" not in yaml.safe_dump_all(built)
     docs = {(d["kind"], d["metadata"]["name"]): d for d in built}
     jwt_secret = secret_data(docs["Secret", "ptplatform-jwt"])
-    assert jwt_secret["jwks.json"] == keys.jwks.read_text()
-    assert jwt_secret["services-jwks.json"] == services_jwks.read_text()
+    assert jwt_secret["jwks.json"] == keys.users.jwks.read_text()
+    assert jwt_secret["services-jwks.json"] == keys.service.jwks.read_text()
+    # manager_svc gets the service pair's private key, never the users' one
     assert (
         secret_data(docs["Secret", "ptplatform-jwt-signing"])["private.pem"]
-        == keys.private_key.read_text()
+        == keys.service.private_key.read_text()
     )
     urls = secret_data(docs["Secret", "ptplatform-databases"])
     assert urls["order"] == f"postgresql://order_svc:pw@db.internal:5432/order_svc?{DATABASE_TLS}"
