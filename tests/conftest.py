@@ -13,8 +13,8 @@ from sqlalchemy.engine import make_url
 
 from ptctl.keys import ensure_keys
 from ptctl.launcher import ManagedProcess, Platform, PlatformConfig, binary, free_port, tcp_open
-from ptctl.nats_auth import provision_now
-from ptkit.messaging import NatsIdentity, StreamSettings
+from ptctl.nats_auth import platform_consumers, provision_now
+from ptkit.messaging import ConsumerSettings, NatsIdentity, StreamSettings
 from ptkit.tokens import KeyFiles
 from tests.helpers import wait_for
 from tests.log_scan import tokens_in_logs
@@ -60,6 +60,13 @@ class NatsServer:
         self.process.start()
         wait_for(lambda: tcp_open(self.port), timeout=15, what="nats-server listening")
         provision_now(self.url, NatsIdentity(), StreamSettings())
+
+    def provision_consumers(self, *contexts: str) -> None:
+        """These services' durable consumers, as the admin provisions them (a service
+        only binds to its own)."""
+        streams = StreamSettings()
+        consumers = platform_consumers(contexts, streams, ConsumerSettings())
+        provision_now(self.url, NatsIdentity(), streams, consumers)
 
     def stop(self) -> None:
         self.process.stop()

@@ -85,6 +85,7 @@ def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     store = tmp_path_factory.mktemp("status-nats")
     server = NatsServer(store)
     server.start()
+    server.provision_consumers("status")
     try:
         yield server
     finally:

@@ -135,6 +135,7 @@ async def service(
     (var_dir / "nats").mkdir()
     nats = NatsServer(var_dir / "nats")
     nats.start()
+    nats.provision_consumers("trainer")
     port = free_port()
     stop = asyncio.Event()
     serving = asyncio.create_task(serve(settings_for(var_dir, nats.url, keys, port), stop))
