@@ -124,6 +124,54 @@ def max_request_headers_kb_allowed() -> int:
 
 
 @dataclass(frozen=True)
+class EdgeSettings:
+    """Envoy's edge-proxy guidance ("Configuring Envoy as an edge proxy"), sized for this
+    gateway. See docs/gateway.md, "Edge limits", for why each value."""
+
+    max_heap_bytes: int = 512 * 1024 * 1024
+    """The overload manager's heap limit: Envoy shrinks its heap at 90 %, stops taking
+    connections at 95 % and refuses new requests (503) at 98 %."""
+    max_downstream_connections: int = 10_000
+    """All listeners together (the global_downstream_max_connections monitor)."""
+    connection_buffer_bytes: int = 32 * 1024
+    """per_connection_buffer_limit_bytes of listeners and clusters."""
+    max_concurrent_streams: int = 100
+    """HTTP/2 streams per client connection."""
+    initial_stream_window_bytes: int = 64 * 1024
+    initial_connection_window_bytes: int = 1024 * 1024
+    request_headers_timeout_s: float = 5.0
+    """A client has this long to send its request headers."""
+    request_timeout_s: float = 10.0
+    """... and this long to send the whole request: a stream that never ends is reset."""
+    stream_idle_timeout_s: float = 300.0
+    idle_timeout_s: float = 3600.0
+    """A client connection with no stream is closed after this."""
+    xff_num_trusted_hops: int = 0
+    """Proxies in front of the gateway whose X-Forwarded-For is trusted (0: the client's
+    address is the TCP peer's; a load balancer that appends XFF is 1)."""
+    max_grpc_message_bytes: int = 4 * 1024 * 1024
+    """The largest gRPC request message Envoy buffers (the services' own limit); over it:
+    RESOURCE_EXHAUSTED, and the request never reaches a service."""
+    max_response_bytes: int = 4 * 1024 * 1024
+    """The largest unary response the transcoder turns into JSON."""
+
+
+@dataclass(frozen=True)
+class RouteBudgets:
+    """Circuit-breaker budgets per kind of route, so that one kind cannot starve another:
+    long-lived watches and reflection streams have clusters of their own."""
+
+    watch: BreakerSettings = BreakerSettings(
+        max_connections=64, max_pending_requests=64, max_requests=1024, max_retries=0
+    )
+    reflection: BreakerSettings = BreakerSettings(
+        max_connections=8, max_pending_requests=16, max_requests=32, max_retries=2
+    )
+    reflection_max_stream_s: float = 60.0
+    """A reflection stream (bidirectional) lives at most this long."""
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     endpoints: list[tuple[str, int]]
@@ -143,6 +191,8 @@ class GatewaySettings:
     rate_limit: RateLimitSettings = RateLimitSettings()
     limits: LimitSettings = LimitSettings()
     internal: InternalRouteSettings = field(default_factory=InternalRouteSettings)
+    edge: EdgeSettings = EdgeSettings()
+    budgets: RouteBudgets = RouteBudgets()
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -183,6 +233,15 @@ class GatewaySettings:
                 fault_delay_s=env.float("PT_INTERNAL_FAULT_DELAY_SECONDS", 0.0),
                 fault_delay_percent=env.int("PT_INTERNAL_FAULT_DELAY_PERCENT", 0, maximum=100),
                 fault_port=env.port("PT_INTERNAL_FAULT_PORT", 8082),
+            ),
+            edge=EdgeSettings(
+                max_heap_bytes=env.int(
+                    "PT_GATEWAY_MAX_HEAP_BYTES", 512 * 1024 * 1024, minimum=64 * 1024 * 1024
+                ),
+                max_downstream_connections=env.int(
+                    "PT_GATEWAY_MAX_CONNECTIONS", 10_000, minimum=16
+                ),
+                xff_num_trusted_hops=env.int("PT_GATEWAY_TRUSTED_HOPS", 0, maximum=10),
             ),
         )
 
@@ -250,6 +309,7 @@ def render(
         if name in endpoints
     ]
     clusters = [Cluster(name, endpoints[name]) for name in PUBLIC_SERVICES if name in endpoints]
+    clusters += meta_clusters(settings.budgets, endpoints, services[0]["name"])
     internal = None
     if "trainer" in endpoints:
         internal = asdict(settings.internal)
@@ -293,6 +353,14 @@ def render(
             }
             for reply in gateway_errors.LOCAL_REPLIES
         ],
+        grpc_local_replies=[
+            {
+                "status": r.status,
+                "code": r.code,
+                "message": r.message.format(**asdict(settings.edge)),
+            }
+            for r in gateway_errors.GRPC_LOCAL_REPLIES
+        ],
         rest_routes=rest_routes(api),
         strict_json={
             "metadata_namespace": gateway_errors.METADATA_NAMESPACE,
@@ -302,7 +370,12 @@ def render(
             ),
         },
         services=services,
-        reflection_cluster="order" if "order" in endpoints else services[0]["name"],
+        edge=asdict(settings.edge)
+        | {"connection_buffer_bytes": connection_buffer_bytes(settings.edge, limits)},
+        budgets=asdict(settings.budgets),
+        grpc_buffer_bytes=settings.edge.max_grpc_message_bytes + GRPC_FRAME_HEADER_BYTES,
+        watch_cluster=WATCH_CLUSTER,
+        reflection_cluster=REFLECTION_CLUSTER,
         clusters=[asdict(c) for c in clusters],
         internal=internal,
         descriptor=str(descriptor.resolve()),
@@ -310,6 +383,31 @@ def render(
         api_docs_max_bytes=API_DOCS_MAX_BYTES,
         jwt=asdict(jwt) | {"jwks_file": str(jwt.jwks_file.resolve())},
     )
+
+
+GRPC_FRAME_HEADER_BYTES = 5
+WATCH_CLUSTER = "status_watch"
+REFLECTION_CLUSTER = "reflection"
+
+
+def meta_clusters(
+    budgets: RouteBudgets, endpoints: dict[str, list[tuple[str, int]]], first: str
+) -> list[Cluster]:
+    """Clusters of their own, on the same hosts, for the routes whose streams live long:
+    notification watches (status_svc) and health and reflection (order_svc, or the first
+    service), so neither can take the request slots of unary calls."""
+    clusters = []
+    if "status" in endpoints:
+        clusters.append(Cluster(WATCH_CLUSTER, endpoints["status"], budgets.watch))
+    meta = "order" if "order" in endpoints else first
+    clusters.append(Cluster(REFLECTION_CLUSTER, endpoints[meta], budgets.reflection))
+    return clusters
+
+
+def connection_buffer_bytes(edge: EdgeSettings, limits: LimitSettings) -> int:
+    """The listener's buffer limit: the edge value, or more if the body limit is higher
+    (the strict-input filter reads a whole body into that buffer)."""
+    return max(edge.connection_buffer_bytes, limits.max_request_body_bytes + 1024)
 
 
 def _limit_values(limits: LimitSettings) -> dict[str, int]:

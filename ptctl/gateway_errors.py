@@ -152,6 +152,15 @@ LOCAL_REPLIES = (
         GatewayError("BODY_TOO_LARGE", 413, INVALID_ARGUMENT, "the body is over a buffer limit"),
     ),
     LocalReply(
+        408,
+        GatewayError(
+            "REQUEST_TIMEOUT",
+            408,
+            DEADLINE_EXCEEDED,
+            "the request did not arrive whole within the gateway's request timeout",
+        ),
+    ),
+    LocalReply(
         431,
         GatewayError(
             "HEADERS_TOO_LARGE",
@@ -173,6 +182,31 @@ LOCAL_REPLIES = (
         504, GatewayError("DEADLINE_EXCEEDED", 504, DEADLINE_EXCEEDED, "the route timeout passed")
     ),
     LocalReply(None, GatewayError("GATEWAY_ERROR", 0, UNKNOWN, "any other error Envoy makes")),
+)
+
+
+@dataclass(frozen=True)
+class GrpcLocalReply:
+    """A refusal Envoy makes of a gRPC caller, with the code a gRPC server would give
+    (Envoy's own mapping makes 408 and 413 UNKNOWN). ``message`` is formatted with the
+    edge settings (``ptctl.envoy.EdgeSettings``)."""
+
+    status: int
+    code: int
+    message: str
+
+
+GRPC_LOCAL_REPLIES = (
+    GrpcLocalReply(
+        413,
+        RESOURCE_EXHAUSTED,
+        "the request message is larger than the gateway takes ({max_grpc_message_bytes} bytes)",
+    ),
+    GrpcLocalReply(
+        408,
+        DEADLINE_EXCEEDED,
+        "the request did not end within {request_timeout_s} s (the gateway's request timeout)",
+    ),
 )
 
 

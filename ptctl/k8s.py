@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path, PurePosixPath
 
-from ptctl.envoy import GatewaySettings, InternalRouteSettings, JwtGateway, render
+from ptctl.envoy import EdgeSettings, GatewaySettings, InternalRouteSettings, JwtGateway, render
 from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT
 from ptctl.launcher import DESCRIPTOR as LOCAL_DESCRIPTOR
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
@@ -29,12 +29,18 @@ ENVOY_CONFIG_KEY = "envoy.yaml"
 DESCRIPTOR = PurePosixPath("/app/build/ptplatform.pb")
 JWKS = PurePosixPath("/etc/ptplatform/jwt/jwks.json")
 
+ENVOY_MEMORY_LIMIT = 512 * 1024 * 1024
+"""The Envoy container's memory limit (deploy/k8s/base/envoy.yaml)."""
+
 # Everything listens on the pod's address; the admin interface stays on loopback and
-# only its /ready and /stats/prometheus are exposed, on the stats port.
+# only its /ready and /stats/prometheus are exposed, on the stats port. The overload
+# manager's heap limit stays under the container's memory limit, so Envoy sheds load
+# before the kernel kills it.
 GATEWAY = GatewaySettings(
     gateway_host="0.0.0.0",
     stats_port=9902,
     internal=InternalRouteSettings(host="0.0.0.0"),
+    edge=EdgeSettings(max_heap_bytes=ENVOY_MEMORY_LIMIT * 3 // 4),
 )
 
 

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
@@ -240,16 +240,13 @@ class PlatformConfig:
             config.service_ports[context] = [free_port() for _ in range(count)]
             config.metrics_ports[context] = [free_port() for _ in range(count)]
         gateway = config.gateway
-        config.gateway = GatewaySettings(
+        config.gateway = replace(
+            gateway,
+            gateway_host="127.0.0.1",
             gateway_port=free_port(),
             admin_port=free_port(),
-            route_timeout_s=gateway.route_timeout_s,
-            health_interval_s=gateway.health_interval_s,
-            rate_limit=gateway.rate_limit,
-            limits=gateway.limits,
-            internal=type(gateway.internal)(
-                **{**gateway.internal.__dict__, "port": free_port(), "fault_port": free_port()}
-            ),
+            stats_port=0,
+            internal=replace(gateway.internal, port=free_port(), fault_port=free_port()),
         )
         return config
 

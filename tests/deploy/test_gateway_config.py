@@ -64,7 +64,10 @@ def test_errors_envoy_makes_are_json_for_http_callers_only(tmp_path: Path) -> No
     mappers = http_filters(rendered(PlatformConfig.defaults(tmp_path, Env({}))))["manager"][
         "local_reply_config"
     ]["mappers"]
-    strict, *by_status = mappers
+    strict, grpc_too_large, grpc_timeout, *by_status = mappers
+    for mapper, code in ((grpc_too_large, "8"), (grpc_timeout, "4")):
+        grpc_status = mapper["headers_to_add"][0]["header"]
+        assert grpc_status == {"key": "grpc-status", "value": code}
     matcher = strict["filter"]["metadata_filter"]
     assert matcher["matcher"]["filter"] == "ptplatform.strict_json"
     assert matcher["match_if_key_not_found"] is False
@@ -92,13 +95,14 @@ def test_errors_envoy_makes_are_json_for_http_callers_only(tmp_path: Path) -> No
         ("EQ", 404, (5, "NO_ROUTE")),
         ("EQ", 405, None),
         ("EQ", 413, (3, "BODY_TOO_LARGE")),
+        ("EQ", 408, (4, "REQUEST_TIMEOUT")),
         ("EQ", 431, (3, "HEADERS_TOO_LARGE")),
         ("EQ", 429, (8, "")),
         ("EQ", 503, (14, "UNAVAILABLE")),
         ("EQ", 504, (4, "DEADLINE_EXCEEDED")),
         ("GE", 400, (2, "GATEWAY_ERROR")),
     ]
-    rate_limited = by_status[7]["body_format_override"]["json_format"]
+    rate_limited = by_status[8]["body_format_override"]["json_format"]
     assert rate_limited == {"code": 8, "message": "%LOCAL_REPLY_BODY%"}, "clients know this one"
     for mapper in by_status:
         if "and_filter" not in mapper["filter"]:
@@ -121,6 +125,7 @@ def test_the_strict_input_filter_sits_between_authentication_and_the_transcoder(
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.lua",
         "envoy.filters.http.grpc_json_transcoder",
+        "envoy.filters.http.buffer",
         "envoy.filters.http.router",
     ]
     source = http_filters(envoy)["envoy.filters.http.lua"]["default_source_code"]["inline_string"]
@@ -283,3 +288,71 @@ def test_the_api_reference_is_served_by_envoy_from_build_files_without_a_token(
         if "path" in rule["match"] and "requires" not in rule
     }
     assert exempt == set(API_DOCS)
+
+
+def test_envoys_edge_proxy_guidance_is_applied(tmp_path: Path) -> None:
+    env = Env({"PT_GATEWAY_MAX_HEAP_BYTES": str(256 * 1024 * 1024), "PT_GATEWAY_TRUSTED_HOPS": "1"})
+    envoy = rendered(PlatformConfig.defaults(tmp_path, env))
+    overload = envoy["overload_manager"]
+    monitors = {m["name"]: m["typed_config"] for m in overload["resource_monitors"]}
+    assert monitors["envoy.resource_monitors.fixed_heap"]["max_heap_size_bytes"] == 256 * 1024**2
+    connections = monitors["envoy.resource_monitors.global_downstream_max_connections"]
+    assert connections["max_active_downstream_connections"] == 10_000
+    actions = {a["name"] for a in overload["actions"]}
+    assert "envoy.overload_actions.stop_accepting_requests" in actions
+    listeners = {lst["name"]: lst for lst in envoy["static_resources"]["listeners"]}
+    for name in ("gateway", "internal"):
+        assert listeners[name]["per_connection_buffer_limit_bytes"] == 33 * 1024
+        manager = listeners[name]["filter_chains"][0]["filters"][0]["typed_config"]
+        assert manager["common_http_protocol_options"]["headers_with_underscores_action"] == (
+            "REJECT_REQUEST"
+        )
+        assert manager["http2_protocol_options"] == {
+            "max_concurrent_streams": 100,
+            "initial_stream_window_size": 65536,
+            "initial_connection_window_size": 1048576,
+        }
+        assert (manager["request_headers_timeout"], manager["request_timeout"]) == ("5.0s", "10.0s")
+        assert manager["normalize_path"] is manager["merge_slashes"] is True
+        assert manager["path_with_escaped_slashes_action"] == "REJECT_REQUEST"
+    gateway = http_filters(envoy)["manager"]
+    assert (gateway["use_remote_address"], gateway["xff_num_trusted_hops"]) == (True, 1)
+    for cluster in envoy["static_resources"]["clusters"]:
+        if cluster["name"] != "envoy_admin":
+            assert cluster["per_connection_buffer_limit_bytes"] == 33 * 1024
+
+
+def test_unary_streams_watches_and_reflection_have_budgets_of_their_own(tmp_path: Path) -> None:
+    envoy = rendered(PlatformConfig.defaults(tmp_path, Env({})))
+    routes = http_filters(envoy)["manager"]["route_config"]["virtual_hosts"][0]["routes"]
+    by_prefix = {r["match"]["prefix"]: r for r in routes if "prefix" in r["match"]}
+    watch = by_prefix["/ptplatform.status.v1.StatusService/WatchNotifications"]["route"]
+    unary = by_prefix["/ptplatform.status.v1.StatusService/"]["route"]
+    reflection = by_prefix["/grpc.reflection."]
+    assert (watch["cluster"], unary["cluster"], reflection["route"]["cluster"]) == (
+        "status_watch",
+        "status",
+        "reflection",
+    )
+    assert unary["max_stream_duration"] == {
+        "max_stream_duration": "25.0s",
+        "grpc_timeout_header_max": "15.0s",
+    }
+    assert reflection["route"]["max_stream_duration"] == {"max_stream_duration": "60.0s"}
+    assert reflection["typed_per_filter_config"]["envoy.filters.http.buffer"]["disabled"] is True
+    buffer = http_filters(envoy)["envoy.filters.http.buffer"]
+    assert buffer["max_request_bytes"] == 4 * 1024 * 1024 + 5
+    breakers = {
+        c["name"]: c["circuit_breakers"]["thresholds"][0]["max_requests"]
+        for c in envoy["static_resources"]["clusters"]
+        if "circuit_breakers" in c
+    }
+    assert breakers == {
+        "order": 256,
+        "manager": 256,
+        "trainer": 256,
+        "status": 256,
+        "status_watch": 1024,
+        "reflection": 32,
+        "trainer_internal": 8,
+    }
