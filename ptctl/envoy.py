@@ -95,8 +95,23 @@ class InternalRouteSettings:
 
 @dataclass(frozen=True)
 class RateLimitSettings:
+    """Token buckets of the public listener: ``burst`` and ``per_second`` are the global
+    ceiling; each verified subject (``client_*``) and each client address without a valid
+    token (``address_*``) has a bucket of its own inside it."""
+
     burst: int = 200
     per_second: int = 100
+    client_burst: int = 40
+    client_per_second: int = 20
+    address_burst: int = 20
+    address_per_second: int = 10
+    max_clients: int = 10_000
+    """Buckets kept (least recently used dropped first); a dropped bucket starts full."""
+
+    @classmethod
+    def unlimited(cls, rate: int = 1_000_000) -> RateLimitSettings:
+        """Every bucket ``rate`` large: for a platform whose test floods on purpose."""
+        return cls(rate, rate, rate, rate, rate, rate)
 
 
 @dataclass(frozen=True)
@@ -204,6 +219,10 @@ class GatewaySettings:
             rate_limit=RateLimitSettings(
                 burst=env.int("PT_RATE_LIMIT_BURST", 200, minimum=1),
                 per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 100, minimum=1),
+                client_burst=env.int("PT_RATE_LIMIT_CLIENT_BURST", 40, minimum=1),
+                client_per_second=env.int("PT_RATE_LIMIT_CLIENT_PER_SECOND", 20, minimum=1),
+                address_burst=env.int("PT_RATE_LIMIT_ADDRESS_BURST", 20, minimum=1),
+                address_per_second=env.int("PT_RATE_LIMIT_ADDRESS_PER_SECOND", 10, minimum=1),
             ),
             limits=LimitSettings(
                 max_request_body_bytes=env.int(
@@ -350,6 +369,7 @@ def render(
                 "status": reply.status,
                 "body": reply.body(_limit_values(limits)),
                 "any_caller": reply.any_caller,
+                "path_regex": reply.path_regex,
             }
             for reply in gateway_errors.LOCAL_REPLIES
         ],
@@ -375,6 +395,8 @@ def render(
         budgets=asdict(settings.budgets),
         grpc_buffer_bytes=settings.edge.max_grpc_message_bytes + GRPC_FRAME_HEADER_BYTES,
         watch_cluster=WATCH_CLUSTER,
+        jwt_payload_key=JWT_PAYLOAD_KEY,
+        anonymous=ANONYMOUS,
         reflection_cluster=REFLECTION_CLUSTER,
         clusters=[asdict(c) for c in clusters],
         internal=internal,
@@ -386,6 +408,10 @@ def render(
 
 
 GRPC_FRAME_HEADER_BYTES = 5
+JWT_PAYLOAD_KEY = "jwt_payload"
+"""Where jwt_identify puts the verified claims (dynamic metadata of jwt_authn)."""
+ANONYMOUS = "-"
+"""The rate limit's subject of a call without a valid token: its bucket is its address's."""
 WATCH_CLUSTER = "status_watch"
 REFLECTION_CLUSTER = "reflection"
 

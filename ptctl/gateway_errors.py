@@ -84,6 +84,9 @@ class LocalReply:
     """Map it whoever called: an HTTP/1 codec refusal (431) is made before the request's
     headers are read, so there is no content-type to tell a gRPC caller by (and a gRPC
     caller speaks HTTP/2, whose codec resets the stream instead)."""
+    path_regex: str | None = None
+    """Only for requests whose whole ``:path`` matches (put before the status's general
+    mapper)."""
 
     def body(self, limits: dict[str, int]) -> str | None:
         """The json_format of the mapper, as a YAML flow mapping (JSON); None: as it is."""
@@ -125,6 +128,19 @@ LOCAL_REPLIES = (
             "the transcoder cannot read the request (a query value of the wrong type, an unknown"
             " enum name)",
         ),
+    ),
+    LocalReply(
+        401,
+        GatewayError(
+            "TOKEN_IN_URL",
+            401,
+            UNAUTHENTICATED,
+            "a token in the URL (`?access_token=`): tokens are taken from the Authorization"
+            " header only",
+        ),
+        "a token in the URL (access_token) is not accepted: send it in the Authorization"
+        " header (Authorization: Bearer <token>)",
+        path_regex=r"[^?]*\?(.*&)?access_token=.*",
     ),
     LocalReply(
         401,

@@ -90,6 +90,7 @@ def test_errors_envoy_makes_are_json_for_http_callers_only(tmp_path: Path) -> No
         for m in by_status
     ] == [
         ("EQ", 400, (3, "INVALID_REQUEST")),
+        ("EQ", 401, (16, "TOKEN_IN_URL")),
         ("EQ", 401, (16, "UNAUTHENTICATED")),
         ("EQ", 403, (7, "PERMISSION_DENIED")),
         ("EQ", 404, (5, "NO_ROUTE")),
@@ -102,7 +103,7 @@ def test_errors_envoy_makes_are_json_for_http_callers_only(tmp_path: Path) -> No
         ("EQ", 504, (4, "DEADLINE_EXCEEDED")),
         ("GE", 400, (2, "GATEWAY_ERROR")),
     ]
-    rate_limited = by_status[8]["body_format_override"]["json_format"]
+    rate_limited = by_status[9]["body_format_override"]["json_format"]
     assert rate_limited == {"code": 8, "message": "%LOCAL_REPLY_BODY%"}, "clients know this one"
     for mapper in by_status:
         if "and_filter" not in mapper["filter"]:
@@ -121,6 +122,7 @@ def test_the_strict_input_filter_sits_between_authentication_and_the_transcoder(
     envoy = rendered(PlatformConfig.defaults(tmp_path, Env({})))
     names = [f["name"] for f in http_filters(envoy)["manager"]["http_filters"]]
     assert names == [
+        "jwt_identify",
         "envoy.filters.http.local_ratelimit",
         "envoy.filters.http.jwt_authn",
         "envoy.filters.http.lua",
@@ -198,6 +200,37 @@ def test_the_rate_limit_is_set_by_configuration(tmp_path: Path) -> None:
     ]
     assert limit["token_bucket"] == {"max_tokens": 7, "tokens_per_fill": 3, "fill_interval": "1s"}
     assert limit["rate_limited_as_resource_exhausted"] is True
+
+
+def test_each_client_has_a_bucket_inside_the_global_ceiling(tmp_path: Path) -> None:
+    env = Env({"PT_RATE_LIMIT_CLIENT_BURST": "9", "PT_RATE_LIMIT_ADDRESS_PER_SECOND": "4"})
+    filters = http_filters(rendered(PlatformConfig.defaults(tmp_path, env)))
+    identify = filters["jwt_identify"]
+    assert identify["providers"]["ptplatform"]["payload_in_metadata"] == "jwt_payload"
+    [rule] = identify["rules"]
+    assert rule["requires"]["requires_any"]["requirements"][1] == {"allow_missing_or_failed": {}}
+    limit = filters["envoy.filters.http.local_ratelimit"]
+    assert limit["always_consume_default_token_bucket"] is True
+    subject, anonymous = limit["rate_limits"]
+    sub = {"key": "envoy.filters.http.jwt_authn", "path": [{"key": "jwt_payload"}, {"key": "sub"}]}
+    assert subject["actions"] == [{"metadata": {"descriptor_key": "subject", "metadata_key": sub}}]
+    assert anonymous["actions"][1] == {"remote_address": {}}
+    per_subject, per_address = limit["descriptors"]
+    assert per_subject["entries"] == [{"key": "subject", "value": ""}]
+    assert per_subject["token_bucket"]["max_tokens"] == 9
+    assert per_address["entries"] == [
+        {"key": "subject", "value": "-"},
+        {"key": "remote_address", "value": ""},
+    ]
+    assert per_address["token_bucket"]["tokens_per_fill"] == 4
+
+
+def test_tokens_are_read_from_the_authorization_header_only(tmp_path: Path) -> None:
+    filters = http_filters(rendered(PlatformConfig.defaults(tmp_path, Env({}))))
+    for name in ("jwt_identify", "envoy.filters.http.jwt_authn"):
+        provider = filters[name]["providers"]["ptplatform"]
+        assert provider["from_headers"] == [{"name": "authorization", "value_prefix": "Bearer "}]
+        assert "from_params" not in provider and "from_cookies" not in provider
 
 
 def test_an_ephemeral_platform_keeps_the_rate_limit_it_was_given(tmp_path: Path) -> None:
