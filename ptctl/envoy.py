@@ -99,12 +99,12 @@ class RateLimitSettings:
     ceiling; each verified subject (``client_*``) and each client address without a valid
     token (``address_*``) has a bucket of its own inside it."""
 
-    burst: int = 200
-    per_second: int = 100
-    client_burst: int = 40
-    client_per_second: int = 20
-    address_burst: int = 20
-    address_per_second: int = 10
+    burst: int = 1000
+    per_second: int = 500
+    client_burst: int = 100
+    client_per_second: int = 50
+    address_burst: int = 50
+    address_per_second: int = 25
     max_clients: int = 10_000
     """Buckets kept (least recently used dropped first); a dropped bucket starts full."""
 
@@ -217,12 +217,12 @@ class GatewaySettings:
             gateway_port=env.port("PT_GATEWAY_PORT", 8080),
             admin_port=env.port("PT_GATEWAY_ADMIN_PORT", 9901),
             rate_limit=RateLimitSettings(
-                burst=env.int("PT_RATE_LIMIT_BURST", 200, minimum=1),
-                per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 100, minimum=1),
-                client_burst=env.int("PT_RATE_LIMIT_CLIENT_BURST", 40, minimum=1),
-                client_per_second=env.int("PT_RATE_LIMIT_CLIENT_PER_SECOND", 20, minimum=1),
-                address_burst=env.int("PT_RATE_LIMIT_ADDRESS_BURST", 20, minimum=1),
-                address_per_second=env.int("PT_RATE_LIMIT_ADDRESS_PER_SECOND", 10, minimum=1),
+                burst=env.int("PT_RATE_LIMIT_BURST", 1000, minimum=1),
+                per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 500, minimum=1),
+                client_burst=env.int("PT_RATE_LIMIT_CLIENT_BURST", 100, minimum=1),
+                client_per_second=env.int("PT_RATE_LIMIT_CLIENT_PER_SECOND", 50, minimum=1),
+                address_burst=env.int("PT_RATE_LIMIT_ADDRESS_BURST", 50, minimum=1),
+                address_per_second=env.int("PT_RATE_LIMIT_ADDRESS_PER_SECOND", 25, minimum=1),
             ),
             limits=LimitSettings(
                 max_request_body_bytes=env.int(
@@ -270,6 +270,10 @@ class JwtGateway:
     issuer: str
     audience: str
     jwks_file: Path
+    """The users' keys: the public listener's provider."""
+    service_jwks_file: Path | None = None
+    """The keys the services trust: the internal listener's provider, which also wants
+    the role ``service``. None: the users' keys."""
 
 
 def method_not_allowed_routes(api: PublicApi) -> list[dict[str, object]]:
@@ -404,10 +408,15 @@ def render(
         api_docs=api_docs(descriptor),
         api_docs_max_bytes=API_DOCS_MAX_BYTES,
         jwt=asdict(jwt) | {"jwks_file": str(jwt.jwks_file.resolve())},
+        service_jwt=asdict(jwt)
+        | {"jwks_file": str((jwt.service_jwks_file or jwt.jwks_file).resolve())},
+        internal_method=INTERNAL_METHOD,
     )
 
 
 GRPC_FRAME_HEADER_BYTES = 5
+INTERNAL_METHOD = "/ptplatform.trainer.v1.TrainerService/CancelSchedule"
+"""The one method the internal listener routes (manager_svc -> trainer_svc)."""
 JWT_PAYLOAD_KEY = "jwt_payload"
 """Where jwt_identify puts the verified claims (dynamic metadata of jwt_authn)."""
 ANONYMOUS = "-"

@@ -28,6 +28,8 @@ ENVOY_CONFIG_KEY = "envoy.yaml"
 # Paths inside the pods: the image's working directory (Dockerfile) and the JWT Secret mount.
 DESCRIPTOR = PurePosixPath("/app/build/ptplatform.pb")
 JWKS = PurePosixPath("/etc/ptplatform/jwt/jwks.json")
+SERVICES_JWKS = PurePosixPath("/etc/ptplatform/jwt/services-jwks.json")
+"""What the services trust (the ptplatform-jwt Secret): the internal listener's keys."""
 
 ENVOY_MEMORY_LIMIT = 512 * 1024 * 1024
 """The Envoy container's memory limit (deploy/k8s/base/envoy.yaml)."""
@@ -60,7 +62,7 @@ def render_envoy_config(
         GATEWAY,
         endpoints,
         Path(DESCRIPTOR),
-        JwtGateway(issuer, audience, Path(JWKS)),
+        JwtGateway(issuer, audience, Path(JWKS), Path(SERVICES_JWKS)),
         cluster_type="STRICT_DNS",
         api_descriptor=LOCAL_DESCRIPTOR,
     )

@@ -428,7 +428,12 @@ class Platform:
             if context in self.services
         }
         trusted = self.config.jwt
-        jwt = JwtGateway(trusted.issuer, trusted.audience, trusted.jwks_file or self.keys.jwks)
+        jwt = JwtGateway(
+            trusted.issuer,
+            trusted.audience,
+            trusted.jwks_file or self.keys.jwks,
+            service_jwks_file=self.services_trust,
+        )
         return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
 
     def start_envoy(self, timeout: float = 30.0) -> None:

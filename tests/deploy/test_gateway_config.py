@@ -389,3 +389,26 @@ def test_unary_streams_watches_and_reflection_have_budgets_of_their_own(tmp_path
         "reflection": 32,
         "trainer_internal": 8,
     }
+
+
+def test_the_internal_listener_routes_cancel_schedule_for_the_service_role_only(
+    tmp_path: Path,
+) -> None:
+    platform = Platform(PlatformConfig.defaults(tmp_path, Env({})))
+    envoy = yaml.safe_load(platform.render_envoy_config())
+    internal = next(
+        lst for lst in envoy["static_resources"]["listeners"] if lst["name"] == "internal"
+    )
+    manager = internal["filter_chains"][0]["filters"][0]["typed_config"]
+    [route] = manager["route_config"]["virtual_hosts"][0]["routes"]
+    assert route["match"] == {"path": "/ptplatform.trainer.v1.TrainerService/CancelSchedule"}
+    rbac = route["typed_per_filter_config"]["envoy.filters.http.rbac"]["rbac"]["rules"]
+    [principal] = rbac["policies"]["service-role"]["principals"]
+    matcher = principal["sourced_metadata"]["metadata_matcher"]
+    assert matcher["path"] == [{"key": "jwt_payload"}, {"key": "role"}]
+    assert matcher["value"] == {"string_match": {"exact": "service"}}
+    jwt = manager["http_filters"][0]["typed_config"]
+    assert jwt["providers"]["service"]["local_jwks"]["filename"] == str(
+        platform.services_trust.resolve()
+    )
+    assert jwt["rules"] == [{"match": route["match"], "requires": {"provider_name": "service"}}]

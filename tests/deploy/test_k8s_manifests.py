@@ -466,8 +466,10 @@ def test_envoy_configmap_passes_envoy_validation(tmp_path: Path, keys: KeyFiles)
     text = resource("ConfigMap", k8s.ENVOY_CONFIGMAP_NAME)["data"][k8s.ENVOY_CONFIG_KEY]
     assert str(k8s.DESCRIPTOR) in text and str(k8s.JWKS) in text
     # the descriptor set and the API reference's files beside it (/openapi.json, /docs)
-    local = text.replace(str(k8s.DESCRIPTOR.parent), str(descriptor.parent)).replace(
-        str(k8s.JWKS), str(keys.jwks)
+    local = (
+        text.replace(str(k8s.DESCRIPTOR.parent), str(descriptor.parent))
+        .replace(str(k8s.JWKS), str(keys.jwks))
+        .replace(str(k8s.SERVICES_JWKS), str(keys.jwks))
     )
     config = tmp_path / "envoy.yaml"
     config.write_text(local)

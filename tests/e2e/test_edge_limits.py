@@ -24,7 +24,6 @@ import pytest
 from ptctl.envoy import EdgeSettings, GatewaySettings, RateLimitSettings
 from ptctl.launcher import Platform
 from ptkit.auth import Role
-from ptkit.tokens import mint_token
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
@@ -32,6 +31,7 @@ from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from tests.conftest import fresh_platform
+from tests.fault_kit import manager_svc_metadata
 
 REQUEST_TIMEOUT_S = 4.0
 HALF_OPEN_STREAMS = 300
@@ -236,12 +236,10 @@ def _auth(token: str) -> tuple[tuple[str, str], ...]:
 
 
 def route_token(platform: Platform, role: Role, subject: str) -> str:
-    """A user's token; a service token (manager_svc's key) for the internal listener."""
+    """A user's token; manager_svc's service token for the internal listener."""
     if role is Role.SERVICE:
-        trusted = platform.config.jwt
-        return mint_token(
-            platform.service_keys, role, subject, 3600, trusted.issuer, trusted.audience
-        )
+        ((_, authorization),) = manager_svc_metadata(platform)
+        return authorization.removeprefix("Bearer ")
     return platform.token(role, subject)
 
 
