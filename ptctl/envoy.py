@@ -198,7 +198,9 @@ class Cluster:
 class GatewaySettings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
-    admin_port: int = 9901
+    admin_socket: str = ""
+    """Envoy's admin: a Unix socket of mode 0600 (ptctl/envoy_admin.py). Empty: the
+    launcher's ``<var>/envoy-admin.sock``."""
     stats_port: int = 0
     """A listener with Envoy's /ready and /stats/prometheus on gateway_host; 0: none."""
     route_timeout_s: float = 15.0
@@ -215,7 +217,7 @@ class GatewaySettings:
         return cls(
             gateway_host=env.str("PT_GATEWAY_HOST", "127.0.0.1"),
             gateway_port=env.port("PT_GATEWAY_PORT", 8080),
-            admin_port=env.port("PT_GATEWAY_ADMIN_PORT", 9901),
+            admin_socket=env.str("PT_GATEWAY_ADMIN_SOCKET", ""),
             rate_limit=RateLimitSettings(
                 burst=env.int("PT_RATE_LIMIT_BURST", 1000, minimum=1),
                 per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 500, minimum=1),
@@ -359,7 +361,7 @@ def render(
         keep_trailing_newline=True,
     ).get_template(TEMPLATE.name)
     return template.render(
-        admin_port=settings.admin_port,
+        admin_socket=admin_socket(settings),
         stats_port=settings.stats_port,
         cluster_type=cluster_type,
         gateway_host=settings.gateway_host,
@@ -443,6 +445,12 @@ def connection_buffer_bytes(edge: EdgeSettings, limits: LimitSettings) -> int:
     """The listener's buffer limit: the edge value, or more if the body limit is higher
     (the strict-input filter reads a whole body into that buffer)."""
     return max(edge.connection_buffer_bytes, limits.max_request_body_bytes + 1024)
+
+
+def admin_socket(settings: GatewaySettings) -> str:
+    if not settings.admin_socket:
+        raise ConfigError("GatewaySettings.admin_socket is not set: where is Envoy's admin?")
+    return settings.admin_socket
 
 
 def _limit_values(limits: LimitSettings) -> dict[str, int]:

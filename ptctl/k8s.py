@@ -31,11 +31,13 @@ JWKS = PurePosixPath("/etc/ptplatform/jwt/jwks.json")
 SERVICES_JWKS = PurePosixPath("/etc/ptplatform/jwt/services-jwks.json")
 """What the services trust (the ptplatform-jwt Secret): the internal listener's keys."""
 
+ADMIN_SOCKET = PurePosixPath("/var/run/envoy/admin.sock")
+"""Envoy's admin socket, in an emptyDir only the Envoy container mounts."""
 ENVOY_MEMORY_LIMIT = 512 * 1024 * 1024
 """The Envoy container's memory limit (deploy/k8s/base/envoy.yaml)."""
 
-# Everything listens on the pod's address; the admin interface stays on loopback and
-# only its /ready and /stats/prometheus are exposed, on the stats port. The overload
+# Everything listens on the pod's address; the admin interface is a Unix socket in the
+# pod and only its /ready and /stats/prometheus are exposed, on the stats port. The overload
 # manager's heap limit stays under the container's memory limit, so Envoy sheds load
 # before the kernel kills it.
 GATEWAY = GatewaySettings(
@@ -43,6 +45,7 @@ GATEWAY = GatewaySettings(
     stats_port=9902,
     internal=InternalRouteSettings(host="0.0.0.0"),
     edge=EdgeSettings(max_heap_bytes=ENVOY_MEMORY_LIMIT * 3 // 4),
+    admin_socket=str(ADMIN_SOCKET),
 )
 
 

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
+from ptctl.envoy_admin import EnvoyAdmin, check_socket_path
 from ptctl.keys import ensure_keys, merge_jwks
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
@@ -244,8 +244,8 @@ class PlatformConfig:
             gateway,
             gateway_host="127.0.0.1",
             gateway_port=free_port(),
-            admin_port=free_port(),
-            stats_port=0,
+            admin_socket="",
+            stats_port=free_port() if gateway.stats_port else 0,
             internal=replace(gateway.internal, port=free_port(), fault_port=free_port()),
         )
         return config
@@ -313,8 +313,16 @@ class Platform:
         return f"http://{self.gateway_address}"
 
     @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.config.gateway.admin_port}"
+    def admin_socket(self) -> Path:
+        """Envoy's admin (mode 0600): the configured path, or ``<var>/envoy-admin.sock``."""
+        configured = self.config.gateway.admin_socket
+        return check_socket_path(
+            Path(configured) if configured else self.var_dir / "envoy-admin.sock"
+        )
+
+    @property
+    def admin(self) -> EnvoyAdmin:
+        return EnvoyAdmin(self.admin_socket)
 
     @property
     def nats_url(self) -> str:
@@ -434,24 +442,19 @@ class Platform:
             trusted.jwks_file or self.keys.jwks,
             service_jwks_file=self.services_trust,
         )
-        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt)
+        gateway = replace(self.config.gateway, admin_socket=str(self.admin_socket))
+        return render(gateway, endpoints, DESCRIPTOR, jwt)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         self.envoy_config.write_text(self.render_envoy_config())
-        for port in (self.config.gateway.gateway_port, self.config.gateway.admin_port):
-            _ensure_free(port, "envoy")
+        _ensure_free(self.config.gateway.gateway_port, "envoy")
+        self.admin_socket.unlink(missing_ok=True)  # left by an Envoy that was killed
         self.envoy.start()
         self._wait(self.envoy, self.gateway_healthy, timeout)
 
     def gateway_healthy(self) -> bool:
         """Envoy is live and every upstream host passed its health check."""
-        try:
-            with urllib.request.urlopen(f"{self.admin_url}/clusters", timeout=0.5) as response:
-                clusters = response.read().decode()
-        except OSError:
-            return False
-        flags = [line for line in clusters.splitlines() if "::health_flags::" in line]
-        return bool(flags) and all(line.endswith("::healthy") for line in flags)
+        return self.admin.healthy()
 
     def _wait(self, process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -481,7 +484,7 @@ class Platform:
     def describe(self) -> list[tuple[str, str]]:
         rows = [
             ("gateway (gRPC + HTTP/JSON)", self.gateway_address),
-            ("envoy admin", self.admin_url),
+            ("envoy admin (socket, mode 0600)", str(self.admin_socket)),
         ]
         rows.append(("nats-server (JetStream)", self.nats_url))
         for context, processes in self.services.items():

@@ -45,19 +45,31 @@ def test_the_default_config_passes_envoy_validation(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
-def test_admin_listens_on_loopback_and_the_gateway_on_the_configured_port(
+def test_admin_is_a_socket_only_its_owner_opens_and_the_gateway_on_the_configured_port(
     tmp_path: Path,
 ) -> None:
-    envoy = rendered(PlatformConfig.defaults(tmp_path, Env({"PT_GATEWAY_PORT": "18080"})))
-    assert envoy["admin"]["address"]["socket_address"] == {
-        "address": "127.0.0.1",
-        "port_value": 9901,
+    platform = Platform(PlatformConfig.defaults(tmp_path, Env({"PT_GATEWAY_PORT": "18080"})))
+    envoy = yaml.safe_load(platform.render_envoy_config())
+    assert envoy["admin"]["address"] == {
+        "pipe": {"path": str(tmp_path.resolve() / "envoy-admin.sock"), "mode": 0o600}
     }
     listeners = {
         listener["name"]: listener["address"]["socket_address"]
         for listener in envoy["static_resources"]["listeners"]
     }
     assert listeners["gateway"] == {"address": "127.0.0.1", "port_value": 18080}
+    moved = Env({"PT_GATEWAY_ADMIN_SOCKET": str(tmp_path / "admin.sock")})
+    assert (
+        Platform(PlatformConfig.defaults(tmp_path, moved)).admin_socket == tmp_path / "admin.sock"
+    )
+
+
+def test_an_admin_socket_path_too_long_for_unix_sockets_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    deep = Env({"PT_GATEWAY_ADMIN_SOCKET": str(tmp_path / ("x" * 100) / "admin.sock")})
+    with pytest.raises(ConfigError, match="longer than 100 characters"):
+        Platform(PlatformConfig.defaults(tmp_path, deep)).render_envoy_config()
 
 
 def test_errors_envoy_makes_are_json_for_http_callers_only(tmp_path: Path) -> None:

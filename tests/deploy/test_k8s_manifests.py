@@ -449,6 +449,7 @@ def envoy_endpoints() -> set[tuple[str, int]]:
         for cluster in envoy_config()["static_resources"]["clusters"]
         for group in cluster["load_assignment"]["endpoints"]
         for e in group["lb_endpoints"]
+        if "socket_address" in e["endpoint"]["address"]  # not the admin socket
     }
 
 
