@@ -288,7 +288,10 @@ async def _starve_then_call(platform: Platform, route: Route) -> tuple[object, f
                 metadata=_auth(route_token(platform, route.role, "honest-caller")),
                 timeout=5,
             )
-            return answer, time.monotonic() - started
+            seconds = time.monotonic() - started
+        still_open = sum(not call.done() for call in calls)
+        assert still_open == HALF_OPEN_STREAMS, "the streams were refused, not held open"
+        return answer, seconds
     finally:
         for call in calls:
             call.cancel()
