@@ -53,6 +53,7 @@ class ManagerSettings:
                 ),
                 attempts=env.int("PT_TRAINER_CALL_ATTEMPTS", 3, minimum=1, maximum=20),
                 max_seconds=env.float("PT_TRAINER_CALL_MAX_SECONDS", 5.0, minimum=0.05),
+                tls=service.tls,
             ),
             signing_keys=KeyFiles(signing_key.parent),
         )

@@ -5,13 +5,14 @@ or redrive dead letters."""
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ptctl.keys import ensure_keys
+from ptctl.keys import PRIVATE_UMASK, ensure_keys, ensure_platform_keys
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env, exit_on_config_error
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, mint_token
@@ -82,6 +83,19 @@ def dev_token(role: Role, subject: str, ttl: int = 3600) -> str:
 
 def cmd_token(args: argparse.Namespace) -> int:
     print(dev_token(Role(args.role), args.subject, args.ttl))
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create (once) the users' and the service key pairs; print what goes where."""
+    keys = ensure_platform_keys(Path(args.dir) if args.dir else _var_dir() / "jwt")
+    for path, use in (
+        (keys.users.jwks, "users' public keys: the gateway and PT_JWT_PUBLIC_KEY_FILE"),
+        (keys.services_jwks, "service public key: PT_JWT_SERVICE_KEY_FILE only"),
+        (keys.service.private_key, "service signing key: manager_svc's PT_SIGNING_KEY_FILE"),
+        (keys.users.private_key, "users' signing key: `ptctl token` only, never mounted"),
+    ):
+        print(f"{path}  {use}")
     return 0
 
 
@@ -242,6 +256,7 @@ def cmd_rebuild_views(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # keys, databases, logs and stores: readable by their owner only
     parser = argparse.ArgumentParser(prog="ptctl", description="PtPlatform developer tool")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole platform and wait for Ctrl-C").set_defaults(
@@ -254,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--subject", required=True, help="customer, trainer or manager id")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=cmd_token)
+    keys = commands.add_parser(
+        "keys", help="create the users' and the service key pairs (e.g. for k8s Secrets)"
+    )
+    keys.add_argument(
+        "--dir", help="where (default: $PT_VAR_DIR/jwt); the service pair in service/"
+    )
+    keys.set_defaults(func=cmd_keys)
     demo = commands.add_parser("demo", help="walk the booking scenario against a running platform")
     demo.add_argument(
         "--gateway",

@@ -192,6 +192,13 @@ class Cluster:
     endpoints: list[tuple[str, int]]
     breaker: BreakerSettings = BreakerSettings()
     outlier: OutlierSettings = OutlierSettings()
+    service: str = ""
+    """The context whose hosts these are, if not ``name`` (the watch and reflection
+    clusters): the name the hosts' TLS certificates show."""
+
+    @property
+    def context(self) -> str:
+        return self.service or self.name
 
 
 @dataclass(frozen=True)
@@ -267,6 +274,34 @@ class GatewaySettings:
         )
 
 
+# ---- TLS (PT_TLS; the files come from ptctl/tls.py) ------------------------------------
+@dataclass(frozen=True)
+class GatewayTls:
+    """TLS at the gateway: the public listener serves ``cert_file``; the internal listener
+    too, and admits only clients whose certificate names ``internal_client_name``; every
+    service cluster speaks mutual TLS, presenting ``client_cert_file`` and checking the
+    service's name (``<context>-svc``) under ``ca_file``."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    client_cert_file: Path
+    client_key_file: Path
+    internal_client_name: str = "manager-svc"
+
+    def template_values(self, clusters: list[Cluster], fault: bool) -> dict[str, object]:
+        """The template's ``tls``: the files, and the name each upstream cluster must show
+        (trainer_internal's host is Envoy's own loopback fault listener under a fault)."""
+        upstream = {c.name: f"{c.context}-svc" for c in clusters if c.context in PUBLIC_SERVICES}
+        if not fault and "trainer" in upstream:
+            upstream["trainer_internal"] = upstream["trainer"]
+        files = {k: str(Path(v).resolve()) for k, v in asdict(self).items() if k.endswith("_file")}
+        return files | {"internal_client_name": self.internal_client_name, "upstream": upstream}
+
+
+# ---- end TLS --------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class JwtGateway:
     issuer: str
@@ -319,6 +354,7 @@ def render(
     jwt: JwtGateway,
     cluster_type: str = "STATIC",
     api_descriptor: Path | None = None,
+    tls: GatewayTls | None = None,
 ) -> str:
     """The Envoy config for the services in ``endpoints`` (context -> replica addresses).
 
@@ -326,7 +362,7 @@ def render(
     every address behind it (a Kubernetes headless Service: one host per pod).
     ``descriptor`` is the path Envoy reads; the REST rules (routes, strict-input schema)
     are read here from ``api_descriptor`` (default: the same file), for a config rendered
-    for another machine.
+    for another machine. ``tls``: TLS on the listeners, mutual TLS to the services.
     """
     services = [
         {"name": name, "grpc_service": PUBLIC_SERVICES[name]}
@@ -413,6 +449,9 @@ def render(
         service_jwt=asdict(jwt)
         | {"jwks_file": str((jwt.service_jwks_file or jwt.jwks_file).resolve())},
         internal_method=INTERNAL_METHOD,
+        tls=tls.template_values(clusters, bool(settings.internal.fault_delay_percent))
+        if tls
+        else None,
     )
 
 
@@ -435,9 +474,11 @@ def meta_clusters(
     service), so neither can take the request slots of unary calls."""
     clusters = []
     if "status" in endpoints:
-        clusters.append(Cluster(WATCH_CLUSTER, endpoints["status"], budgets.watch))
+        clusters.append(
+            Cluster(WATCH_CLUSTER, endpoints["status"], budgets.watch, service="status")
+        )
     meta = "order" if "order" in endpoints else first
-    clusters.append(Cluster(REFLECTION_CLUSTER, endpoints[meta], budgets.reflection))
+    clusters.append(Cluster(REFLECTION_CLUSTER, endpoints[meta], budgets.reflection, service=meta))
     return clusters
 
 

@@ -5,6 +5,11 @@ only the endpoints differ: every service is a headless Service whose DNS name re
 to one address per ready pod, so the clusters are STRICT_DNS and Envoy balances gRPC
 calls across pods (a ClusterIP would pin each HTTP/2 connection to one pod).
 
+TLS: the public listener serves TLS, Envoy reaches every service over mutual TLS and the
+internal listener admits manager_svc's certificate only, with the certificates mounted
+from the ``ptplatform-tls-*`` Secrets (one per part, ``tls.crt``/``tls.key``/``ca.crt``;
+``python -m ptctl.k8s_tls`` writes the files the production overlay makes them from).
+
 ``python -m ptctl.k8s`` rewrites the committed file; a test checks it is up to date.
 """
 
@@ -13,7 +18,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path, PurePosixPath
 
-from ptctl.envoy import EdgeSettings, GatewaySettings, InternalRouteSettings, JwtGateway, render
+from ptctl.envoy import (
+    EdgeSettings,
+    GatewaySettings,
+    GatewayTls,
+    InternalRouteSettings,
+    JwtGateway,
+    render,
+)
 from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT
 from ptctl.launcher import DESCRIPTOR as LOCAL_DESCRIPTOR
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
@@ -30,6 +42,16 @@ DESCRIPTOR = PurePosixPath("/app/build/ptplatform.pb")
 JWKS = PurePosixPath("/etc/ptplatform/jwt/jwks.json")
 SERVICES_JWKS = PurePosixPath("/etc/ptplatform/jwt/services-jwks.json")
 """What the services trust (the ptplatform-jwt Secret): the internal listener's keys."""
+
+# TLS: each part mounts its Secret ptplatform-tls-<part> (kubernetes.io/tls, with the CA
+# as ca.crt) at TLS_DIR; Envoy mounts its server and its client certificate side by side.
+TLS_DIR = PurePosixPath("/etc/ptplatform/tls")
+TLS_CERT, TLS_KEY, TLS_CA = "tls.crt", "tls.key", "ca.crt"
+GATEWAY_TLS_DIR = TLS_DIR / "gateway"
+ENVOY_CLIENT_TLS_DIR = TLS_DIR / "envoy"
+INTERNAL_SERVICE = "envoy-internal"
+PUBLIC_SERVICE = "gateway"
+
 
 ADMIN_SOCKET = PurePosixPath("/var/run/envoy/admin.sock")
 """Envoy's admin socket, in an emptyDir only the Envoy container mounts."""
@@ -54,6 +76,33 @@ def service_host(context: str, namespace: str = NAMESPACE) -> str:
     return f"{context}-svc.{namespace}.svc.cluster.local"
 
 
+def tls_secret(part: str) -> str:
+    """The Secret holding ``part``'s certificate (gateway, envoy, <ctx>-svc)."""
+    return f"ptplatform-tls-{part}"
+
+
+def gateway_tls() -> GatewayTls:
+    """Envoy's TLS files, as the pod mounts them."""
+    server, client = GATEWAY_TLS_DIR, ENVOY_CLIENT_TLS_DIR
+    return GatewayTls(
+        ca_file=Path(server / TLS_CA),
+        cert_file=Path(server / TLS_CERT),
+        key_file=Path(server / TLS_KEY),
+        client_cert_file=Path(client / TLS_CERT),
+        client_key_file=Path(client / TLS_KEY),
+    )
+
+
+def gateway_names(namespace: str = NAMESPACE) -> tuple[str, ...]:
+    """The in-cluster names of Envoy's Services, which its certificate must carry
+    (manager_svc checks ``envoy-internal.<namespace>.svc.cluster.local``)."""
+    return tuple(
+        f"{service}{suffix}"
+        for service in (INTERNAL_SERVICE, PUBLIC_SERVICE)
+        for suffix in (f".{namespace}", f".{namespace}.svc", f".{namespace}.svc.cluster.local")
+    )
+
+
 def render_envoy_config(
     namespace: str = NAMESPACE, issuer: str = DEV_ISSUER, audience: str = DEV_AUDIENCE
 ) -> str:
@@ -68,6 +117,7 @@ def render_envoy_config(
         JwtGateway(issuer, audience, Path(JWKS), Path(SERVICES_JWKS)),
         cluster_type="STRICT_DNS",
         api_descriptor=LOCAL_DESCRIPTOR,
+        tls=gateway_tls(),
     )
 
 

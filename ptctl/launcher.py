@@ -26,7 +26,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
 from ptctl.envoy_admin import EnvoyAdmin, check_socket_path
-from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.keys import (
+    PRIVATE_UMASK,
+    ensure_platform_keys,
+    open_private_log,
+    private_directory,
+    write_private,
+)
+from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
@@ -95,8 +102,7 @@ class ManagedProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as out:
+        with open_private_log(self.log_file) as out:
             self.process = subprocess.Popen(
                 self.argv,
                 env=self.env,
@@ -104,6 +110,7 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 start_new_session=True,
+                umask=PRIVATE_UMASK,  # its databases, stores and logs: the owner's only
             )
 
     @property
@@ -111,15 +118,23 @@ class ManagedProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
+        self.terminate()
+        self.reap(timeout)
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) without waiting for it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def reap(self, timeout: float = 15.0) -> None:
+        """Wait for a terminated process to exit; SIGKILL it after ``timeout`` seconds."""
         if self.process is None:
             return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.process = None
 
     def kill(self) -> None:
@@ -135,9 +150,13 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def grpc_serving(address: str) -> bool:
+def grpc_serving(address: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
     try:
-        with grpc.insecure_channel(address) as channel:
+        with (
+            grpc.secure_channel(address, credentials)
+            if credentials
+            else grpc.insecure_channel(address)
+        ) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=0.5
             )
@@ -202,6 +221,9 @@ class PlatformConfig:
     """The module ``python -m`` runs for a context instead of ``<context>_svc`` (a test's
     fault-injecting wrapper)."""
     jwt: TrustedIssuer = field(default_factory=TrustedIssuer)
+    tls: bool = False
+    """PT_TLS: TLS on the gateway, mutual TLS to the services and on the internal
+    listener, with certificates from a local CA under ``<var>/tls`` (ptctl/tls.py)."""
 
     @classmethod
     def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
@@ -213,6 +235,7 @@ class PlatformConfig:
             var_dir=var_dir, gateway=GatewaySettings.from_env(env), jwt=TrustedIssuer.from_env(env)
         )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
+        config.tls = env.bool("PT_TLS", False)
         config.service_ports = {
             c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
         }
@@ -256,9 +279,14 @@ class Platform:
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
-        self.var_dir = config.var_dir.resolve()
-        self.keys: KeyFiles = ensure_keys(self.var_dir / "jwt")
-        self.service_keys: KeyFiles = ensure_keys(self.var_dir / "jwt" / "service")
+        self.var_dir = private_directory(config.var_dir.resolve())
+        platform_keys = ensure_platform_keys(self.var_dir / "jwt")
+        self.keys: KeyFiles = platform_keys.users
+        self.service_keys: KeyFiles = platform_keys.service
+        self._services_jwks = platform_keys.services_jwks
+        self.tls: LocalCa | None = (
+            ensure_tls(self.var_dir / "tls", config.contexts) if config.tls else None
+        )
         self.nats = ManagedProcess(
             "nats-server",
             [
@@ -310,7 +338,7 @@ class Platform:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.gateway_address}"
+        return f"{'https' if self.tls else 'http'}://{self.gateway_address}"
 
     @property
     def admin_socket(self) -> Path:
@@ -339,14 +367,17 @@ class Platform:
         )
 
     @property
+    def users_trust(self) -> Path:
+        """The users' keys (the identity provider's JWKS, or the development key): what
+        the public listener and the services trust for the user roles."""
+        return self.config.jwt.jwks_file or self.keys.jwks
+
+    @property
     def services_trust(self) -> Path:
-        """The keys services verify tokens with: the users' keys (the identity provider's
-        JWKS, or the development key) plus the platform's service key, which manager_svc
-        signs its calls to trainer_svc with. The gateway trusts the users' keys only."""
-        users = self.config.jwt.jwks_file or self.keys.jwks
-        return merge_jwks(
-            [users, self.service_keys.jwks], self.var_dir / "jwt" / "services-jwks.json"
-        )
+        """The service JWKS: the public key of the platform's service key pair, which
+        manager_svc signs its calls to trainer_svc with. The services trust it for the
+        service role only; the public listener never trusts it."""
+        return self._services_jwks
 
     # -- processes ---------------------------------------------------------------------
     def _service_process(self, context: str, replica: int) -> ManagedProcess:
@@ -355,7 +386,8 @@ class Platform:
             **os.environ,
             "PT_VAR_DIR": str(self.var_dir),
             "PT_NATS_URL": self.nats_url,
-            "PT_JWT_PUBLIC_KEY_FILE": str(self.services_trust),
+            "PT_JWT_PUBLIC_KEY_FILE": str(self.users_trust),
+            "PT_JWT_SERVICE_KEY_FILE": str(self.services_trust),
             "PT_JWT_ISSUER": self.config.jwt.issuer,
             "PT_JWT_AUDIENCE": self.config.jwt.audience,
             "PT_SIGNING_KEY_FILE": str(self.service_keys.private_key),
@@ -364,6 +396,7 @@ class Platform:
             f"{prefix}_METRICS_PORT": str(
                 self.config.metrics_ports.get(context, [0] * (replica + 1))[replica]
             ),
+            **(self.tls.service_env(context) if self.tls else {}),
             **self.config.service_env,
         }
         urls = self.config.database_urls.get(context)
@@ -422,7 +455,12 @@ class Platform:
     def wait_service(self, context: str, timeout: float = 30.0) -> None:
         for replica, process in enumerate(self.services[context]):
             address = self.service_address(context, replica)
-            self._wait(process, lambda a=address: grpc_serving(a), timeout)
+            self._wait(process, lambda a=address: grpc_serving(a, self.client_credentials), timeout)
+
+    @property
+    def client_credentials(self) -> grpc.ChannelCredentials | None:
+        """What the launcher calls a service with: its client certificate under TLS."""
+        return self.tls.client_credentials() if self.tls else None
 
     def stop_service(self, context: str) -> None:
         for process in self.services[context]:
@@ -439,14 +477,15 @@ class Platform:
         jwt = JwtGateway(
             trusted.issuer,
             trusted.audience,
-            trusted.jwks_file or self.keys.jwks,
+            self.users_trust,
             service_jwks_file=self.services_trust,
         )
+        tls = self.tls.gateway() if self.tls else None
         gateway = replace(self.config.gateway, admin_socket=str(self.admin_socket))
-        return render(gateway, endpoints, DESCRIPTOR, jwt)
+        return render(gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
-        self.envoy_config.write_text(self.render_envoy_config())
+        write_private(self.envoy_config, self.render_envoy_config().encode())
         _ensure_free(self.config.gateway.gateway_port, "envoy")
         self.admin_socket.unlink(missing_ok=True)  # left by an Envoy that was killed
         self.envoy.start()
@@ -469,9 +508,12 @@ class Platform:
         )
 
     def stop(self) -> None:
-        for processes in self.services.values():
-            for process in processes:
-                process.stop()
+        """Stop the services together (they drain in parallel), then Envoy, then NATS."""
+        services = [p for processes in self.services.values() for p in processes]
+        for process in services:
+            process.terminate()
+        for process in services:
+            process.reap()
         self.envoy.stop()
         self.nats.stop()
 
@@ -490,5 +532,7 @@ class Platform:
         for context, processes in self.services.items():
             for replica in range(len(processes)):
                 rows.append((processes[replica].name, self.service_address(context, replica)))
+        if self.tls:
+            rows.append(("TLS: the CA clients trust", str(self.tls.ca_file)))
         rows.append(("logs", str(self.var_dir / "log")))
         return rows

@@ -4,7 +4,8 @@ WatchNotifications replays what a watcher missed when it passes the sequence of 
 notification it received (``after_sequence``). :class:`NotificationWatcher` keeps that
 resume point and reconnects with it, with backoff, whenever the stream breaks (a killed
 status_svc, a restarted gateway, a network cut) or the server ends it (a graceful
-shutdown). Delivery is at least once; the watcher drops what it already yielded.
+shutdown, or the end of the token's lifetime, when ``metadata`` gives a fresh one).
+Delivery is at least once; the watcher drops what it already yielded.
 ``ptctl watch --customer ID`` prints what it yields as JSON lines.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from ptctl.pages import every_page
 from ptplatform.status.v1 import status_service_pb2 as status
@@ -106,7 +109,7 @@ class NotificationWatcher:
             except grpc.RpcError as error:
                 if self.stop.is_set():
                     return
-                if error.code() not in RECONNECT_ON:
+                if error.code() not in RECONNECT_ON and not ended_by_token_expiry(error):
                     raise
                 log.warning(
                     "notification watch lost, reconnecting",
@@ -142,6 +145,20 @@ class NotificationWatcher:
         if self.stop.is_set():
             call.cancel()
         yield from call
+
+
+def ended_by_token_expiry(error: grpc.RpcError) -> bool:
+    """The server ended an open watch because its token expired (ErrorInfo TOKEN_EXPIRED
+    with the last sequence it sent): watch again at once, with a fresh token. A token
+    that had expired before the watch opened carries no last sequence: not retried."""
+    if error.code() is not grpc.StatusCode.UNAUTHENTICATED:  # type: ignore[attr-defined]
+        return False
+    status_ = rpc_status.from_call(error)  # type: ignore[arg-type]
+    for detail in status_.details if status_ is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason == "TOKEN_EXPIRED" and "last_sequence" in info.metadata
+    return False
 
 
 def as_json(notification: status.Notification) -> str:

@@ -69,6 +69,12 @@ class DomainError(Exception):
         self.metadata = dict(metadata or {})
 
 
+class LimitReached(DomainError):
+    """The caller asks for more than a limit allows (RESOURCE_EXHAUSTED); retry later."""
+
+    default_reason = "LIMIT_REACHED"
+
+
 class NotFound(DomainError):
     """The thing the command names does not exist."""
 

@@ -22,6 +22,7 @@ from ptkit.domain import (
     DomainError,
     IllegalTransition,
     InvalidValue,
+    LimitReached,
     NotFound,
 )
 
@@ -45,6 +46,7 @@ STATUS_FOR_ERROR: dict[type[Exception], grpc.StatusCode] = {
     ConcurrencyConflict: grpc.StatusCode.ABORTED,
     PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    LimitReached: grpc.StatusCode.RESOURCE_EXHAUSTED,
     InternalError: grpc.StatusCode.INTERNAL,
 }
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from sqlalchemy import MetaData
 
-from ptkit.auth import JwtSettings, TokenVerifier
+from ptkit.auth import JwtSettings, TokenVerifier, check_trust
 from ptkit.config import ConfigError, Env
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import (
@@ -31,6 +31,7 @@ from ptkit.paging import DEVELOPMENT_SECRET, PageTokens
 from ptkit.retention import Retention, RetentionSettings
 from ptkit.server import Registrar, ServiceHost
 from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
+from ptkit.tls import TlsFiles
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
 
 U = TypeVar("U", bound=SqlUnitOfWork)
@@ -55,6 +56,10 @@ class ServiceSettings:
     outbox_retention_hours: float = 24.0
     page_token_secret: str = DEVELOPMENT_SECRET
     """Signs page tokens (ptkit.paging); the same on every replica of a service."""
+    tls: TlsFiles | None = None
+    """PT_TLS_*: the gRPC server requires mutual TLS (ptkit.tls); None: plaintext."""
+    health_port: int = 0
+    """PT_<CTX>_HEALTH_PORT: grpc.health.v1 alone, in plaintext, for probes; 0: none."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -62,20 +67,25 @@ class ServiceSettings:
         env = env or Env()
         prefix = f"PT_{context.upper()}"
         var_dir = env.path("PT_VAR_DIR", Path("var"))
+        service_keys = env.str("PT_JWT_SERVICE_KEY_FILE", "")
         jwt = JwtSettings(
             public_key_file=env.path("PT_JWT_PUBLIC_KEY_FILE", var_dir / "jwt" / "public.pem"),
             issuer=env.str("PT_JWT_ISSUER", DEV_ISSUER),
             audience=env.str("PT_JWT_AUDIENCE", DEV_AUDIENCE),
+            service_key_file=Path(service_keys) if service_keys else None,
         )
-        if not jwt.public_key_file.is_file():
+        check_trust(jwt)
+        port = env.port(f"{prefix}_PORT", default_port)
+        health_port = env.port(f"{prefix}_HEALTH_PORT", 0)
+        if health_port and health_port == port:
             raise ConfigError(
-                f"PT_JWT_PUBLIC_KEY_FILE={str(jwt.public_key_file)!r} does not exist "
-                "(run 'ptctl token' once to create development keys)"
+                f"{prefix}_HEALTH_PORT={health_port} is {prefix}_PORT too: "
+                "the plaintext health port needs a port of its own"
             )
         return cls(
             name=f"{context}_svc",
             host=env.str(f"{prefix}_HOST", "127.0.0.1"),
-            port=env.port(f"{prefix}_PORT", default_port),
+            port=port,
             database_url=env.database_url(
                 f"{prefix}_DATABASE_URL", f"sqlite:///{var_dir / f'{context}_svc.db'}"
             ),
@@ -96,6 +106,8 @@ class ServiceSettings:
             outbox_retention_hours=env.float("PT_OUTBOX_RETENTION_HOURS", 24.0),
             consumer=consumer_settings(env),
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
+            tls=TlsFiles.from_env(env),
+            health_port=health_port,
         )
 
 
@@ -204,5 +216,7 @@ class ServiceRuntime:
             on_shutdown=[self.jetstream.close, self.engine.dispose],
             grace_seconds=self.settings.grace_seconds,
             drain_delay_seconds=self.settings.drain_delay_seconds,
+            credentials=self.settings.tls.server_credentials() if self.settings.tls else None,
+            health_port=self.settings.health_port,
         )
         await host.run(stop)

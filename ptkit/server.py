@@ -4,7 +4,9 @@ Health (grpcio-health-checking) and reflection (grpcio-reflection) come with eve
 server. Every application call is authenticated, counted and timed; a refused call
 answers a structured ``google.rpc.Status`` (:mod:`ptkit.grpc_errors`), a request whose
 bytes do not parse is refused naming the field (:mod:`ptkit.wire`), and only a bug is
-logged with its traceback. SIGTERM/SIGINT: health goes
+logged with its traceback. With ``health_port``, a second, plaintext server on that port
+serves grpc.health.v1 only (the same statuses): kubelet's gRPC probes speak no TLS, so a
+TLS service is probed there. SIGTERM/SIGINT: health goes
 NOT_SERVING first, in-flight calls drain within the grace period, then background tasks
 and resources stop.
 """
@@ -189,6 +191,10 @@ class ServiceHost:
     default soft limit (8 KiB) rejects at random between it and its 16 KiB hard limit; the
     gateway forwards up to twice its header limit (the REST path travels again in
     x-envoy-original-path), which ptctl/envoy.py keeps below this."""
+    credentials: grpc.ServerCredentials | None = None
+    """TLS (ptkit.tls: mutual, a client certificate required); None: plaintext."""
+    health_port: int = 0
+    """A plaintext port serving grpc.health.v1 and nothing else (probes); 0: none."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -213,8 +219,16 @@ class ServiceHost:
             ],
             server,
         )
-        bound = server.add_insecure_port(f"{self.host}:{self.port}")
+        address = f"{self.host}:{self.port}"
+        bound = (
+            server.add_secure_port(address, self.credentials)
+            if self.credentials is not None
+            else server.add_insecure_port(address)
+        )
+        probes = self._health_server(health)
         await server.start()
+        if probes is not None:
+            await probes.start()
         for name in ["", *names]:
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
         tasks = [
@@ -223,7 +237,15 @@ class ServiceHost:
         ]
         for task in tasks:
             task.add_done_callback(_log_crash)
-        log.info("serving", extra={"service": self.name, "address": f"{self.host}:{bound}"})
+        log.info(
+            "serving",
+            extra={
+                "service": self.name,
+                "address": f"{self.host}:{bound}",
+                "tls": self.credentials is not None,
+                "health_port": self.health_port,
+            },
+        )
         self.started.set()
         await stop.wait()
 
@@ -232,12 +254,23 @@ class ServiceHost:
         # keep answering while load balancers notice NOT_SERVING, then drain in-flight calls
         await asyncio.sleep(self.drain_delay_seconds)
         await server.stop(self.grace_seconds)
+        if probes is not None:
+            await probes.stop(None)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for close in self.on_shutdown:
             await close()
         log.info("stopped", extra={"service": self.name})
+
+    def _health_server(self, health: HealthServicer) -> grpc.aio.Server | None:
+        """The plaintext health-only server on ``health_port``, sharing ``health``."""
+        if not self.health_port:
+            return None
+        probes = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health, probes)
+        probes.add_insecure_port(f"{self.host}:{self.health_port}")
+        return probes
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
 
 from ptkit.domain import Aggregate, ConcurrencyConflict, DomainEvent, Versioned
 from ptkit.mapping import AggregateMapper
+from ptkit.tls import postgres_ssl
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ def create_engine(url: str) -> AsyncEngine:
     url = async_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        parsed, connect_args = postgres_ssl(parsed)
+        return create_async_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ signs development tokens with it. The key pair lives under ``var/jwt/`` (created
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,3 +67,16 @@ def mint_token(
 def key_id_of(public_key_pem: bytes) -> str:
     """A key id that names this key and no other: a digest of the public key."""
     return "pt-" + hashlib.sha256(public_key_pem).hexdigest()[:16]
+
+
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*")
+"""A compact JWS: a base64url JSON header (``{"`` is ``eyJ``), a payload, a signature
+(empty for ``alg: none``). What must never reach a log."""
+
+REDACTED = "[redacted token]"
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every JWT-shaped string replaced: a log line never carries a token,
+    whoever put one in a message, an exception or an ``extra=`` field."""
+    return JWT_SHAPE.sub(REDACTED, text)

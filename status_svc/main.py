@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
-from ptkit.config import exit_on_config_error
+from ptkit.config import Env, exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.messaging import bind
 from ptkit.runtime import ServiceRuntime, ServiceSettings
@@ -16,11 +17,36 @@ from status_svc.adapters import sql
 from status_svc.adapters.grpc_api import StatusServiceAdapter
 from status_svc.application.bell import NotificationBell
 from status_svc.application.policies import POLICIES, TRANSIENT_ERRORS
+from status_svc.application.watch import WatchLimits
 
 DEFAULT_PORT = 50054
 
 
-async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) -> None:
+@dataclass(frozen=True)
+class StatusSettings:
+    service: ServiceSettings
+    watch_limits: WatchLimits
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> StatusSettings:
+        env = env or Env()
+        defaults = WatchLimits()
+        return cls(
+            service=ServiceSettings.from_env("status", DEFAULT_PORT, env),
+            watch_limits=WatchLimits(
+                per_caller=env.int(
+                    "PT_STATUS_MAX_WATCHES_PER_CALLER", defaults.per_caller, minimum=1
+                ),
+                total=env.int("PT_STATUS_MAX_WATCHES", defaults.total, minimum=1),
+            ),
+        )
+
+
+async def serve(
+    settings: ServiceSettings,
+    stop: asyncio.Event | None = None,
+    watch_limits: WatchLimits | None = None,
+) -> None:
     """Serve until ``stop`` is set (by default: until SIGTERM or SIGINT)."""
     stop = stop or stop_on_signals()
     runtime = ServiceRuntime(settings, sql.metadata, sql.messaging, source=None)
@@ -32,7 +58,9 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
             registration(
                 pb.DESCRIPTOR.services_by_name["StatusService"],
                 pb_grpc.add_StatusServiceServicer_to_server,
-                StatusServiceAdapter(new_uow, runtime.page_tokens, bell, closing=stop),
+                StatusServiceAdapter(
+                    new_uow, runtime.page_tokens, bell, closing=stop, watch_limits=watch_limits
+                ),
             )
         ],
         stop,
@@ -42,6 +70,6 @@ async def serve(settings: ServiceSettings, stop: asyncio.Event | None = None) ->
 
 def main() -> None:
     with exit_on_config_error():
-        settings = ServiceSettings.from_env("status", DEFAULT_PORT)
-    configure_logging(settings.name, settings.log_level)
-    asyncio.run(serve(settings))
+        settings = StatusSettings.from_env()
+    configure_logging(settings.service.name, settings.service.log_level)
+    asyncio.run(serve(settings.service, watch_limits=settings.watch_limits))

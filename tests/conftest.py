@@ -15,6 +15,7 @@ from ptctl.keys import ensure_keys
 from ptctl.launcher import ManagedProcess, Platform, PlatformConfig, binary, free_port, tcp_open
 from ptkit.tokens import KeyFiles
 from tests.helpers import wait_for
+from tests.log_scan import tokens_in_logs
 
 IN_CI = os.environ.get("CI") == "true"
 """Set by .ci/run. In CI every test must run: a skip is an error (see the hooks below)."""
@@ -200,3 +201,21 @@ def platform(
 def fresh_platform(var_dir: Path, **kwargs: object) -> Platform:
     """A platform of its own, for tests that stop and restart parts of it."""
     return Platform(PlatformConfig.ephemeral(var_dir, **kwargs))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No bearer token in any log the run produced (tests/log_scan.py): the services',
+    nats-server's and Envoy's logs, its access log included, under pytest's base
+    temporary directory. A token found fails the run; the report shows only its start."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(factory, "_basetemp", None) is None:
+        return  # the run made no temporary directory, so no logs either
+    found = tokens_in_logs([factory.getbasetemp()])
+    if not found:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.section("bearer tokens in logs", sep="=", red=True)
+        for finding in found:
+            reporter.line(str(finding), red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -23,6 +27,30 @@ from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles
 from ptplatform.events.v1 import events_pb2
 
 T = TypeVar("T")
+
+
+@contextmanager
+def service_process(
+    context: str, keys: KeyFiles, var_dir: Path, environ: Mapping[str, str]
+) -> Iterator[subprocess.Popen[str]]:
+    """``python -m <context>_svc`` on its own, with ``environ``, stderr captured, killed
+    if it still runs at the end. Nobody listens at its NATS URL: it serves all the same."""
+    env = {
+        **os.environ,
+        "PT_JWT_PUBLIC_KEY_FILE": str(keys.public_key),
+        "PT_VAR_DIR": str(var_dir),
+        "PT_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        **environ,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"{context}_svc"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def wait_for(

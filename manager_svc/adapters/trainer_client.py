@@ -24,6 +24,7 @@ from tenacity import (
 
 from manager_svc.application.ports import ScheduleCancelRefused, ScheduleCancelUnavailable
 from ptkit.auth import Role
+from ptkit.tls import TlsFiles, aio_channel
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
@@ -50,6 +51,8 @@ class TrainerCallSettings:
     max_seconds: float = 5.0
     backoff_initial_seconds: float = 0.1
     backoff_max_seconds: float = 1.0
+    tls: TlsFiles | None = None
+    """Mutual TLS to Envoy's internal listener (ptkit.tls); None: plaintext."""
 
 
 class ServiceToken:
@@ -117,7 +120,7 @@ class TrainerClient:
 
     def _stub(self) -> pb_grpc.TrainerServiceStub:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.settings.address)
+            self._channel = aio_channel(self.settings.address, self.settings.tls)
         return pb_grpc.TrainerServiceStub(self._channel)
 
     async def cancel_schedule(self, order_id: str, reason: str) -> None:

@@ -22,7 +22,12 @@ from ptplatform.trainer.v1 import trainer_service_pb2 as trainer_pb
 from status_svc.adapters.sql import SqlStatusUnitOfWork
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
-from status_svc.application.watch import POLL_SECONDS
+from status_svc.application.watch import (
+    POLL_SECONDS,
+    NotificationFeed,
+    WatchLimits,
+    WatchSlots,
+)
 from status_svc.domain.model import (
     AssignmentStatus,
     ClassResult,
@@ -104,7 +109,9 @@ def order_status_filter(number: int) -> OrderStatus | None:
 
 class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
     """``new_uow`` gives every call a unit of work of its own (calls run concurrently);
-    ``closing`` is set when the server shuts down, which ends open watches."""
+    ``closing`` is set when the server shuts down, which ends open watches. All watches
+    share one feed (one poll of the notifications table for all of them) and the
+    replica's watch limits."""
 
     def __init__(
         self,
@@ -113,12 +120,13 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
         bell: NotificationBell,
         closing: asyncio.Event,
         poll_seconds: float = POLL_SECONDS,
+        watch_limits: WatchLimits | None = None,
     ) -> None:
         self.new_uow = new_uow
         self.page_tokens = page_tokens
-        self.bell = bell
         self.closing = closing
-        self.poll_seconds = poll_seconds
+        self.feed = NotificationFeed(new_uow, bell, poll_seconds)
+        self.watch_slots = WatchSlots(watch_limits or WatchLimits())
 
     async def GetOrderStatus(
         self, request: pb.GetOrderStatusRequest, context: grpc.aio.ServicerContext
@@ -183,9 +191,9 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
         )
         query = handlers.WatchNotifications(request.customer_id, current_caller(), after)
         watch = handlers.watch_notifications(
-            query, self.new_uow(), self.bell, self.closing, self.poll_seconds
+            query, self.new_uow(), self.feed, self.watch_slots, self.closing
         )
-        await watch.start()
-        await context.send_initial_metadata(())
-        async for notification in watch.notifications():
+        async for notification in watch.notifications(
+            ready=lambda: context.send_initial_metadata(())
+        ):
             yield notification_to_proto(notification)

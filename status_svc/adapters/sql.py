@@ -201,6 +201,15 @@ class SqlNotifications:
         )
         return [_to_notification(row) for row in await self.connection.execute(query)]
 
+    async def recorded_after(self, sequence: int, limit: int) -> list[Notification]:
+        query = (
+            _with_class_name()
+            .where(notifications.c.seq > sequence)
+            .order_by(notifications.c.seq)
+            .limit(limit)
+        )
+        return [_to_notification(row) for row in await self.connection.execute(query)]
+
 
 class SqlStatusUnitOfWork(SqlUnitOfWork):
     views: SqlOrderStatusViews

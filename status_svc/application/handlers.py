@@ -15,7 +15,7 @@ from status_svc.application.ports import (
     VIEW_PAGES,
     UnitOfWork,
 )
-from status_svc.application.watch import POLL_SECONDS, NotificationWatch
+from status_svc.application.watch import NotificationFeed, NotificationWatch, WatchSlots
 from status_svc.domain.events import CancellationRefused, ClassResultRegistered, ObservedEvent
 from status_svc.domain.model import ClassResult, OrderStatus, OrderStatusView
 from status_svc.domain.notifications import Notification
@@ -153,11 +153,20 @@ async def list_notifications(
 def watch_notifications(
     query: WatchNotifications,
     uow: UnitOfWork,
-    bell: NotificationBell,
+    feed: NotificationFeed,
+    slots: WatchSlots,
     closing: asyncio.Event,
-    poll_seconds: float = POLL_SECONDS,
 ) -> NotificationWatch:
     """A watch of the customer's notifications after the resume point, or, without one,
-    recorded from its start on."""
+    recorded from its start on; it holds one of the caller's watch slots while it runs
+    and ends when the caller's token expires."""
     customer_id = access.customer_to_read(query.caller, query.customer_id)
-    return NotificationWatch(customer_id, uow, bell, closing, poll_seconds, query.after_sequence)
+    return NotificationWatch(
+        customer_id,
+        uow,
+        feed,
+        closing,
+        after=query.after_sequence,
+        until=query.caller.expires_at,
+        slot=slots.hold(query.caller),
+    )

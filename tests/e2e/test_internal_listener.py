@@ -1,7 +1,8 @@
 """The internal listener (manager_svc -> trainer_svc): Envoy routes CancelSchedule only,
-and only for a token of the service role signed with a key the services trust. Every
-other method is UNIMPLEMENTED there; no token is UNAUTHENTICATED and a user's token is
-PERMISSION_DENIED, both at Envoy (trainer_svc never sees the call)."""
+and only for a token of the service role signed with the service key. Every other method
+is UNIMPLEMENTED there; no token, a bad one and a user's token (signed with the users'
+key, which the internal listener does not trust) are UNAUTHENTICATED at Envoy, before
+trainer_svc sees the call; RBAC on the route also wants the role ``service``."""
 
 from __future__ import annotations
 
@@ -39,8 +40,8 @@ def test_manager_svcs_service_token_cancels_a_schedule(platform: Platform) -> No
     [
         ("no token", grpc.StatusCode.UNAUTHENTICATED),
         ("not a token", grpc.StatusCode.UNAUTHENTICATED),
-        ("manager", grpc.StatusCode.PERMISSION_DENIED),
-        ("customer", grpc.StatusCode.PERMISSION_DENIED),
+        ("manager", grpc.StatusCode.UNAUTHENTICATED),
+        ("customer", grpc.StatusCode.UNAUTHENTICATED),
     ],
 )
 def test_a_call_without_the_service_token_is_refused_at_envoy(

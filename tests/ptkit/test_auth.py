@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jwt
 import pytest
 
 from ptctl.keys import ensure_keys, merge_jwks
-from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier, Unauthenticated
+from ptkit.auth import (
+    Caller,
+    JwtSettings,
+    Role,
+    SharedTrustError,
+    TokenVerifier,
+    Unauthenticated,
+)
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 
 
@@ -63,3 +71,58 @@ def key_id(keys: KeyFiles) -> str:
 def test_each_key_pair_has_its_own_stable_key_id(provider: KeyFiles, service: KeyFiles) -> None:
     assert key_id(provider) != key_id(service)
     assert key_id(ensure_keys(provider.directory)) == key_id(provider)
+
+
+def split_verifier(provider: KeyFiles, service: KeyFiles) -> TokenVerifier:
+    return TokenVerifier(JwtSettings(provider.jwks, DEV_ISSUER, DEV_AUDIENCE, service.jwks))
+
+
+def test_the_service_key_signs_service_tokens_and_the_users_key_user_tokens(
+    provider: KeyFiles, service: KeyFiles
+) -> None:
+    trusted = split_verifier(provider, service)
+    manager_svc = f"Bearer {mint_token(service, Role.SERVICE, 'manager_svc')}"
+    assert trusted.caller_from(manager_svc) == Caller("manager_svc", Role.SERVICE)
+    assert trusted.caller_from(bearer(provider, "kim")) == Caller("kim", Role.MANAGER)
+
+
+@pytest.mark.parametrize(
+    ("signer", "role"),
+    [
+        ("service", Role.CUSTOMER),
+        ("service", Role.MANAGER),
+        ("service", Role.TRAINER),
+        ("provider", Role.SERVICE),
+    ],
+)
+def test_a_key_never_signs_a_role_outside_its_set(
+    provider: KeyFiles, service: KeyFiles, signer: str, role: Role
+) -> None:
+    """The service key cannot mint a user token; the users' key cannot mint a service one."""
+    keys = {"service": service, "provider": provider}[signer]
+    with pytest.raises(Unauthenticated) as refused:
+        split_verifier(provider, service).caller_from(f"Bearer {mint_token(keys, role, 'x')}")
+    assert refused.value.reason == "KEY_NOT_TRUSTED_FOR_ROLE"
+
+
+def test_one_key_trusted_for_users_and_services_is_refused(
+    tmp_path: Path, provider: KeyFiles
+) -> None:
+    with pytest.raises(SharedTrustError, match="a key pair of its own"):
+        TokenVerifier(JwtSettings(provider.jwks, DEV_ISSUER, DEV_AUDIENCE, provider.public_key))
+
+
+@pytest.mark.parametrize("subject", ["", "   ", None])
+def test_a_token_without_a_subject_is_refused(provider: KeyFiles, subject: str | None) -> None:
+    claims = {"iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "role": "customer", "exp": 2**31}
+    if subject is not None:
+        claims["sub"] = subject
+    token = jwt.encode(
+        claims,
+        provider.private_key.read_bytes(),
+        algorithm="RS256",
+        headers={"kid": key_id(provider)},
+    )
+    with pytest.raises(Unauthenticated) as refused:
+        verifier(provider.jwks).caller_from(f"Bearer {token}")
+    assert refused.value.reason == "INVALID_SUBJECT"

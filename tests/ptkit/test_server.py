@@ -18,7 +18,7 @@ from ptkit.server import ServiceHost
 from ptkit.tokens import KeyFiles, mint_token
 from ptplatform.order.v1 import order_service_pb2 as pb
 from ptplatform.order.v1 import order_service_pb2_grpc as pb_grpc
-from tests.helpers import bearer, eventually
+from tests.helpers import bearer, eventually, service_process
 
 
 @pytest.mark.parametrize(
@@ -115,26 +115,12 @@ async def test_shutdown_reports_not_serving_then_finishes_in_flight_calls(keys: 
 
 def test_the_service_exits_cleanly_on_sigterm(keys: KeyFiles, tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "PT_JWT_PUBLIC_KEY_FILE": str(keys.public_key),
-        "PT_ORDER_PORT": str(port),
-        "PT_VAR_DIR": str(tmp_path),
-        # nobody listens there: the service must serve all the same
-        "PT_NATS_URL": f"nats://127.0.0.1:{free_port()}",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "order_svc"], env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
+    with service_process("order", keys, tmp_path, {"PT_ORDER_PORT": str(port)}) as process:
         from ptctl.launcher import grpc_serving
         from tests.helpers import wait_for
 
         wait_for(lambda: grpc_serving(f"127.0.0.1:{port}"), timeout=20, what="order_svc serving")
         process.terminate()
         assert process.wait(timeout=15) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    assert process.stderr is not None
     assert '"msg": "stopped"' in process.stderr.read()

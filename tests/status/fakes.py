@@ -135,6 +135,13 @@ class InMemoryNotifications(InMemoryRepository[Recorded]):
             if r.sequence > sequence and r.notification.customer_id == customer_id
         ]
 
+    async def recorded_after(self, sequence: int, limit: int) -> list[Notification]:
+        if isinstance(self._store, StatusStore):
+            self._store.polls += 1
+        views = self._table(InMemoryViews.table)
+        recorded = sorted(self._rows(), key=lambda r: r.sequence)
+        return [self._shown(views, r) for r in recorded if r.sequence > sequence][:limit]
+
 
 class FakeStatusUnitOfWork(FakeUnitOfWork):
     """status_svc's unit of work in memory; ``commits`` counts the committed ones."""

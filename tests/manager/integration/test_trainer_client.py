@@ -18,6 +18,7 @@ from manager_svc.adapters.trainer_client import (
     TrainerClient,
 )
 from manager_svc.application.ports import ScheduleCancelRefused, ScheduleCancelUnavailable
+from ptctl.keys import ensure_keys
 from ptctl.launcher import free_port
 from ptkit.auth import Caller, JwtSettings, Role, TokenVerifier
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles
@@ -108,7 +109,8 @@ async def test_cancel_schedule_sends_order_reason_and_a_manager_token(
     await make_client(trainer_service.address).cancel_schedule(ORDER_ID, "moved away")
     [request] = trainer_service.service.requests
     assert (request.order_id, request.reason) == (ORDER_ID, "moved away")
-    verifier = TokenVerifier(JwtSettings(keys.public_key, DEV_ISSUER, DEV_AUDIENCE))
+    users = ensure_keys(keys.directory / "users")
+    verifier = TokenVerifier(JwtSettings(users.jwks, DEV_ISSUER, DEV_AUDIENCE, keys.jwks))
     caller = verifier.caller_from(trainer_service.service.authorizations[0])
     assert caller == Caller(subject=SERVICE_SUBJECT, role=Role.SERVICE)
 

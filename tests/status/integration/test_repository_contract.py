@@ -396,6 +396,25 @@ async def test_since_gives_the_customers_notifications_recorded_after_a_sequence
     assert newest == for_bob == []
 
 
+async def test_recorded_after_gives_every_customers_notifications_in_order_up_to_a_limit(
+    backend: Backend,
+) -> None:
+    """What the one feed of all watches reads."""
+    await recorded(backend, notification(1), notification(2, "bob"), notification(3))
+    async with backend.uow() as uow:
+        [first, *_] = await uow.notifications.recorded_after(0, 10)
+        all_after_first = await uow.notifications.recorded_after(first.sequence, 10)
+        two = await uow.notifications.recorded_after(0, 2)
+        none = await uow.notifications.recorded_after(await uow.notifications.last_sequence(), 10)
+    assert first.notification_id == "n-1"
+    assert [(n.notification_id, n.customer_id) for n in all_after_first] == [
+        ("n-2", "bob"),
+        ("n-3", "alice"),
+    ]
+    assert [n.notification_id for n in two] == ["n-1", "n-2"]
+    assert none == []
+
+
 async def test_notifications_carry_their_sequence_a_resume_point_names(
     backend: Backend,
 ) -> None:

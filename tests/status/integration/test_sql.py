@@ -18,7 +18,7 @@ from status_svc.adapters import sql
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
 from status_svc.application.ports import VIEW_PAGES, StatusFilter
-from status_svc.application.watch import NotificationWatch
+from status_svc.application.watch import NotificationFeed, NotificationWatch
 from status_svc.domain.events import ObservedEvent
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
 from status_svc.domain.notifications import Notification
@@ -205,7 +205,12 @@ async def test_a_watch_sees_results_projected_after_it_started(engine: AsyncEngi
     before = OrderFlow(class_name="Before").held()
     await project(engine, before.events)
     bell, closing = NotificationBell(), asyncio.Event()
-    watch = NotificationWatch("alice", unit_of_work(engine), bell, closing, poll_seconds=0.05)
+    watch = NotificationWatch(
+        "alice",
+        unit_of_work(engine),
+        NotificationFeed(lambda: unit_of_work(engine), bell, 0.05),
+        closing,
+    )
     await watch.start()
     stream = watch.notifications()
     after = OrderFlow(customer_id="alice", class_name="After").held()

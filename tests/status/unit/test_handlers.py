@@ -12,7 +12,7 @@ from ptkit.auth import Caller, Role
 from ptkit.paging import PageTokens
 from status_svc.application import handlers
 from status_svc.application.bell import NotificationBell
-from status_svc.application.watch import NotificationWatch
+from status_svc.application.watch import NotificationFeed, NotificationWatch
 from status_svc.domain.model import OrderStatus, OrderStatusNotFound
 from status_svc.domain.notifications import Notification, NotificationKind
 from tests.helpers import eventually
@@ -155,7 +155,7 @@ async def first(stream: AsyncIterator[Notification]) -> Notification:
 async def test_watch_streams_only_notifications_recorded_after_it_started() -> None:
     uow, bell, closing = FakeUnitOfWork(), NotificationBell(), asyncio.Event()
     uow.notifications.record(notification(1))
-    watch = NotificationWatch("alice", uow, bell, closing, poll_seconds=0.01)
+    watch = NotificationWatch("alice", uow, NotificationFeed(lambda: uow, bell, 0.01), closing)
     await watch.start()
     stream = watch.notifications()
     uow.notifications.record(notification(2, customer_id="bob"))
@@ -166,7 +166,7 @@ async def test_watch_streams_only_notifications_recorded_after_it_started() -> N
 
 async def test_the_bell_wakes_a_watch_without_waiting_for_the_poll() -> None:
     uow, bell, closing = FakeUnitOfWork(), NotificationBell(), asyncio.Event()
-    watch = NotificationWatch("alice", uow, bell, closing, poll_seconds=60)
+    watch = NotificationWatch("alice", uow, NotificationFeed(lambda: uow, bell, 60), closing)
     stream = watch.notifications()
     waiting = asyncio.ensure_future(anext(stream))
     await polled(uow)
@@ -178,7 +178,9 @@ async def test_the_bell_wakes_a_watch_without_waiting_for_the_poll() -> None:
 
 async def test_a_notification_of_another_replica_arrives_by_polling() -> None:
     uow, closing = FakeUnitOfWork(), asyncio.Event()
-    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01)
+    watch = NotificationWatch(
+        "alice", uow, NotificationFeed(lambda: uow, NotificationBell(), 0.01), closing
+    )
     await watch.start()
     stream = watch.notifications()
     uow.notifications.record(notification(1))  # nobody rings this replica's bell
@@ -198,7 +200,11 @@ async def test_a_watch_with_a_resume_point_replays_what_was_missed_then_follows(
     async with uow:
         seen = await uow.notifications.since("alice", 0)
     watch = NotificationWatch(
-        "alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=seen[0].sequence
+        "alice",
+        uow,
+        NotificationFeed(lambda: uow, NotificationBell(), 0.01),
+        closing,
+        after=seen[0].sequence,
     )
     stream = watch.notifications()
     assert await received(stream, 2) == ["n-2", "n-3"]
@@ -211,7 +217,9 @@ async def test_a_resume_point_of_zero_replays_every_notification_of_the_customer
     uow, closing = FakeUnitOfWork(), asyncio.Event()
     uow.notifications.record(notification(1))
     uow.notifications.record(notification(2))
-    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=0)
+    watch = NotificationWatch(
+        "alice", uow, NotificationFeed(lambda: uow, NotificationBell(), 0.01), closing, after=0
+    )
     stream = watch.notifications()
     assert await received(stream, 2) == ["n-1", "n-2"]
     await stream.aclose()
@@ -219,7 +227,9 @@ async def test_a_resume_point_of_zero_replays_every_notification_of_the_customer
 
 async def test_streamed_notifications_carry_their_increasing_sequence() -> None:
     uow, closing = FakeUnitOfWork(), asyncio.Event()
-    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=0)
+    watch = NotificationWatch(
+        "alice", uow, NotificationFeed(lambda: uow, NotificationBell(), 0.01), closing, after=0
+    )
     stream = watch.notifications()
     uow.notifications.record(notification(1))
     uow.notifications.record(notification(2))
@@ -233,7 +243,7 @@ async def test_a_reconnect_at_the_last_received_sequence_misses_nothing_and_repe
 ):
     uow, closing = FakeUnitOfWork(), asyncio.Event()
     first_watch = NotificationWatch(
-        "alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=0
+        "alice", uow, NotificationFeed(lambda: uow, NotificationBell(), 0.01), closing, after=0
     )
     stream = first_watch.notifications()
     uow.notifications.record(notification(1))
@@ -242,7 +252,11 @@ async def test_a_reconnect_at_the_last_received_sequence_misses_nothing_and_repe
     uow.notifications.record(notification(2))
     uow.notifications.record(notification(3))
     again = NotificationWatch(
-        "alice", uow, NotificationBell(), closing, poll_seconds=0.01, after=last.sequence
+        "alice",
+        uow,
+        NotificationFeed(lambda: uow, NotificationBell(), 0.01),
+        closing,
+        after=last.sequence,
     )
     stream = again.notifications()
     assert await received(stream, 2) == ["n-2", "n-3"]
@@ -251,7 +265,9 @@ async def test_a_reconnect_at_the_last_received_sequence_misses_nothing_and_repe
 
 async def test_closing_ends_the_watch() -> None:
     uow, closing = FakeUnitOfWork(), asyncio.Event()
-    watch = NotificationWatch("alice", uow, NotificationBell(), closing, poll_seconds=60)
+    watch = NotificationWatch(
+        "alice", uow, NotificationFeed(lambda: uow, NotificationBell(), 60), closing
+    )
     stream = watch.notifications()
     waiting = asyncio.ensure_future(anext(stream))
     await polled(uow)

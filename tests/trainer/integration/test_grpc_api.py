@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.js.errors import NotFoundError
 
+from ptctl.keys import ensure_keys
 from ptctl.launcher import ManagedProcess, free_port, grpc_serving
 from ptkit.auth import Role
 from ptkit.config import Env
@@ -45,7 +46,8 @@ class TrainerService:
     jetstream: JetStream
 
     def metadata(self, role: str, subject: str) -> tuple[tuple[str, str]]:
-        return bearer(mint_token(self.keys, Role(role), subject))
+        signer = service_keys(self.keys) if role == Role.SERVICE else self.keys
+        return bearer(mint_token(signer, Role(role), subject))
 
     async def publish_trainer_assigned(
         self, order_id: str, trainer_id: str, version: int = 1
@@ -105,6 +107,11 @@ def new_trainer() -> str:
     return f"trainer-{uuid.uuid4().hex[:8]}"
 
 
+def service_keys(keys: KeyFiles) -> KeyFiles:
+    """The service key pair beside the users' pair: it signs manager_svc's token only."""
+    return ensure_keys(keys.directory / "service")
+
+
 def settings_for(var_dir: Path, nats_url: str, keys: KeyFiles, port: int) -> ServiceSettings:
     env = Env(
         {
@@ -112,6 +119,7 @@ def settings_for(var_dir: Path, nats_url: str, keys: KeyFiles, port: int) -> Ser
             "PT_TRAINER_PORT": str(port),
             "PT_NATS_URL": nats_url,
             "PT_JWT_PUBLIC_KEY_FILE": str(keys.public_key),
+            "PT_JWT_SERVICE_KEY_FILE": str(service_keys(keys).jwks),
             "PT_SHUTDOWN_GRACE_SECONDS": "1",
             "PT_SHUTDOWN_DRAIN_DELAY_SECONDS": "0",
         }
