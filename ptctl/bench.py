@@ -100,9 +100,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ptbench-") as var_dir:
         config = PlatformConfig.ephemeral(
             Path(var_dir),
-            gateway=GatewaySettings(
-                rate_limit=RateLimitSettings(burst=100_000, per_second=100_000)
-            ),
+            gateway=GatewaySettings(rate_limit=RateLimitSettings.unlimited()),
         )
         with Platform(config) as platform:
             token = platform.token("customer", "bench-customer")

@@ -95,8 +95,23 @@ class InternalRouteSettings:
 
 @dataclass(frozen=True)
 class RateLimitSettings:
-    burst: int = 200
-    per_second: int = 100
+    """Token buckets of the public listener: ``burst`` and ``per_second`` are the global
+    ceiling; each verified subject (``client_*``) and each client address without a valid
+    token (``address_*``) has a bucket of its own inside it."""
+
+    burst: int = 1000
+    per_second: int = 500
+    client_burst: int = 100
+    client_per_second: int = 50
+    address_burst: int = 50
+    address_per_second: int = 25
+    max_clients: int = 10_000
+    """Buckets kept (least recently used dropped first); a dropped bucket starts full."""
+
+    @classmethod
+    def unlimited(cls, rate: int = 1_000_000) -> RateLimitSettings:
+        """Every bucket ``rate`` large: for a platform whose test floods on purpose."""
+        return cls(rate, rate, rate, rate, rate, rate)
 
 
 @dataclass(frozen=True)
@@ -124,18 +139,75 @@ def max_request_headers_kb_allowed() -> int:
 
 
 @dataclass(frozen=True)
+class EdgeSettings:
+    """Envoy's edge-proxy guidance ("Configuring Envoy as an edge proxy"), sized for this
+    gateway. See docs/gateway.md, "Edge limits", for why each value."""
+
+    max_heap_bytes: int = 512 * 1024 * 1024
+    """The overload manager's heap limit: Envoy shrinks its heap at 90 %, stops taking
+    connections at 95 % and refuses new requests (503) at 98 %."""
+    max_downstream_connections: int = 10_000
+    """All listeners together (the global_downstream_max_connections monitor)."""
+    connection_buffer_bytes: int = 32 * 1024
+    """per_connection_buffer_limit_bytes of listeners and clusters."""
+    max_concurrent_streams: int = 100
+    """HTTP/2 streams per client connection."""
+    initial_stream_window_bytes: int = 64 * 1024
+    initial_connection_window_bytes: int = 1024 * 1024
+    request_headers_timeout_s: float = 5.0
+    """A client has this long to send its request headers."""
+    request_timeout_s: float = 10.0
+    """... and this long to send the whole request: a stream that never ends is reset."""
+    stream_idle_timeout_s: float = 300.0
+    idle_timeout_s: float = 3600.0
+    """A client connection with no stream is closed after this."""
+    xff_num_trusted_hops: int = 0
+    """Proxies in front of the gateway whose X-Forwarded-For is trusted (0: the client's
+    address is the TCP peer's; a load balancer that appends XFF is 1)."""
+    max_grpc_message_bytes: int = 4 * 1024 * 1024
+    """The largest gRPC request message Envoy buffers (the services' own limit); over it:
+    RESOURCE_EXHAUSTED, and the request never reaches a service."""
+    max_response_bytes: int = 4 * 1024 * 1024
+    """The largest unary response the transcoder turns into JSON."""
+
+
+@dataclass(frozen=True)
+class RouteBudgets:
+    """Circuit-breaker budgets per kind of route, so that one kind cannot starve another:
+    long-lived watches and reflection streams have clusters of their own."""
+
+    watch: BreakerSettings = BreakerSettings(
+        max_connections=64, max_pending_requests=64, max_requests=1024, max_retries=0
+    )
+    reflection: BreakerSettings = BreakerSettings(
+        max_connections=8, max_pending_requests=16, max_requests=32, max_retries=2
+    )
+    reflection_max_stream_s: float = 60.0
+    """A reflection stream (bidirectional) lives at most this long."""
+
+
+@dataclass(frozen=True)
 class Cluster:
     name: str
     endpoints: list[tuple[str, int]]
     breaker: BreakerSettings = BreakerSettings()
     outlier: OutlierSettings = OutlierSettings()
+    service: str = ""
+    """The context whose hosts these are, if not ``name`` (the watch and reflection
+    clusters): the name the hosts' TLS certificates show."""
+
+    @property
+    def context(self) -> str:
+        return self.service or self.name
 
 
 @dataclass(frozen=True)
 class GatewaySettings:
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
-    admin_port: int = 9901
+    admin_socket: str = ""
+    """Envoy's admin: a Unix socket of mode 0600 (ptctl/envoy_admin.py). Empty: the
+    launcher's ``<var>/envoy-admin.sock``."""
     stats_port: int = 0
     """A listener with Envoy's /ready and /stats/prometheus on gateway_host; 0: none."""
     route_timeout_s: float = 15.0
@@ -143,6 +215,8 @@ class GatewaySettings:
     rate_limit: RateLimitSettings = RateLimitSettings()
     limits: LimitSettings = LimitSettings()
     internal: InternalRouteSettings = field(default_factory=InternalRouteSettings)
+    edge: EdgeSettings = EdgeSettings()
+    budgets: RouteBudgets = RouteBudgets()
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> GatewaySettings:
@@ -150,10 +224,14 @@ class GatewaySettings:
         return cls(
             gateway_host=env.str("PT_GATEWAY_HOST", "127.0.0.1"),
             gateway_port=env.port("PT_GATEWAY_PORT", 8080),
-            admin_port=env.port("PT_GATEWAY_ADMIN_PORT", 9901),
+            admin_socket=env.str("PT_GATEWAY_ADMIN_SOCKET", ""),
             rate_limit=RateLimitSettings(
-                burst=env.int("PT_RATE_LIMIT_BURST", 200, minimum=1),
-                per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 100, minimum=1),
+                burst=env.int("PT_RATE_LIMIT_BURST", 1000, minimum=1),
+                per_second=env.int("PT_RATE_LIMIT_PER_SECOND", 500, minimum=1),
+                client_burst=env.int("PT_RATE_LIMIT_CLIENT_BURST", 100, minimum=1),
+                client_per_second=env.int("PT_RATE_LIMIT_CLIENT_PER_SECOND", 50, minimum=1),
+                address_burst=env.int("PT_RATE_LIMIT_ADDRESS_BURST", 50, minimum=1),
+                address_per_second=env.int("PT_RATE_LIMIT_ADDRESS_PER_SECOND", 25, minimum=1),
             ),
             limits=LimitSettings(
                 max_request_body_bytes=env.int(
@@ -184,6 +262,15 @@ class GatewaySettings:
                 fault_delay_percent=env.int("PT_INTERNAL_FAULT_DELAY_PERCENT", 0, maximum=100),
                 fault_port=env.port("PT_INTERNAL_FAULT_PORT", 8082),
             ),
+            edge=EdgeSettings(
+                max_heap_bytes=env.int(
+                    "PT_GATEWAY_MAX_HEAP_BYTES", 512 * 1024 * 1024, minimum=64 * 1024 * 1024
+                ),
+                max_downstream_connections=env.int(
+                    "PT_GATEWAY_MAX_CONNECTIONS", 10_000, minimum=16
+                ),
+                xff_num_trusted_hops=env.int("PT_GATEWAY_TRUSTED_HOPS", 0, maximum=10),
+            ),
         )
 
 
@@ -205,7 +292,7 @@ class GatewayTls:
     def template_values(self, clusters: list[Cluster], fault: bool) -> dict[str, object]:
         """The template's ``tls``: the files, and the name each upstream cluster must show
         (trainer_internal's host is Envoy's own loopback fault listener under a fault)."""
-        upstream = {c.name: f"{c.name}-svc" for c in clusters if c.name in PUBLIC_SERVICES}
+        upstream = {c.name: f"{c.context}-svc" for c in clusters if c.context in PUBLIC_SERVICES}
         if not fault and "trainer" in upstream:
             upstream["trainer_internal"] = upstream["trainer"]
         files = {k: str(Path(v).resolve()) for k, v in asdict(self).items() if k.endswith("_file")}
@@ -220,6 +307,10 @@ class JwtGateway:
     issuer: str
     audience: str
     jwks_file: Path
+    """The users' keys: the public listener's provider."""
+    service_jwks_file: Path | None = None
+    """The keys the services trust: the internal listener's provider, which also wants
+    the role ``service``. None: the users' keys."""
 
 
 def method_not_allowed_routes(api: PublicApi) -> list[dict[str, object]]:
@@ -279,6 +370,7 @@ def render(
         if name in endpoints
     ]
     clusters = [Cluster(name, endpoints[name]) for name in PUBLIC_SERVICES if name in endpoints]
+    clusters += meta_clusters(settings.budgets, endpoints, services[0]["name"])
     internal = None
     if "trainer" in endpoints:
         internal = asdict(settings.internal)
@@ -305,7 +397,7 @@ def render(
         keep_trailing_newline=True,
     ).get_template(TEMPLATE.name)
     return template.render(
-        admin_port=settings.admin_port,
+        admin_socket=admin_socket(settings),
         stats_port=settings.stats_port,
         cluster_type=cluster_type,
         gateway_host=settings.gateway_host,
@@ -319,8 +411,17 @@ def render(
                 "status": reply.status,
                 "body": reply.body(_limit_values(limits)),
                 "any_caller": reply.any_caller,
+                "path_regex": reply.path_regex,
             }
             for reply in gateway_errors.LOCAL_REPLIES
+        ],
+        grpc_local_replies=[
+            {
+                "status": r.status,
+                "code": r.code,
+                "message": r.message.format(**asdict(settings.edge)),
+            }
+            for r in gateway_errors.GRPC_LOCAL_REPLIES
         ],
         rest_routes=rest_routes(api),
         strict_json={
@@ -331,17 +432,66 @@ def render(
             ),
         },
         services=services,
-        reflection_cluster="order" if "order" in endpoints else services[0]["name"],
+        edge=asdict(settings.edge)
+        | {"connection_buffer_bytes": connection_buffer_bytes(settings.edge, limits)},
+        budgets=asdict(settings.budgets),
+        grpc_buffer_bytes=settings.edge.max_grpc_message_bytes + GRPC_FRAME_HEADER_BYTES,
+        watch_cluster=WATCH_CLUSTER,
+        jwt_payload_key=JWT_PAYLOAD_KEY,
+        anonymous=ANONYMOUS,
+        reflection_cluster=REFLECTION_CLUSTER,
         clusters=[asdict(c) for c in clusters],
         internal=internal,
         descriptor=str(descriptor.resolve()),
         api_docs=api_docs(descriptor),
         api_docs_max_bytes=API_DOCS_MAX_BYTES,
         jwt=asdict(jwt) | {"jwks_file": str(jwt.jwks_file.resolve())},
+        service_jwt=asdict(jwt)
+        | {"jwks_file": str((jwt.service_jwks_file or jwt.jwks_file).resolve())},
+        internal_method=INTERNAL_METHOD,
         tls=tls.template_values(clusters, bool(settings.internal.fault_delay_percent))
         if tls
         else None,
     )
+
+
+GRPC_FRAME_HEADER_BYTES = 5
+INTERNAL_METHOD = "/ptplatform.trainer.v1.TrainerService/CancelSchedule"
+"""The one method the internal listener routes (manager_svc -> trainer_svc)."""
+JWT_PAYLOAD_KEY = "jwt_payload"
+"""Where jwt_identify puts the verified claims (dynamic metadata of jwt_authn)."""
+ANONYMOUS = "-"
+"""The rate limit's subject of a call without a valid token: its bucket is its address's."""
+WATCH_CLUSTER = "status_watch"
+REFLECTION_CLUSTER = "reflection"
+
+
+def meta_clusters(
+    budgets: RouteBudgets, endpoints: dict[str, list[tuple[str, int]]], first: str
+) -> list[Cluster]:
+    """Clusters of their own, on the same hosts, for the routes whose streams live long:
+    notification watches (status_svc) and health and reflection (order_svc, or the first
+    service), so neither can take the request slots of unary calls."""
+    clusters = []
+    if "status" in endpoints:
+        clusters.append(
+            Cluster(WATCH_CLUSTER, endpoints["status"], budgets.watch, service="status")
+        )
+    meta = "order" if "order" in endpoints else first
+    clusters.append(Cluster(REFLECTION_CLUSTER, endpoints[meta], budgets.reflection, service=meta))
+    return clusters
+
+
+def connection_buffer_bytes(edge: EdgeSettings, limits: LimitSettings) -> int:
+    """The listener's buffer limit: the edge value, or more if the body limit is higher
+    (the strict-input filter reads a whole body into that buffer)."""
+    return max(edge.connection_buffer_bytes, limits.max_request_body_bytes + 1024)
+
+
+def admin_socket(settings: GatewaySettings) -> str:
+    if not settings.admin_socket:
+        raise ConfigError("GatewaySettings.admin_socket is not set: where is Envoy's admin?")
+    return settings.admin_socket
 
 
 def _limit_values(limits: LimitSettings) -> dict[str, int]:

@@ -84,6 +84,9 @@ class LocalReply:
     """Map it whoever called: an HTTP/1 codec refusal (431) is made before the request's
     headers are read, so there is no content-type to tell a gRPC caller by (and a gRPC
     caller speaks HTTP/2, whose codec resets the stream instead)."""
+    path_regex: str | None = None
+    """Only for requests whose whole ``:path`` matches (put before the status's general
+    mapper)."""
 
     def body(self, limits: dict[str, int]) -> str | None:
         """The json_format of the mapper, as a YAML flow mapping (JSON); None: as it is."""
@@ -129,6 +132,19 @@ LOCAL_REPLIES = (
     LocalReply(
         401,
         GatewayError(
+            "TOKEN_IN_URL",
+            401,
+            UNAUTHENTICATED,
+            "a token in the URL (`?access_token=`): tokens are taken from the Authorization"
+            " header only",
+        ),
+        "a token in the URL (access_token) is not accepted: send it in the Authorization"
+        " header (Authorization: Bearer <token>)",
+        path_regex=r"[^?]*\?(.*&)?access_token=.*",
+    ),
+    LocalReply(
+        401,
+        GatewayError(
             "UNAUTHENTICATED", 401, UNAUTHENTICATED, "no token, or a token jwt_authn refuses"
         ),
     ),
@@ -152,6 +168,15 @@ LOCAL_REPLIES = (
         GatewayError("BODY_TOO_LARGE", 413, INVALID_ARGUMENT, "the body is over a buffer limit"),
     ),
     LocalReply(
+        408,
+        GatewayError(
+            "REQUEST_TIMEOUT",
+            408,
+            DEADLINE_EXCEEDED,
+            "the request did not arrive whole within the gateway's request timeout",
+        ),
+    ),
+    LocalReply(
         431,
         GatewayError(
             "HEADERS_TOO_LARGE",
@@ -173,6 +198,31 @@ LOCAL_REPLIES = (
         504, GatewayError("DEADLINE_EXCEEDED", 504, DEADLINE_EXCEEDED, "the route timeout passed")
     ),
     LocalReply(None, GatewayError("GATEWAY_ERROR", 0, UNKNOWN, "any other error Envoy makes")),
+)
+
+
+@dataclass(frozen=True)
+class GrpcLocalReply:
+    """A refusal Envoy makes of a gRPC caller, with the code a gRPC server would give
+    (Envoy's own mapping makes 408 and 413 UNKNOWN). ``message`` is formatted with the
+    edge settings (``ptctl.envoy.EdgeSettings``)."""
+
+    status: int
+    code: int
+    message: str
+
+
+GRPC_LOCAL_REPLIES = (
+    GrpcLocalReply(
+        413,
+        RESOURCE_EXHAUSTED,
+        "the request message is larger than the gateway takes ({max_grpc_message_bytes} bytes)",
+    ),
+    GrpcLocalReply(
+        408,
+        DEADLINE_EXCEEDED,
+        "the request did not end within {request_timeout_s} s (the gateway's request timeout)",
+    ),
 )
 
 

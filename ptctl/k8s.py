@@ -18,7 +18,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path, PurePosixPath
 
-from ptctl.envoy import GatewaySettings, GatewayTls, InternalRouteSettings, JwtGateway, render
+from ptctl.envoy import (
+    EdgeSettings,
+    GatewaySettings,
+    GatewayTls,
+    InternalRouteSettings,
+    JwtGateway,
+    render,
+)
 from ptctl.launcher import CONTEXTS, DEFAULT_SERVICE_PORTS, ROOT
 from ptctl.launcher import DESCRIPTOR as LOCAL_DESCRIPTOR
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
@@ -33,6 +40,8 @@ ENVOY_CONFIG_KEY = "envoy.yaml"
 # Paths inside the pods: the image's working directory (Dockerfile) and the JWT Secret mount.
 DESCRIPTOR = PurePosixPath("/app/build/ptplatform.pb")
 JWKS = PurePosixPath("/etc/ptplatform/jwt/jwks.json")
+SERVICES_JWKS = PurePosixPath("/etc/ptplatform/jwt/services-jwks.json")
+"""What the services trust (the ptplatform-jwt Secret): the internal listener's keys."""
 
 # TLS: each part mounts its Secret ptplatform-tls-<part> (kubernetes.io/tls, with the CA
 # as ca.crt) at TLS_DIR; Envoy mounts its server and its client certificate side by side.
@@ -43,12 +52,22 @@ ENVOY_CLIENT_TLS_DIR = TLS_DIR / "envoy"
 INTERNAL_SERVICE = "envoy-internal"
 PUBLIC_SERVICE = "gateway"
 
-# Everything listens on the pod's address; the admin interface stays on loopback and
-# only its /ready and /stats/prometheus are exposed, on the stats port.
+
+ADMIN_SOCKET = PurePosixPath("/var/run/envoy/admin.sock")
+"""Envoy's admin socket, in an emptyDir only the Envoy container mounts."""
+ENVOY_MEMORY_LIMIT = 512 * 1024 * 1024
+"""The Envoy container's memory limit (deploy/k8s/base/envoy.yaml)."""
+
+# Everything listens on the pod's address; the admin interface is a Unix socket in the
+# pod and only its /ready and /stats/prometheus are exposed, on the stats port. The overload
+# manager's heap limit stays under the container's memory limit, so Envoy sheds load
+# before the kernel kills it.
 GATEWAY = GatewaySettings(
     gateway_host="0.0.0.0",
     stats_port=9902,
     internal=InternalRouteSettings(host="0.0.0.0"),
+    edge=EdgeSettings(max_heap_bytes=ENVOY_MEMORY_LIMIT * 3 // 4),
+    admin_socket=str(ADMIN_SOCKET),
 )
 
 
@@ -95,7 +114,7 @@ def render_envoy_config(
         GATEWAY,
         endpoints,
         Path(DESCRIPTOR),
-        JwtGateway(issuer, audience, Path(JWKS)),
+        JwtGateway(issuer, audience, Path(JWKS), Path(SERVICES_JWKS)),
         cluster_type="STRICT_DNS",
         api_descriptor=LOCAL_DESCRIPTOR,
         tls=gateway_tls(),

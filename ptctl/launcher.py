@@ -17,15 +17,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ptctl.envoy import GatewaySettings, JwtGateway, render
+from ptctl.envoy_admin import EnvoyAdmin, check_socket_path
 from ptctl.keys import (
     PRIVATE_UMASK,
     ensure_platform_keys,
@@ -276,16 +276,13 @@ class PlatformConfig:
             config.service_ports[context] = [free_port() for _ in range(count)]
             config.metrics_ports[context] = [free_port() for _ in range(count)]
         gateway = config.gateway
-        config.gateway = GatewaySettings(
+        config.gateway = replace(
+            gateway,
+            gateway_host="127.0.0.1",
             gateway_port=free_port(),
-            admin_port=free_port(),
-            route_timeout_s=gateway.route_timeout_s,
-            health_interval_s=gateway.health_interval_s,
-            rate_limit=gateway.rate_limit,
-            limits=gateway.limits,
-            internal=type(gateway.internal)(
-                **{**gateway.internal.__dict__, "port": free_port(), "fault_port": free_port()}
-            ),
+            admin_socket="",
+            stats_port=free_port() if gateway.stats_port else 0,
+            internal=replace(gateway.internal, port=free_port(), fault_port=free_port()),
         )
         return config
 
@@ -348,8 +345,16 @@ class Platform:
         return f"{'https' if self.tls else 'http'}://{self.gateway_address}"
 
     @property
-    def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.config.gateway.admin_port}"
+    def admin_socket(self) -> Path:
+        """Envoy's admin (mode 0600): the configured path, or ``<var>/envoy-admin.sock``."""
+        configured = self.config.gateway.admin_socket
+        return check_socket_path(
+            Path(configured) if configured else self.var_dir / "envoy-admin.sock"
+        )
+
+    @property
+    def admin(self) -> EnvoyAdmin:
+        return EnvoyAdmin(self.admin_socket)
 
     @property
     def nats_url(self) -> str:
@@ -487,26 +492,26 @@ class Platform:
             if context in self.services
         }
         trusted = self.config.jwt
-        jwt = JwtGateway(trusted.issuer, trusted.audience, self.users_trust)
+        jwt = JwtGateway(
+            trusted.issuer,
+            trusted.audience,
+            self.users_trust,
+            service_jwks_file=self.services_trust,
+        )
         tls = self.tls.gateway() if self.tls else None
-        return render(self.config.gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
+        gateway = replace(self.config.gateway, admin_socket=str(self.admin_socket))
+        return render(gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         write_private(self.envoy_config, self.render_envoy_config().encode())
-        for port in (self.config.gateway.gateway_port, self.config.gateway.admin_port):
-            _ensure_free(port, "envoy")
+        _ensure_free(self.config.gateway.gateway_port, "envoy")
+        self.admin_socket.unlink(missing_ok=True)  # left by an Envoy that was killed
         self.envoy.start()
         self._wait(self.envoy, self.gateway_healthy, timeout)
 
     def gateway_healthy(self) -> bool:
         """Envoy is live and every upstream host passed its health check."""
-        try:
-            with urllib.request.urlopen(f"{self.admin_url}/clusters", timeout=0.5) as response:
-                clusters = response.read().decode()
-        except OSError:
-            return False
-        flags = [line for line in clusters.splitlines() if "::health_flags::" in line]
-        return bool(flags) and all(line.endswith("::healthy") for line in flags)
+        return self.admin.healthy()
 
     def _wait(self, process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -539,7 +544,7 @@ class Platform:
     def describe(self) -> list[tuple[str, str]]:
         rows = [
             ("gateway (gRPC + HTTP/JSON)", self.gateway_address),
-            ("envoy admin", self.admin_url),
+            ("envoy admin (socket, mode 0600)", str(self.admin_socket)),
         ]
         rows.append(("nats-server (JetStream)", self.nats_url))
         for context, processes in self.services.items():

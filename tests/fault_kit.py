@@ -5,7 +5,6 @@ CancelSchedule calls on the internal listener)."""
 
 from __future__ import annotations
 
-import json
 import time
 import urllib.request
 import uuid
@@ -195,9 +194,7 @@ class Desk:
 # -- Envoy's trainer_internal cluster -------------------------------------------------
 def envoy_counters(platform: Platform, cluster: str = "trainer_internal") -> dict[str, int]:
     """Counters and gauges of one cluster, without the ``cluster.<name>.`` prefix."""
-    url = f"{platform.admin_url}/stats?format=json&filter=^cluster\\.{cluster}\\."
-    with urllib.request.urlopen(url, timeout=5) as response:
-        stats = json.load(response)["stats"]
+    stats = platform.admin.stats(f"^cluster\\.{cluster}\\.")
     prefix = f"cluster.{cluster}."
     return {s["name"].removeprefix(prefix): s["value"] for s in stats if "value" in s}
 
@@ -209,11 +206,7 @@ def shed_by_breaker(counters: dict[str, int]) -> int:
 
 def set_fault_delay_percent(platform: Platform, percent: int) -> None:
     """Change at run time the share of trainer calls Envoy's fault filter delays."""
-    request = urllib.request.Request(
-        f"{platform.admin_url}/runtime_modify?{FAULT_DELAY_PERCENT_KEY}={percent}", method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        response.read()
+    platform.admin.post(f"/runtime_modify?{FAULT_DELAY_PERCENT_KEY}={percent}")
 
 
 def internal_address(platform: Platform) -> str:

@@ -663,6 +663,7 @@ def envoy_endpoints() -> set[tuple[str, int]]:
         for cluster in envoy_config()["static_resources"]["clusters"]
         for group in cluster["load_assignment"]["endpoints"]
         for e in group["lb_endpoints"]
+        if "socket_address" in e["endpoint"]["address"]  # not the admin socket
     }
 
 
@@ -680,8 +681,10 @@ def test_envoy_configmap_passes_envoy_validation(tmp_path: Path, keys: KeyFiles)
     text = resource("ConfigMap", k8s.ENVOY_CONFIGMAP_NAME)["data"][k8s.ENVOY_CONFIG_KEY]
     assert str(k8s.DESCRIPTOR) in text and str(k8s.JWKS) in text
     # the descriptor set and the API reference's files beside it (/openapi.json, /docs)
-    local = text.replace(str(k8s.DESCRIPTOR.parent), str(descriptor.parent)).replace(
-        str(k8s.JWKS), str(keys.jwks)
+    local = (
+        text.replace(str(k8s.DESCRIPTOR.parent), str(descriptor.parent))
+        .replace(str(k8s.JWKS), str(keys.jwks))
+        .replace(str(k8s.SERVICES_JWKS), str(keys.jwks))
     )
     # the certificates Envoy loads, where its pod mounts them, as the overlay makes them
     assert str(k8s.TLS_DIR) in text
@@ -824,11 +827,13 @@ def test_envoy_reaches_every_service_over_mutual_tls_checking_its_name() -> None
     clusters = [
         c for c in envoy_config()["static_resources"]["clusters"] if c["name"] != "envoy_admin"
     ]
-    assert {c["name"] for c in clusters} == {*CONTEXTS, "trainer_internal"}
+    # the watch and reflection clusters are status_svc's and order_svc's hosts
+    hosts_of = {"trainer_internal": "trainer", "status_watch": "status", "reflection": "order"}
+    assert {c["name"] for c in clusters} == {*CONTEXTS, *hosts_of}
     for cluster in clusters:
         context = transport_socket(cluster)
         assert context["@type"] == f"{TLS_SOCKET}.UpstreamTlsContext"
-        expected = service_name(cluster["name"].removesuffix("_internal"))
+        expected = service_name(hosts_of.get(cluster["name"], cluster["name"]))
         assert context["sni"] == expected
         common = context["common_tls_context"]
         (certificate,) = common["tls_certificates"]

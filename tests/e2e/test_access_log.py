@@ -1,5 +1,5 @@
 """The gateway's access log (Envoy's stdout, ``<var>/log/envoy.log``: one JSON object per
-call) and its admin interface, which only loopback can reach."""
+call); the gateway listens on loopback (its admin: tests/e2e/test_envoy_admin.py)."""
 
 from __future__ import annotations
 
@@ -34,17 +34,23 @@ def test_an_http_call_is_logged_with_method_status_duration_and_request_id(
     assert entry["upstream"].startswith("127.0.0.1:")
 
 
-def test_a_grpc_call_is_logged_with_the_request_id_the_client_sent(platform: Platform) -> None:
-    request_id = f"trace-{uuid.uuid4()}"
+def test_a_grpc_call_is_logged_with_envoys_request_id_and_the_one_the_client_sent(
+    platform: Platform,
+) -> None:
+    sent = f"trace-{uuid.uuid4()}"
     auth = bearer(platform.token("customer", "logged"))
     with grpc.insecure_channel(platform.gateway_address) as channel:
-        pb_grpc.OrderServiceStub(channel).ListOrders(
-            pb.ListOrdersRequest(), metadata=(*auth, ("x-request-id", request_id)), timeout=5
+        _, call = pb_grpc.OrderServiceStub(channel).ListOrders.with_call(
+            pb.ListOrdersRequest(), metadata=(*auth, ("x-request-id", sent)), timeout=5
         )
+    request_id = dict(call.initial_metadata())["x-request-id"]
+    assert request_id != sent, "Envoy makes its own request id, whatever the client sends"
+    uuid.UUID(request_id)
 
     entry = wait_for(lambda: access_log_entry(platform, request_id), what="access log line")
     assert (entry["method"], entry["status"], entry["grpc_status"]) == ("POST", 200, "OK")
     assert entry["grpc_method"] == "/ptplatform.order.v1.OrderService/ListOrders"
+    assert entry["client_request_id"] == sent
 
 
 def test_a_refused_call_is_logged_too(platform: Platform) -> None:
@@ -55,9 +61,8 @@ def test_a_refused_call_is_logged_too(platform: Platform) -> None:
     assert (entry["method"], entry["status"], entry["upstream"]) == ("GET", 401, None)
 
 
-def test_the_admin_interface_listens_on_loopback_only(platform: Platform) -> None:
+def test_the_gateway_listens_on_loopback_only(platform: Platform) -> None:
     config = yaml.safe_load(platform.envoy_config.read_text())
-    assert config["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
     public = {
         listener["name"]: listener["address"]["socket_address"]["address"]
         for listener in config["static_resources"]["listeners"]

@@ -103,7 +103,7 @@ def eventually_all(rest: Rest, path: str, token: str, items: str, **query: str) 
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    gateway = GatewaySettings(rate_limit=RateLimitSettings(burst=1_000_000, per_second=1_000_000))
+    gateway = GatewaySettings(rate_limit=RateLimitSettings.unlimited())
     var_dir: Path = tmp_path_factory.mktemp("paging")
     with fresh_platform(
         var_dir, gateway=gateway, service_env={"PT_MANAGER_AUTO_ASSIGN": "true"}

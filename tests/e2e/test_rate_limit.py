@@ -6,8 +6,6 @@ other tests never meet the limit."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,9 +36,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 def rate_limited_count(platform: Platform) -> int:
-    url = f"{platform.admin_url}/stats?format=json&filter=http_local_rate_limit.rate_limited$"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        stats = json.load(response)["stats"]
+    stats = platform.admin.stats("http_local_rate_limit.rate_limited$")
     return sum(int(stat.get("value", 0)) for stat in stats)
 
 

@@ -29,7 +29,7 @@ from tests.fault_kit import Desk, timestamp
 from tests.helpers import bearer, wait_for
 
 RESULTS = 100
-UNLIMITED = RateLimitSettings(burst=1_000_000, per_second=1_000_000)
+UNLIMITED = RateLimitSettings.unlimited()
 ACK_WAIT_S = 3
 """Events a killed status_svc had fetched come back after the ack wait: short here, so
 the test waits seconds, not the default 30 s, for them."""

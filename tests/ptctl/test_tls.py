@@ -109,7 +109,9 @@ def test_the_tls_gateway_config_passes_envoy_validation(tmp_path: Path, fault: b
         # Envoy's own loopback hop to the fault listener stays inside Envoy, in plaintext
         assert listeners["trainer_fault"] is None
     clusters = {c["name"]: transport(c) for c in envoy["clusters"]}
-    expected = {c: f"{c}-svc" for c in CONTEXTS} | (
-        {} if fault else {"trainer_internal": "trainer-svc"}
+    expected = (
+        {c: f"{c}-svc" for c in CONTEXTS}
+        | ({"status_watch": "status-svc", "reflection": "order-svc"})
+        | ({} if fault else {"trainer_internal": "trainer-svc"})
     )
     assert {name: t["sni"] for name, t in clusters.items() if t} == expected
