@@ -30,6 +30,7 @@ from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
 from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
+from status_svc.application.watch import WatchLimits
 from tests.conftest import fresh_platform
 from tests.fault_kit import manager_svc_metadata
 
@@ -273,13 +274,28 @@ def separate_connections(target: str) -> list[grpc.aio.Channel]:
     ]
 
 
+async def envoy_holds(platform: Platform, route: Route, streams: int, within: float = 10) -> None:
+    """Wait until the route's listener holds ``streams`` active requests (Envoy's own gauge)."""
+    listener = "internal" if route.internal else "gateway"
+    pattern = rf"^http\.{listener}\.downstream_rq_active$"
+    deadline = time.monotonic() + within
+    active = 0
+    while time.monotonic() < deadline:
+        (stat,) = await asyncio.to_thread(platform.admin.stats, pattern)
+        active = int(stat["value"])
+        if active >= streams:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"Envoy held {active} of the {streams} streams after {within:.0f}s")
+
+
 async def _starve_then_call(platform: Platform, route: Route) -> tuple[object, float]:
     target = address(platform, route)
     channels = separate_connections(target)
     attacker = route_token(platform, route.role, "mallory")
     calls, _ = await half_open(channels, route, attacker, HALF_OPEN_STREAMS)
     try:
-        await asyncio.sleep(0.5)  # let Envoy take every stream
+        await envoy_holds(platform, route, HALF_OPEN_STREAMS)
         async with grpc.aio.insecure_channel(target) as channel:
             started = time.monotonic()
             honest = route.honest_call
@@ -326,6 +342,17 @@ def test_a_stream_that_never_ends_is_reset_after_the_request_timeout(edge: Platf
     assert REQUEST_TIMEOUT_S - 0.5 < seconds < REQUEST_TIMEOUT_S + 3
 
 
+async def all_but_open_watches_refused(
+    streams: list[grpc.aio.UnaryStreamCall], open_watches: int, within: float = 15
+) -> None:
+    """Wait until every watch beyond the ``open_watches`` status_svc keeps has been refused."""
+    deadline = time.monotonic() + within
+    while sum(stream.done() for stream in streams) < len(streams) - open_watches:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"only {sum(s.done() for s in streams)} watches were answered")
+        await asyncio.sleep(0.05)
+
+
 async def _many_watches_then_status_calls(platform: Platform, watches: int) -> float:
     channels = separate_connections(platform.gateway_address)
     watcher = _auth(platform.token(Role.CUSTOMER, "many-watches"))
@@ -336,7 +363,7 @@ async def _many_watches_then_status_calls(platform: Platform, watches: int) -> f
         for i in range(watches)
     ]
     try:
-        await asyncio.sleep(1.0)
+        await all_but_open_watches_refused(streams, WatchLimits().per_caller)
         async with grpc.aio.insecure_channel(platform.gateway_address) as channel:
             stub = status_grpc.StatusServiceStub(channel)
             other = _auth(platform.token(Role.CUSTOMER, "other-customer"))
