@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import MetaData, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ptctl.launcher import Platform, free_port
+from ptctl.launcher import Platform, binary, free_port
 from ptkit.auth import JwtSettings, TokenVerifier
 from ptkit.migrations import upgrade_schema
 from ptkit.server import Registrar, ServiceHost
@@ -148,3 +148,14 @@ def metric(platform: Platform, context: str, name: str, replica: int = 0, **labe
         for sample in family.samples
         if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
     )
+
+
+def assert_envoy_accepts(config: Path) -> None:
+    """``envoy --mode validate`` loads this configuration (descriptor, files and all)."""
+    result = subprocess.run(
+        [binary("envoy"), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

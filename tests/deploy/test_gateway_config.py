@@ -4,7 +4,6 @@ loopback, JSON errors for HTTP callers, and the token issuer set by configuratio
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,10 @@ import yaml
 
 from ptctl.envoy import API_DOCS, GatewaySettings, LimitSettings, RateLimitSettings
 from ptctl.keys import ensure_keys
-from ptctl.launcher import Platform, PlatformConfig, TrustedIssuer, binary
+from ptctl.launcher import Platform, PlatformConfig, TrustedIssuer
 from ptkit.config import ConfigError, Env
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles
+from tests.helpers import assert_envoy_accepts
 
 
 def rendered(config: PlatformConfig) -> dict[str, Any]:
@@ -36,13 +36,7 @@ def test_the_default_config_passes_envoy_validation(tmp_path: Path) -> None:
     platform = Platform(PlatformConfig.defaults(tmp_path, Env({})))
     config = tmp_path / "envoy.yaml"
     config.write_text(platform.render_envoy_config())
-    result = subprocess.run(
-        [binary("envoy"), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert_envoy_accepts(config)
 
 
 def test_admin_is_a_socket_only_its_owner_opens_and_the_gateway_on_the_configured_port(
