@@ -22,8 +22,11 @@ RUN python -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb'))['p
 COPY protos protos
 COPY ptctl ptctl
 RUN mkdir -p build && python -m ptctl.protogen protos . build/ptplatform.pb
-# The API reference the gateway serves (/openapi.json, /docs), beside the descriptor set.
-RUN python -m ptctl.openapi build/ptplatform.pb build/openapi.json && python -m ptctl.apidocs build/apidocs
+# The API reference (/openapi.json, /docs) and the web console (/console/) the gateway
+# serves, beside the descriptor set.
+COPY clients/console clients/console
+RUN python -m ptctl.openapi build/ptplatform.pb build/openapi.json && python -m ptctl.apidocs build/apidocs \
+    && python -m ptctl.console build/console
 
 # Envoy and nats-server for the gateway and the JetStream cluster.
 FROM base AS edge

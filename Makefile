@@ -10,14 +10,15 @@ GEN_STAMP := build/.proto.stamp
 DESCRIPTOR := build/ptplatform.pb
 OPENAPI := build/openapi.json
 APIDOCS_STAMP := build/apidocs/.stamp
+CONSOLE_STAMP := build/console/.stamp
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test proto openapi docs-screenshot lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config k8s-nats-config mutation client
+.PHONY: run test proto openapi console docs-screenshot lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config k8s-nats-config mutation client
 
-run: $(STAMP) $(GEN_STAMP) openapi
+run: $(STAMP) $(GEN_STAMP) openapi console
 	$(BIN)/ptctl run
 
-test: $(STAMP) $(GEN_STAMP) openapi $(CHROMIUM)
+test: $(STAMP) $(GEN_STAMP) openapi console $(CHROMIUM)
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
@@ -76,6 +77,14 @@ $(OPENAPI): $(GEN_STAMP) ptctl/openapi.py ptctl/http_rules.py
 
 $(APIDOCS_STAMP): $(STAMP) ptctl/apidocs/__init__.py ptctl/apidocs/index.html
 	$(PY) -m ptctl.apidocs build/apidocs
+	touch $@
+
+# The web console's files (clients/console), copied beside the descriptor set for the
+# gateway to serve at /console/ (ptctl.console; docs/console.md).
+console: $(CONSOLE_STAMP)
+
+$(CONSOLE_STAMP): $(STAMP) ptctl/console.py $(wildcard clients/console/*)
+	$(PY) -m ptctl.console build/console
 	touch $@
 
 # Headless Chromium (Debian's package) for the /docs test and the README's screenshot.

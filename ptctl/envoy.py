@@ -10,7 +10,7 @@ from pathlib import Path
 
 import jinja2
 
-from ptctl import gateway_errors, strict_json
+from ptctl import console, gateway_errors, strict_json
 from ptctl.http_rules import PublicApi
 from ptkit.config import ConfigError, Env
 from ptkit.server import DEFAULT_MAX_METADATA_BYTES
@@ -37,17 +37,21 @@ API_DOCS = {
     ),
     "/docs/favicon-32x32.png": ("apidocs/favicon-32x32.png", "image/png"),
 }
-API_DOCS_MAX_BYTES = 4 * 1024 * 1024
+PAGES_MAX_BYTES = 4 * 1024 * 1024
 """Envoy's direct_response bodies are capped at 4 KB by default; Swagger UI's bundle is 1.5 MB."""
 
 
-def api_docs(descriptor: Path) -> list[dict[str, str]]:
-    """The API reference's routes, their files in the descriptor set's folder."""
+def pages(descriptor: Path, listed: Path) -> list[dict[str, object]]:
+    """The pages the gateway answers itself, from files in the descriptor set's folder:
+    the API reference and the web console (its files listed from ``listed``'s folder,
+    the descriptor set of this machine)."""
     folder = descriptor.resolve().parent
-    return [
-        {"path": path, "file": str(folder / file), "content_type": content_type}
+    api_docs: list[dict[str, object]] = [
+        {"path": path, "file": str(folder / file), "content_type": content_type, "headers": {}}
         for path, (file, content_type) in API_DOCS.items()
     ]
+    listed_console = listed.resolve().parent / console.FOLDER
+    return api_docs + console.pages(listed_console, folder / console.FOLDER)
 
 
 @dataclass(frozen=True)
@@ -355,6 +359,7 @@ def render(
     cluster_type: str = "STATIC",
     api_descriptor: Path | None = None,
     tls: GatewayTls | None = None,
+    dev_sign_in: tuple[str, int] | None = None,
 ) -> str:
     """The Envoy config for the services in ``endpoints`` (context -> replica addresses).
 
@@ -443,8 +448,12 @@ def render(
         clusters=[asdict(c) for c in clusters],
         internal=internal,
         descriptor=str(descriptor.resolve()),
-        api_docs=api_docs(descriptor),
-        api_docs_max_bytes=API_DOCS_MAX_BYTES,
+        pages=pages(descriptor, api_descriptor or descriptor),
+        pages_max_bytes=PAGES_MAX_BYTES,
+        console_prefix=console.PREFIX,
+        dev_sign_in=None
+        if dev_sign_in is None
+        else {"path": console.DEV_SIGN_IN_PATH, "host": dev_sign_in[0], "port": dev_sign_in[1]},
         jwt=asdict(jwt) | {"jwks_file": str(jwt.jwks_file.resolve())},
         service_jwt=asdict(jwt)
         | {"jwks_file": str((jwt.service_jwks_file or jwt.jwks_file).resolve())},

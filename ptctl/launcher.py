@@ -59,6 +59,7 @@ CONTEXTS = ("order", "manager", "trainer", "status")
 DEFAULT_SERVICE_PORTS = {"order": 50051, "manager": 50052, "trainer": 50053, "status": 50054}
 DEFAULT_METRICS_PORTS = {"order": 9101, "manager": 9102, "trainer": 9103, "status": 9104}
 DEFAULT_NATS_PORT = 14222
+DEFAULT_DEV_SIGN_IN_PORT = 8089
 
 
 def available_contexts() -> list[str]:
@@ -237,6 +238,17 @@ class PlatformConfig:
     tls: bool = False
     """PT_TLS: TLS on the gateway, mutual TLS to the services and on the internal
     listener, with certificates from a local CA under ``<var>/tls`` (ptctl/tls.py)."""
+    dev_sign_in: bool = False
+    """PT_DEV_SIGN_IN: the web console's development sign-in (ptctl/dev_sign_in.py) at
+    ``/console/dev/sign-in``; ``make run``'s default, never with a production issuer."""
+    dev_sign_in_port: int = DEFAULT_DEV_SIGN_IN_PORT
+
+    def __post_init__(self) -> None:
+        if self.dev_sign_in and self.jwt.jwks_file is not None:
+            raise ConfigError(
+                "PT_DEV_SIGN_IN mints development tokens, which a platform trusting"
+                " PT_JWT_JWKS_FILE refuses: switch one of them off"
+            )
 
     @classmethod
     def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
@@ -244,8 +256,13 @@ class PlatformConfig:
         A context whose ``PT_<CTX>_DATABASE_URL`` is set uses that database (one replica);
         the others get SQLite under ``var_dir``."""
         env = env or Env()
+        jwt = TrustedIssuer.from_env(env)
         config = cls(
-            var_dir=var_dir, gateway=GatewaySettings.from_env(env), jwt=TrustedIssuer.from_env(env)
+            var_dir=var_dir,
+            gateway=GatewaySettings.from_env(env),
+            jwt=jwt,
+            dev_sign_in=env.bool("PT_DEV_SIGN_IN", jwt.jwks_file is None),
+            dev_sign_in_port=env.port("PT_DEV_SIGN_IN_PORT", DEFAULT_DEV_SIGN_IN_PORT),
         )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
         config.tls = env.bool("PT_TLS", False)
@@ -271,6 +288,7 @@ class PlatformConfig:
         if contexts is not None:
             config.contexts = list(contexts)
         config.nats_port = free_port()
+        config.dev_sign_in_port = free_port()
         for context in config.contexts:
             count = config.replicas.get(context, 1)
             config.service_ports[context] = [free_port() for _ in range(count)]
@@ -315,6 +333,9 @@ class Platform:
             ]
             for context in config.contexts
         }
+        self.dev_sign_in: ManagedProcess | None = (
+            self._dev_sign_in_process() if config.dev_sign_in else None
+        )
         self.envoy_config = self.var_dir / "envoy.yaml"
         self.envoy = ManagedProcess(
             "envoy",
@@ -421,13 +442,40 @@ class Platform:
             self.var_dir / "log" / f"{name}.log",
         )
 
+    def _dev_sign_in_process(self) -> ManagedProcess:
+        trusted = self.config.jwt
+        return ManagedProcess(
+            "dev-sign-in",
+            [
+                sys.executable,
+                "-m",
+                "ptctl.dev_sign_in",
+                "--port",
+                str(self.config.dev_sign_in_port),
+                "--keys",
+                str(self.keys.directory),
+                "--issuer",
+                trusted.issuer,
+                "--audience",
+                trusted.audience,
+            ],
+            dict(os.environ),
+            self.var_dir / "log" / "dev-sign-in.log",
+        )
+
     def start(self, timeout: float = 60.0) -> Platform:
         try:
             self.start_nats(timeout)
             for context in self.services:
                 self.start_service(context, wait=False)
+            if self.dev_sign_in:
+                _ensure_free(self.config.dev_sign_in_port, self.dev_sign_in.name)
+                self.dev_sign_in.start()
             for context in self.services:
                 self.wait_service(context, timeout)
+            if self.dev_sign_in:
+                port = self.config.dev_sign_in_port
+                self._wait(self.dev_sign_in, lambda: tcp_open(port), timeout)
             self.start_envoy(timeout)
         except BaseException:
             self.stop()
@@ -500,7 +548,8 @@ class Platform:
         )
         tls = self.tls.gateway() if self.tls else None
         gateway = replace(self.config.gateway, admin_socket=str(self.admin_socket))
-        return render(gateway, endpoints, DESCRIPTOR, jwt, tls=tls)
+        dev_sign_in = ("127.0.0.1", self.config.dev_sign_in_port) if self.dev_sign_in else None
+        return render(gateway, endpoints, DESCRIPTOR, jwt, tls=tls, dev_sign_in=dev_sign_in)
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         write_private(self.envoy_config, self.render_envoy_config().encode())
@@ -528,6 +577,8 @@ class Platform:
     def stop(self) -> None:
         """Stop the services together (they drain in parallel), then Envoy, then NATS."""
         services = [p for processes in self.services.values() for p in processes]
+        if self.dev_sign_in:
+            services.append(self.dev_sign_in)
         for process in services:
             process.terminate()
         for process in services:
@@ -546,6 +597,7 @@ class Platform:
             ("gateway (gRPC + HTTP/JSON)", self.gateway_address),
             ("envoy admin (socket, mode 0600)", str(self.admin_socket)),
         ]
+        rows.append(("web console", f"{self.gateway_url}/console/"))
         rows.append(("nats-server (JetStream)", self.nats_url))
         for context, processes in self.services.items():
             for replica in range(len(processes)):
