@@ -157,6 +157,7 @@ export function managerView(main) {
     assignPanel.hidden = false;
     replaceChildren(assignSummary, h("strong", {}, status.class_name), ` for ${status.customer_name || status.customer_id}`, status.start_time ? `, ${formatTime(status.start_time)}` : "");
     showSuccess(assignForm, "");
+    state.loads = new Map();
     fillTrainerChoice();
     trainerChoice.focus();
     await refreshRoster().catch((error) => showError(assignForm, error));

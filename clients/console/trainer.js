@@ -34,7 +34,7 @@ export function trainerView(main, session) {
   }
 
   const requested = table("requested", "Requests to confirm", ["Class", "Customer", "Status", "Asked"]);
-  const booked = table("confirmed", "Confirmed and held classes", ["Class", "Customer", "Status", "When", "Result"]);
+  const booked = table("confirmed", "Confirmed, held and cancelled classes", ["Class", "Customer", "Status", "When", "Result"]);
   const message = h("p", { class: "form-status", role: "status" });
 
   // -- confirming --------------------------------------------------------------------
@@ -187,7 +187,7 @@ export function trainerView(main, session) {
     fill(requested.body, schedules.filter((s) => s.status === "SCHEDULE_STATUS_REQUESTED"), renderRequested, "No requests waiting.");
     fill(
       booked.body,
-      schedules.filter((s) => ["SCHEDULE_STATUS_CONFIRMED", "SCHEDULE_STATUS_CLASS_COMPLETED"].includes(s.status)),
+      schedules.filter((s) => ["SCHEDULE_STATUS_CONFIRMED", "SCHEDULE_STATUS_CLASS_COMPLETED", "SCHEDULE_STATUS_CANCELLED"].includes(s.status)),
       renderBooked,
       "No confirmed classes yet.",
     );

@@ -1,0 +1,269 @@
+"""The studio web console in real headless Chromium (Debian's ``chromium``, driven by
+Playwright), against a ``make run``-style platform with the development sign-in: three
+people in three browser contexts book, assign, confirm, record and cancel, and each sees
+the others' changes without reloading."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from ptctl import console
+from ptctl.apidocs.browser import CHROMIUM
+from ptctl.launcher import ROOT, Platform, PlatformConfig
+from tests.e2e.console_pages import (
+    DESKTOP,
+    PHONE,
+    WAIT_MS,
+    CustomerView,
+    ManagerBoard,
+    TrainerSchedule,
+    expect_stage,
+    row,
+    screenshot_dir,
+    sign_in,
+)
+from tests.e2e.rest import Rest, ok
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (make {CHROMIUM} installs it)"
+)
+
+BUILT = ROOT / "build" / console.FOLDER
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    for source in console.served_files(console.SOURCE):
+        built = BUILT / source.name
+        assert built.exists() and built.read_bytes() == source.read_bytes(), (
+            f"build/console/{source.name} is missing or stale: run `make console`"
+        )
+    config = PlatformConfig.ephemeral(tmp_path_factory.mktemp("console"), dev_sign_in=True)
+    with Platform(config) as platform:
+        yield platform
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshot_dir(tmp_path_factory.mktemp("console-screenshots"))
+
+
+@pytest.fixture
+def open_page(browser: Browser) -> Iterator:
+    """New pages, each in a browser context of its own (its own sessionStorage), with
+    every script error collected; all closed afterwards."""
+    contexts: list[BrowserContext] = []
+    errors: list[str] = []
+
+    def new_page(viewport: dict[str, int] = DESKTOP) -> Page:
+        context = browser.new_context(viewport=viewport)
+        contexts.append(context)
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on(
+            "console",
+            lambda message: errors.append(message.text) if message.type == "error" else None,
+        )
+        return page
+
+    yield new_page
+    for context in contexts:
+        context.close()
+    assert not [e for e in errors if "Failed to load resource" not in e], errors
+
+
+def api(studio: Platform) -> Rest:
+    return Rest(studio.gateway_url)
+
+
+def place_order(studio: Platform, customer: str, class_name: str) -> str:
+    body = {
+        "customer_name": customer.title(),
+        "class_name": class_name,
+        "request_id": str(uuid.uuid4()),
+    }
+    return ok(api(studio).post("/v1/orders", studio.token("customer", customer), body))["order_id"]
+
+
+def test_a_booking_goes_through_three_consoles_without_a_reload(
+    studio: Platform, open_page, screenshots: Path
+) -> None:
+    manager_page, trainer_page, customer_page = open_page(), open_page(), open_page()
+    sign_in(manager_page, studio.gateway_url, "manager", "studio-manager")
+    manager = ManagerBoard(manager_page)
+    trainer_id = manager.register_trainer("Tom Trainer")
+    sign_in(trainer_page, studio.gateway_url, "trainer", trainer_id)
+    trainer = TrainerSchedule(trainer_page)
+    sign_in(customer_page, studio.gateway_url, "customer", "alice")
+    customer = CustomerView(customer_page)
+
+    customer.book("Alice Liddell", "Morning yoga", "2027-03-01T08:00")
+    expect_stage(customer.orders, "Morning yoga", "AWAITING TRAINER")
+    expect_stage(manager.board, "Morning yoga", "AWAITING TRAINER")
+    manager.assign("Morning yoga", "Tom Trainer", load=0)
+    expect_stage(manager.board, "Morning yoga", "ASSIGNED")
+
+    expect(row(trainer.requested, "Morning yoga")).to_be_visible(timeout=WAIT_MS)
+    trainer.confirm("Morning yoga", "2027-03-01T09:00", 60)
+    expect_stage(manager.board, "Morning yoga", "CONFIRMED")
+    expect_stage(customer.orders, "Morning yoga", "CONFIRMED")
+
+    trainer.record_result("Morning yoga", "Steady breathing, good form.")
+    expect(customer.notifications).to_contain_text(
+        "Your class result for 'Morning yoga' is ready", timeout=WAIT_MS
+    )
+    expect(customer_page.locator("#notification-announcer")).to_contain_text(
+        "Morning yoga", timeout=WAIT_MS
+    )
+    expect(row(customer_page.locator("#my-results"), "Morning yoga")).to_contain_text(
+        "Steady breathing", timeout=WAIT_MS
+    )
+    expect_stage(manager.board, "Morning yoga", "COMPLETED")
+
+    customer.book("Alice Liddell", "Evening boxing")
+    manager.assign("Evening boxing", "Tom Trainer", load=0)
+    expect(row(trainer.requested, "Evening boxing")).to_be_visible(timeout=WAIT_MS)
+    customer.cancel("Evening boxing")
+    expect_stage(customer.orders, "Evening boxing", "CANCELLED")
+    expect_stage(manager.board, "Evening boxing", "CANCELLED")
+    expect_stage(trainer.classes, "Evening boxing", "CANCELLED")
+    expect(row(trainer.requested, "Evening boxing")).to_have_count(0, timeout=WAIT_MS)
+
+    manager.show_stage("Cancelled")
+    expect(row(manager.board, "Evening boxing")).to_be_visible(timeout=WAIT_MS)
+    expect(row(manager.board, "Morning yoga")).to_have_count(0, timeout=WAIT_MS)
+    manager.show_stage("All")
+    expect(row(manager.board, "Morning yoga")).to_be_visible(timeout=WAIT_MS)
+
+    manager_page.screenshot(path=screenshots / "console-manager.png", full_page=True)
+    trainer_page.screenshot(path=screenshots / "console-trainer.png", full_page=True)
+    customer_page.screenshot(path=screenshots / "console-customer.png", full_page=True)
+    signing_in = open_page()
+    signing_in.goto(f"{studio.gateway_url}/console/")
+    expect(signing_in.get_by_role("button", name="Sign in")).to_be_visible(timeout=WAIT_MS)
+    signing_in.screenshot(path=screenshots / "console-sign-in.png", full_page=True)
+
+
+def test_a_double_booking_is_refused_naming_the_clashing_class(studio: Platform, open_page) -> None:
+    rest, manager = api(studio), studio.token("manager", "studio-manager")
+    trainer_id = ok(rest.post("/v1/trainers", manager, {"name": "Pat Busy"}))["trainer_id"]
+    first = place_order(studio, "dora", "Pilates at ten")
+    second = place_order(studio, "dora", "Spin at half past")
+    for order_id in (first, second):
+        ok(rest.post(f"/v1/assignments/{order_id}:assign", manager, {"trainer_id": trainer_id}))
+
+    page = open_page()
+    sign_in(page, studio.gateway_url, "trainer", trainer_id)
+    trainer = TrainerSchedule(page)
+    expect(row(trainer.requested, "Spin at half past")).to_be_visible(timeout=WAIT_MS)
+    trainer.confirm("Pilates at ten", "2027-04-01T10:00", 60)
+    refusal = trainer.ask_to_confirm("Spin at half past", "2027-04-01T10:30", 60)
+
+    expect(refusal).to_contain_text("Double booking refused", timeout=WAIT_MS)
+    expect(refusal).to_contain_text("“Pilates at ten”")
+    expect(refusal).to_contain_text(first)
+    expect(refusal).to_contain_text(re.compile(r"10:00.*11:00"))
+    expect(row(trainer.requested, "Spin at half past")).to_be_visible()
+
+
+def test_a_customer_editing_the_url_sees_a_refusal_and_not_the_order(
+    studio: Platform, open_page
+) -> None:
+    someone_elses = place_order(studio, "erin", "Erin's private session")
+    page = open_page()
+    sign_in(page, studio.gateway_url, "customer", "frank")
+    own = CustomerView(page)
+    own.book("Frank", "Frank's stretch")
+    own_id = row(own.orders, "Frank's stretch").get_attribute("data-order-id")
+    page.goto(f"{studio.gateway_url}/console/#/customer/orders/{own_id}")
+    expect(page.locator("#order-detail")).to_contain_text("Frank's stretch", timeout=WAIT_MS)
+
+    page.goto(f"{studio.gateway_url}/console/#/customer/orders/{someone_elses}")
+    expect(page.get_by_role("alert")).to_contain_text("This order is not yours", timeout=WAIT_MS)
+    expect(page.locator("main")).not_to_contain_text("Erin")
+    expect(page.locator("#order-detail")).to_be_empty()
+
+
+def test_a_double_click_on_book_books_once(studio: Platform, open_page) -> None:
+    page = open_page()
+    sign_in(page, studio.gateway_url, "customer", "gina")
+    customer = CustomerView(page)
+    customer.fill_booking("Gina", "Double-clicked barre")
+    customer.form.get_by_role("button", name="Book").dblclick()
+    expect(customer.form.locator(".form-status")).to_contain_text(
+        "Booked: Double-clicked barre", timeout=WAIT_MS
+    )
+    expect(row(customer.orders, "Double-clicked barre")).to_have_count(1, timeout=WAIT_MS)
+    expect(customer.form.get_by_role("button", name="Book")).to_be_enabled()
+
+    orders = ok(api(studio).get("/v1/orders", studio.token("customer", "gina")))["orders"]
+    assert [order["class_name"] for order in orders] == ["Double-clicked barre"]
+
+
+def test_refusals_read_as_sentences_next_to_their_field(studio: Platform, open_page) -> None:
+    page = open_page()
+    page.goto(f"{studio.gateway_url}/console/")
+    page.get_by_label("Your customer id").fill("-not an id")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#sign-in-subject-error")).to_have_text(
+        "Your id may hold 1 to 64 letters, digits or . _ @ : - "
+        "and must start with a letter or digit.",
+        timeout=WAIT_MS,
+    )
+    expect(page.get_by_label("Your customer id")).to_have_attribute("aria-invalid", "true")
+
+    sign_in(page, studio.gateway_url, "customer", "hana")
+    form = CustomerView(page).form
+    form.get_by_label("Class", exact=True).fill("Anything")
+    form.get_by_role("button", name="Book").click()
+    expect(page.locator("#book-name-error")).to_have_text(
+        "Please fill in your name.", timeout=WAIT_MS
+    )
+    expect(form.locator(".form-status")).to_have_text("Please correct the field marked below.")
+    expect(page.locator("main")).not_to_contain_text("{")
+
+
+def test_an_ended_session_goes_back_to_sign_in(studio: Platform, open_page) -> None:
+    page = open_page()
+    sign_in(page, studio.gateway_url, "customer", "ivan")
+    session = json.loads(page.evaluate("sessionStorage.getItem('ptplatform.console.session')"))
+    session["token"] = "not.a.token"
+    page.evaluate(
+        "s => sessionStorage.setItem('ptplatform.console.session', s)", json.dumps(session)
+    )
+    page.reload()
+    expect(page.get_by_role("status").filter(has_text="Your session has ended")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert "token" not in page.url
+
+
+def test_booking_works_on_a_phone_sized_screen(
+    studio: Platform, open_page, screenshots: Path
+) -> None:
+    page = open_page(PHONE)
+    sign_in(page, studio.gateway_url, "customer", "jo")
+    customer = CustomerView(page)
+    customer.book("Jo", "Phone booked core", "2027-05-02T18:30")
+    expect_stage(customer.orders, "Phone booked core", "AWAITING TRAINER")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=screenshots / "console-customer-phone.png", full_page=True)
