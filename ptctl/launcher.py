@@ -24,6 +24,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ptctl import console
 from ptctl.envoy import GatewaySettings, JwtGateway, render
 from ptctl.envoy_admin import EnvoyAdmin, check_socket_path
 from ptctl.keys import (
@@ -597,7 +598,9 @@ class Platform:
             ("gateway (gRPC + HTTP/JSON)", self.gateway_address),
             ("envoy admin (socket, mode 0600)", str(self.admin_socket)),
         ]
-        rows.append(("web console", f"{self.gateway_url}/console/"))
+        rows.append(("web console", self.gateway_url + console.PREFIX))
+        if self.dev_sign_in:
+            rows.append(("development sign-in", self.gateway_url + console.DEV_SIGN_IN_PATH))
         rows.append(("nats-server (JetStream)", self.nats_url))
         for context, processes in self.services.items():
             for replica in range(len(processes)):
