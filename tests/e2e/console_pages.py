@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Locator, Page, expect
 
 WAIT_MS = 10_000
@@ -25,6 +26,19 @@ def screenshot_dir(default: Path) -> Path:
     directory = Path(os.environ.get("PT_CONSOLE_SCREENSHOTS") or default)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+WCAG_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+
+
+def accessibility_violations(page: Page) -> list[str]:
+    """What axe-core finds against WCAG 2.1 A and AA on the page as it is now (labels,
+    contrast, roles, names): one line per rule broken, with the elements."""
+    results = Axe().run(page, options=WCAG_AA)
+    return [
+        f"{v['id']}: {v['help']} ({', '.join(str(n['target']) for n in v['nodes'])})"
+        for v in results.response["violations"]
+    ]
 
 
 def sign_in(page: Page, gateway_url: str, role: str, subject: str) -> None:

@@ -24,6 +24,7 @@ from tests.e2e.console_pages import (
     CustomerView,
     ManagerBoard,
     TrainerSchedule,
+    accessibility_violations,
     expect_stage,
     row,
     screenshot_dir,
@@ -153,13 +154,18 @@ def test_a_booking_goes_through_three_consoles_without_a_reload(
     manager.show_stage("All")
     expect(row(manager.board, "Morning yoga")).to_be_visible(timeout=WAIT_MS)
 
-    manager_page.screenshot(path=screenshots / "console-manager.png", full_page=True)
-    trainer_page.screenshot(path=screenshots / "console-trainer.png", full_page=True)
-    customer_page.screenshot(path=screenshots / "console-customer.png", full_page=True)
+    manager_page.locator("#assign-panel").get_by_role("button", name="Close").click()
     signing_in = open_page()
     signing_in.goto(f"{studio.gateway_url}/console/")
     expect(signing_in.get_by_role("button", name="Sign in")).to_be_visible(timeout=WAIT_MS)
-    signing_in.screenshot(path=screenshots / "console-sign-in.png", full_page=True)
+    for name, page in [
+        ("sign-in", signing_in),
+        ("manager", manager_page),
+        ("trainer", trainer_page),
+        ("customer", customer_page),
+    ]:
+        assert accessibility_violations(page) == [], name
+        page.screenshot(path=screenshots / f"console-{name}.png", full_page=True)
 
 
 def test_a_double_booking_is_refused_naming_the_clashing_class(studio: Platform, open_page) -> None:
@@ -266,4 +272,5 @@ def test_booking_works_on_a_phone_sized_screen(
     customer.book("Jo", "Phone booked core", "2027-05-02T18:30")
     expect_stage(customer.orders, "Phone booked core", "AWAITING TRAINER")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert accessibility_violations(page) == []
     page.screenshot(path=screenshots / "console-customer-phone.png", full_page=True)
