@@ -31,6 +31,7 @@ from tests.e2e.console_pages import (
     sign_in,
 )
 from tests.e2e.rest import Rest, ok
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (make {CHROMIUM} installs it)"
@@ -104,6 +105,13 @@ def place_order(studio: Platform, customer: str, class_name: str) -> str:
     return ok(api(studio).post("/v1/orders", studio.token("customer", customer), body))["order_id"]
 
 
+def assign(studio: Platform, order_id: str, trainer_id: str) -> None:
+    """Assign through the API, once manager_svc has heard of the order (an event away)."""
+    rest, manager = api(studio), studio.token("manager", "studio-manager")
+    path, body = f"/v1/assignments/{order_id}:assign", {"trainer_id": trainer_id}
+    wait_for(lambda: rest.post(path, manager, body).status == 200, what=f"{order_id} assigned")
+
+
 def test_a_booking_goes_through_three_consoles_without_a_reload(
     studio: Platform, open_page, screenshots: Path
 ) -> None:
@@ -174,7 +182,7 @@ def test_a_double_booking_is_refused_naming_the_clashing_class(studio: Platform,
     first = place_order(studio, "dora", "Pilates at ten")
     second = place_order(studio, "dora", "Spin at half past")
     for order_id in (first, second):
-        ok(rest.post(f"/v1/assignments/{order_id}:assign", manager, {"trainer_id": trainer_id}))
+        assign(studio, order_id, trainer_id)
 
     page = open_page()
     sign_in(page, studio.gateway_url, "trainer", trainer_id)
@@ -274,3 +282,31 @@ def test_booking_works_on_a_phone_sized_screen(
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert accessibility_violations(page) == []
     page.screenshot(path=screenshots / "console-customer-phone.png", full_page=True)
+
+
+def test_the_board_filters_by_trainer_and_pages_twenty_at_a_time(
+    studio: Platform, open_page
+) -> None:
+    rest, manager = api(studio), studio.token("manager", "studio-manager")
+    trainer_id = ok(rest.post("/v1/trainers", manager, {"name": "Paged Pat"}))["trainer_id"]
+    for order_id in [place_order(studio, "kim", f"Circuit {number:02d}") for number in range(21)]:
+        assign(studio, order_id, trainer_id)
+
+    page = open_page()
+    sign_in(page, studio.gateway_url, "manager", "studio-manager")
+    board = ManagerBoard(page)
+    page.get_by_label("Trainer", exact=True).select_option(label="Paged Pat")
+    rows, pages = (
+        board.board.locator("tbody tr"),
+        page.get_by_role("navigation", name="Board pages"),
+    )
+    expect(board.board.locator("caption")).to_contain_text("trainer Paged Pat (20 on this page)")
+    expect(rows).to_have_count(20)
+    expect(rows.locator(".badge")).to_have_text(["ASSIGNED"] * 20)
+    pages.get_by_role("button", name="Next").click()
+    expect(pages).to_contain_text("Page 2")
+    expect(rows).to_have_count(1)
+    expect(pages.get_by_role("button", name="Next")).to_be_disabled()
+    pages.get_by_role("button", name="Previous").click()
+    expect(rows).to_have_count(20)
+    expect(pages.get_by_role("button", name="Previous")).to_be_disabled()
