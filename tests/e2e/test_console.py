@@ -310,3 +310,44 @@ def test_the_board_filters_by_trainer_and_pages_twenty_at_a_time(
     pages.get_by_role("button", name="Previous").click()
     expect(rows).to_have_count(20)
     expect(pages.get_by_role("button", name="Previous")).to_be_disabled()
+
+
+def test_the_board_keeps_focus_while_it_refreshes(studio: Platform, open_page) -> None:
+    place_order(studio, "lee", "Steady stretch")
+    page = open_page()
+    sign_in(page, studio.gateway_url, "manager", "studio-manager")
+    board = ManagerBoard(page)
+    assign_button = row(board.board, "Steady stretch").get_by_role("button", name="Assign")
+    assign_button.focus()
+    place_order(studio, "lee", "Arrives later")
+    expect(row(board.board, "Arrives later")).to_be_visible(timeout=WAIT_MS)
+    expect(assign_button).to_be_focused()
+
+
+def test_an_unreachable_studio_is_said_and_the_view_recovers(studio: Platform, open_page) -> None:
+    page = open_page()
+    sign_in(page, studio.gateway_url, "customer", "mia")
+    banner = page.locator("#reachability")
+    page.route("**/v1/**", lambda route: route.abort("connectionrefused"))
+    expect(banner).to_have_text("The studio is unreachable, retrying…", timeout=WAIT_MS)
+    page.unroute("**/v1/**")
+    expect(banner).to_be_hidden(timeout=WAIT_MS)
+    CustomerView(page).book("Mia", "Back online")
+
+
+def test_signing_in_and_out_by_keyboard_alone(studio: Platform, open_page) -> None:
+    page = open_page()
+    page.goto(f"{studio.gateway_url}/console/")
+    expect(page.get_by_label("Your customer id")).to_be_focused(timeout=WAIT_MS)
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_label("Manager", exact=True)).to_be_checked()
+    page.keyboard.press("Tab")
+    page.keyboard.type("keyboard-manager")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Manager's board")).to_be_visible(timeout=WAIT_MS)
+
+    page.get_by_role("button", name="Sign out").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="You have signed out")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('ptplatform.console.session')") is None
