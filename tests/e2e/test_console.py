@@ -163,6 +163,7 @@ def test_a_booking_goes_through_three_consoles_without_a_reload(
     expect(row(manager.board, "Morning yoga")).to_be_visible(timeout=WAIT_MS)
 
     manager_page.locator("#assign-panel").get_by_role("button", name="Close").click()
+    trainer_page.locator("#result-panel").get_by_role("button", name="Close").click()
     signing_in = open_page()
     signing_in.goto(f"{studio.gateway_url}/console/")
     expect(signing_in.get_by_role("button", name="Sign in")).to_be_visible(timeout=WAIT_MS)
@@ -351,3 +352,24 @@ def test_signing_in_and_out_by_keyboard_alone(studio: Platform, open_page) -> No
     page.keyboard.press("Enter")
     expect(page.get_by_role("status").filter(has_text="You have signed out")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('ptplatform.console.session')") is None
+
+
+def test_without_the_development_sign_in_the_page_points_to_the_identity_provider(
+    studio: Platform, open_page
+) -> None:
+    """As in production, where the gateway has no /console/dev/sign-in route."""
+    page = open_page()
+    page.route(
+        f"**{console.DEV_SIGN_IN_PATH}",
+        lambda route: route.fulfill(
+            status=404, content_type="application/json", body='{"code":5,"message":"no route"}'
+        ),
+    )
+    page.goto(f"{studio.gateway_url}/console/")
+    page.get_by_label("Your customer id").fill("nora")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Development sign-in is off on this studio. "
+        "Sign in through the studio's identity provider.",
+        timeout=WAIT_MS,
+    )
