@@ -189,6 +189,10 @@ def test_a_double_booking_is_refused_naming_the_clashing_class(studio: Platform,
     sign_in(page, studio.gateway_url, "trainer", trainer_id)
     trainer = TrainerSchedule(page)
     expect(row(trainer.requested, "Spin at half past")).to_be_visible(timeout=WAIT_MS)
+    trainer.ask_to_confirm("Pilates at ten", "2027-04-01T10:00", 0)
+    expect(page.locator("#confirm-duration-error")).to_have_text(
+        "The duration must be between 1 and 480 minutes.", timeout=WAIT_MS
+    )
     trainer.confirm("Pilates at ten", "2027-04-01T10:00", 60)
     refusal = trainer.ask_to_confirm("Spin at half past", "2027-04-01T10:30", 60)
 
