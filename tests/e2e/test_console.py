@@ -288,6 +288,16 @@ def test_booking_works_on_a_phone_sized_screen(
     assert accessibility_violations(page) == []
     page.screenshot(path=screenshots / "console-customer-phone.png", full_page=True)
 
+    for role, subject, heading in [
+        ("manager", "studio-manager", "Manager's board"),
+        ("trainer", str(uuid.uuid4()), "My schedule"),
+    ]:
+        other = open_page(PHONE)
+        sign_in(other, studio.gateway_url, role, subject)
+        expect(other.get_by_role("heading", name=heading)).to_be_visible()
+        expect(other.locator("tbody tr").first).to_be_visible()
+        assert other.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], role
+
 
 def test_the_board_filters_by_trainer_and_pages_twenty_at_a_time(
     studio: Platform, open_page
