@@ -109,15 +109,28 @@ export function managerView(main) {
     );
   }
 
+  // A status view older than the assignment_status filter refuses it as an unknown query
+  // parameter: then the board asks for the order status alone and keeps the stage's rows.
+  let filtersAssignments = true;
+
+  async function readBoardPage(stage) {
+    const query = { ...stage.query, trainer_id: state.trainerId, page_size: PAGE_SIZE, page_token: pager.token };
+    if (!filtersAssignments) delete query.assignment_status;
+    try {
+      const page = await get("/v1/status/orders", query);
+      const statuses = (page.statuses || []).filter((status) => stage.id === "all" || stageOf(status) === stage.id);
+      return { statuses, next: page.next_page_token };
+    } catch (error) {
+      const refusedFilter = error.reason === "UNKNOWN_FIELD" && error.violations.some((v) => v.field === "assignment_status");
+      if (!refusedFilter || !filtersAssignments) throw error;
+      filtersAssignments = false;
+      return readBoardPage(stage);
+    }
+  }
+
   async function refreshBoard() {
     const stage = STAGES.find((s) => s.id === state.stage);
-    const page = await get("/v1/status/orders", {
-      ...stage.query,
-      trainer_id: state.trainerId,
-      page_size: PAGE_SIZE,
-      page_token: pager.token,
-    });
-    const statuses = page.statuses || [];
+    const { statuses, next } = await readBoardPage(stage);
     const trainer = state.roster.find((t) => t.trainer_id === state.trainerId);
     setText(caption, `Orders: ${stage.label.toLowerCase()}${trainer ? `, trainer ${trainer.name}` : ""} (${statuses.length} on this page)`);
     if (statuses.length) {
@@ -125,7 +138,7 @@ export function managerView(main) {
     } else {
       syncRows(rows, [{ empty: true }], () => "empty", () => h("tr", { class: "empty" }, h("td", { colspan: 7 }, "No orders here.")));
     }
-    pager.update(page.next_page_token);
+    pager.update(next);
     setText(boardMessage, "");
   }
 

@@ -126,8 +126,11 @@ def test_a_booking_goes_through_three_consoles_without_a_reload(
 
     customer.book("Alice Liddell", "Morning yoga", "2027-03-01T08:00")
     expect_stage(customer.orders, "Morning yoga", "AWAITING TRAINER")
+    manager.show_stage("Awaiting trainer")
     expect_stage(manager.board, "Morning yoga", "AWAITING TRAINER")
     manager.assign("Morning yoga", "Tom Trainer", load=0)
+    expect(row(manager.board, "Morning yoga")).to_have_count(0, timeout=WAIT_MS)
+    manager.show_stage("All")
     expect_stage(manager.board, "Morning yoga", "ASSIGNED")
 
     expect(row(trainer.requested, "Morning yoga")).to_be_visible(timeout=WAIT_MS)
@@ -325,6 +328,12 @@ def test_the_board_filters_by_trainer_and_pages_twenty_at_a_time(
     pages.get_by_role("button", name="Previous").click()
     expect(rows).to_have_count(20)
     expect(pages.get_by_role("button", name="Previous")).to_be_disabled()
+
+    board.show_stage("Assigned")
+    expect(board.board.locator("caption")).to_contain_text("assigned, trainer Paged Pat (20")
+    expect(rows).to_have_count(20)
+    board.show_stage("Awaiting trainer")
+    expect(rows).to_have_text(["No orders here."])
 
 
 def test_the_board_keeps_focus_while_it_refreshes(studio: Platform, open_page) -> None:
