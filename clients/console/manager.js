@@ -128,9 +128,13 @@ export function managerView(main) {
     }
   }
 
+  const boardQuery = () => JSON.stringify([state.stage, state.trainerId, pager.token]);
+
   async function refreshBoard() {
     const stage = STAGES.find((s) => s.id === state.stage);
+    const asked = boardQuery();
     const { statuses, next } = await readBoardPage(stage);
+    if (boardQuery() !== asked) return; // the filter or page changed meanwhile: asked again
     const trainer = state.roster.find((t) => t.trainer_id === state.trainerId);
     setText(caption, `Orders: ${stage.label.toLowerCase()}${trainer ? `, trainer ${trainer.name}` : ""} (${statuses.length} on this page)`);
     if (statuses.length) {
