@@ -15,8 +15,10 @@ async function cancelOrder(status, say) {
   try {
     await post(`/v1/orders/${encodeURIComponent(status.order_id)}:cancel`, { reason: "cancelled by the customer" });
     say(`${status.class_name} is cancelled.`, "success");
+    return true;
   } catch (error) {
     say(describe(error), "error");
+    return false;
   }
 }
 
@@ -28,8 +30,9 @@ function cancelButton(status, say, after) {
       class: "small danger",
       "aria-label": `Cancel ${status.class_name}`,
       onclick: async (event) => {
-        event.currentTarget.disabled = true;
-        await cancelOrder(status, say);
+        const button = event.currentTarget;
+        button.disabled = true;
+        if (!(await cancelOrder(status, say))) button.disabled = false;
         after();
       },
     },
