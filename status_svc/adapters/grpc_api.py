@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -37,11 +37,14 @@ from status_svc.domain.model import (
 )
 from status_svc.domain.notifications import Notification, NotificationKind
 
+StatusT = TypeVar("StatusT", bound=enum.Enum)
+
 _ORDER_STATUS = {s: order_pb.OrderStatus.Value(f"ORDER_STATUS_{s.value}") for s in OrderStatus}
 _ORDER_STATUS_OF = {number: status for status, number in _ORDER_STATUS.items()}
 _ASSIGNMENT_STATUS = {
     s: manager_pb.AssignmentStatus.Value(f"ASSIGNMENT_STATUS_{s.value}") for s in AssignmentStatus
 }
+_ASSIGNMENT_STATUS_OF = {number: status for status, number in _ASSIGNMENT_STATUS.items()}
 _SCHEDULE_STATUS = {
     s: trainer_pb.ScheduleStatus.Value(f"SCHEDULE_STATUS_{s.value}") for s in ScheduleStatus
 }
@@ -97,14 +100,14 @@ def notification_to_proto(notification: Notification) -> pb.Notification:
     )
 
 
-def order_status_filter(number: int) -> OrderStatus | None:
+def enum_filter(field: str, number: int, of: Mapping[int, StatusT]) -> StatusT | None:
+    """A list filter's enum value: None when unset, refused when not one of ``of``."""
     if number == UNSPECIFIED:
         return None
-    if number not in _ORDER_STATUS_OF:
-        raise InvalidValue(
-            f"order_status {number} is not a known order status", field="order_status"
-        )
-    return _ORDER_STATUS_OF[number]
+    if number not in of:
+        known = field.replace("_", " ")
+        raise InvalidValue(f"{field} {number} is not a known {known}", field=field)
+    return of[number]
 
 
 class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
@@ -143,7 +146,10 @@ class StatusServiceAdapter(pb_grpc.StatusServiceServicer):
             caller=current_caller(),
             customer_id=request.customer_id,
             trainer_id=request.trainer_id,
-            order_status=order_status_filter(request.order_status),
+            order_status=enum_filter("order_status", request.order_status, _ORDER_STATUS_OF),
+            assignment_status=enum_filter(
+                "assignment_status", request.assignment_status, _ASSIGNMENT_STATUS_OF
+            ),
             page_size=request.page_size,
             page_token=request.page_token,
         )

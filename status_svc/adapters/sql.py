@@ -16,12 +16,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    case,
     func,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from ptkit.mapping import AggregateMapper, as_utc
 from ptkit.migrations import service_metadata
@@ -29,7 +31,13 @@ from ptkit.paging import PageRequest
 from ptkit.sql import MessagingTables, SqlUnitOfWork, TrackingRepository
 from ptkit.sql_paging import keyset_page
 from status_svc.application.ports import StatusFilter
-from status_svc.domain.model import OrderStatusNotFound, OrderStatusView
+from status_svc.domain.model import (
+    AssignmentStatus,
+    OrderStatus,
+    OrderStatusNotFound,
+    OrderStatusView,
+    ScheduleStatus,
+)
 from status_svc.domain.notifications import Notification, NotificationKind
 
 metadata = service_metadata(Path(__file__).with_name("migrations"))
@@ -61,6 +69,26 @@ view_rows = AggregateMapper(
     },
 )
 order_status_views = view_rows.table
+
+
+def assignment_status() -> ColumnElement[str | None]:
+    """:attr:`OrderStatusView.assignment_status` in SQL, case for case, so that a list
+    can filter on it (tests/status/integration/test_repository_contract.py holds the two
+    to the same answer for every combination of statuses)."""
+    views = order_status_views.c
+    booked = [s.value for s in ScheduleStatus if s.booked]
+    return case(
+        (
+            views.reported_assignment_status == AssignmentStatus.CANCELLED.value,
+            views.reported_assignment_status,
+        ),
+        (views.reported_schedule_status.in_(booked), AssignmentStatus.ORDER_CONFIRMED.value),
+        (views.reported_assignment_status.is_not(None), views.reported_assignment_status),
+        (views.order_status == OrderStatus.CANCELLED.value, AssignmentStatus.CANCELLED.value),
+        (views.order_status.is_not(None), AssignmentStatus.AWAITING_TRAINER.value),
+        else_=None,
+    )
+
 
 notifications = Table(
     "notifications",
@@ -106,6 +134,8 @@ class SqlOrderStatusViews(TrackingRepository):
             query = query.where(views.trainer_id == wanted.trainer_id)
         if wanted.order_status is not None:
             query = query.where(views.order_status == wanted.order_status.value)
+        if wanted.assignment_status is not None:
+            query = query.where(assignment_status() == wanted.assignment_status.value)
         rows = await self.connection.execute(keyset_page(query, views, page))
         return [view_rows.load(row) for row in rows]
 

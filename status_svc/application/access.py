@@ -6,7 +6,7 @@ from __future__ import annotations
 from ptkit.auth import Caller, PermissionDenied, Role
 from ptkit.validation import require_principal_id
 from status_svc.application.ports import StatusFilter
-from status_svc.domain.model import OrderStatus, OrderStatusView
+from status_svc.domain.model import AssignmentStatus, OrderStatus, OrderStatusView
 
 
 def may_read(caller: Caller, view: OrderStatusView) -> None:
@@ -40,6 +40,7 @@ def status_filter(
     customer_id: str | None,
     trainer_id: str | None,
     order_status: OrderStatus | None,
+    assignment_status: AssignmentStatus | None = None,
 ) -> StatusFilter:
     """Managers filter freely; customers see only their own orders and trainers only
     the orders they hold (asking for someone else's is refused)."""
@@ -51,4 +52,9 @@ def status_filter(
     elif caller.role is Role.TRAINER:
         caller.require_trainer_self_or_manager(trainer_id or caller.subject)
         trainer_id = caller.subject
-    return StatusFilter(customer_id=customer_id, trainer_id=trainer_id, order_status=order_status)
+    return StatusFilter(
+        customer_id=customer_id,
+        trainer_id=trainer_id,
+        order_status=order_status,
+        assignment_status=assignment_status,
+    )

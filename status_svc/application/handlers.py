@@ -17,7 +17,7 @@ from status_svc.application.ports import (
 )
 from status_svc.application.watch import NotificationFeed, NotificationWatch, WatchSlots
 from status_svc.domain.events import CancellationRefused, ClassResultRegistered, ObservedEvent
-from status_svc.domain.model import ClassResult, OrderStatus, OrderStatusView
+from status_svc.domain.model import AssignmentStatus, ClassResult, OrderStatus, OrderStatusView
 from status_svc.domain.notifications import Notification
 
 
@@ -76,6 +76,7 @@ class ListOrderStatuses:
     trainer_id: str | None = None
     order_status: OrderStatus | None = None
     """None (or "") matches any; customers and trainers see only their own."""
+    assignment_status: AssignmentStatus | None = None
     page_size: int = 0
     """0 asks for the default page size."""
     page_token: str = ""
@@ -120,7 +121,11 @@ async def list_order_statuses(
     query: ListOrderStatuses, uow: UnitOfWork, tokens: PageTokens
 ) -> Page[OrderStatusView]:
     wanted = access.status_filter(
-        query.caller, query.customer_id, query.trainer_id, query.order_status
+        query.caller,
+        query.customer_id,
+        query.trainer_id,
+        query.order_status,
+        query.assignment_status,
     )
     page = tokens.request(VIEW_PAGES, query.page_size, query.page_token, **wanted.as_filters())
     async with uow:

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from ptkit.paging import Keyset, PageRequest, SortKey
 from ptkit.ports import UnitOfWork as BaseUnitOfWork
-from status_svc.domain.model import OrderStatus, OrderStatusView
+from status_svc.domain.model import AssignmentStatus, OrderStatus, OrderStatusView
 from status_svc.domain.notifications import Notification
 
 VIEW_PAGES = Keyset(
@@ -41,14 +41,20 @@ class StatusFilter:
     customer_id: str | None = None
     trainer_id: str | None = None
     order_status: OrderStatus | None = None
+    assignment_status: AssignmentStatus | None = None
+    """As :attr:`OrderStatusView.assignment_status` derives it."""
 
     def as_filters(self) -> dict[str, str | None]:
-        """What a page token is bound to."""
-        return {
+        """What a page token is bound to (the assignment status only when set, so that
+        the tokens of the other filters read as they did before it existed)."""
+        filters = {
             "customer_id": self.customer_id,
             "trainer_id": self.trainer_id,
             "order_status": None if self.order_status is None else self.order_status.value,
         }
+        if self.assignment_status is not None:
+            filters["assignment_status"] = self.assignment_status.value
+        return filters
 
 
 class OrderStatusViews(Protocol):

@@ -46,6 +46,7 @@ class InMemoryViews(InMemoryRepository[OrderStatusView]):
             if wanted.customer_id in (None, view.customer_id)
             and wanted.trainer_id in (None, view.trainer_id)
             and wanted.order_status in (None, view.order_status)
+            and wanted.assignment_status in (None, view.assignment_status)
         ]
         return page_in_memory(views, page)
 

@@ -434,6 +434,13 @@ BAD_INPUT = [
         CODE.INVALID_ARGUMENT,
         "order_status 42 is not a known order status",
     ),
+    (
+        "ListOrderStatuses",
+        {"assignment_status": 42},
+        MANAGER,
+        CODE.INVALID_ARGUMENT,
+        "assignment_status 42 is not a known assignment status",
+    ),
     ("ListClassResults", {}, MANAGER, CODE.INVALID_ARGUMENT, "customer_id is required"),
     (
         "ListClassResults",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
-from itertools import count
+from itertools import count, product
 from typing import Any
 
 import pytest
@@ -23,7 +23,13 @@ from status_svc.application.ports import (
     VIEW_PAGES,
     StatusFilter,
 )
-from status_svc.domain.model import OrderStatus, OrderStatusNotFound, OrderStatusView
+from status_svc.domain.model import (
+    AssignmentStatus,
+    OrderStatus,
+    OrderStatusNotFound,
+    OrderStatusView,
+    ScheduleStatus,
+)
 from status_svc.domain.notifications import Notification, NotificationKind
 from tests.repository_contract import Backend, open_backend
 from tests.status.fakes import FakeStatusUnitOfWork
@@ -87,6 +93,35 @@ async def listed(backend: Backend, wanted: StatusFilter) -> list[str]:
 
 
 # --- views ---------------------------------------------------------------------------
+
+
+def every_combination() -> list[OrderStatusView]:
+    """A view for each combination of reported statuses (none reported included)."""
+    combinations = product([None, *OrderStatus], [None, *AssignmentStatus], [None, *ScheduleStatus])
+    return [
+        OrderStatusView(
+            order_id=f"o-{n:03}",
+            order_status=order,
+            reported_assignment_status=assignment,
+            reported_schedule_status=schedule,
+            updated_at=T0 + timedelta(seconds=n),
+        )
+        for n, (order, assignment, schedule) in enumerate(combinations)
+    ]
+
+
+async def test_the_assignment_status_filter_agrees_with_the_views_own_reading(
+    backend: Backend,
+) -> None:
+    views = every_combination()
+    await stored(backend, *views)
+    for status in AssignmentStatus:
+        expected = [v.order_id for v in reversed(views) if v.assignment_status is status]
+        assert expected, status
+        every = PageRequest(VIEW_PAGES, len(views))
+        async with backend.uow() as uow:
+            found = await uow.views.list(StatusFilter(assignment_status=status), every)
+        assert [view.order_id for view in found] == expected, status
 
 
 async def test_an_added_view_reads_back_equal(backend: Backend) -> None:
@@ -157,8 +192,27 @@ async def test_list_reads_a_page_and_one_more_after_the_position(backend: Backen
         (StatusFilter(order_status=OrderStatus.CANCELLED), ["o-3"]),
         (StatusFilter(order_status=OrderStatus.COMPLETED), ["o-4"]),
         (StatusFilter(customer_id="alice", trainer_id="t-kim"), ["o-4"]),
+        (StatusFilter(assignment_status=AssignmentStatus.AWAITING_TRAINER), ["o-1"]),
+        (
+            StatusFilter(
+                order_status=OrderStatus.PLACED, assignment_status=AssignmentStatus.TRAINER_ASSIGNED
+            ),
+            ["o-2"],
+        ),
+        (StatusFilter(assignment_status=AssignmentStatus.ORDER_CONFIRMED), ["o-4"]),
     ],
-    ids=["customer", "unknown-customer", "trainer", "placed", "cancelled", "completed", "both"],
+    ids=[
+        "customer",
+        "unknown-customer",
+        "trainer",
+        "placed",
+        "cancelled",
+        "completed",
+        "both",
+        "awaiting-trainer",
+        "trainer-assigned",
+        "order-confirmed",
+    ],
 )
 async def test_list_keeps_the_views_the_filter_matches(
     backend: Backend, wanted: StatusFilter, expected: list[str]
