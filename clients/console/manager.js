@@ -109,32 +109,19 @@ export function managerView(main) {
     );
   }
 
-  // A status view older than the assignment_status filter refuses it as an unknown query
-  // parameter: then the board asks for the order status alone and keeps the stage's rows.
-  let filtersAssignments = true;
-
-  async function readBoardPage(stage) {
-    const query = { ...stage.query, trainer_id: state.trainerId, page_size: PAGE_SIZE, page_token: pager.token };
-    if (!filtersAssignments) delete query.assignment_status;
-    try {
-      const page = await get("/v1/status/orders", query);
-      const statuses = (page.statuses || []).filter((status) => stage.id === "all" || stageOf(status) === stage.id);
-      return { statuses, next: page.next_page_token };
-    } catch (error) {
-      const refusedFilter = error.reason === "UNKNOWN_FIELD" && error.violations.some((v) => v.field === "assignment_status");
-      if (!refusedFilter || !filtersAssignments) throw error;
-      filtersAssignments = false;
-      return readBoardPage(stage);
-    }
-  }
-
   const boardQuery = () => JSON.stringify([state.stage, state.trainerId, pager.token]);
 
   async function refreshBoard() {
     const stage = STAGES.find((s) => s.id === state.stage);
     const asked = boardQuery();
-    const { statuses, next } = await readBoardPage(stage);
+    const page = await get("/v1/status/orders", {
+      ...stage.query,
+      trainer_id: state.trainerId,
+      page_size: PAGE_SIZE,
+      page_token: pager.token,
+    });
     if (boardQuery() !== asked) return; // the filter or page changed meanwhile: asked again
+    const statuses = page.statuses || [];
     const trainer = state.roster.find((t) => t.trainer_id === state.trainerId);
     setText(caption, `Orders: ${stage.label.toLowerCase()}${trainer ? `, trainer ${trainer.name}` : ""} (${statuses.length} on this page)`);
     if (statuses.length) {
@@ -142,7 +129,7 @@ export function managerView(main) {
     } else {
       syncRows(rows, [{ empty: true }], () => "empty", () => h("tr", { class: "empty" }, h("td", { colspan: 7 }, "No orders here.")));
     }
-    pager.update(next);
+    pager.update(page.next_page_token);
     setText(boardMessage, "");
   }
 
