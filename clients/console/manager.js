@@ -10,6 +10,16 @@ import { Poller } from "./poll.js";
 import { STAGES, isOpen, stageBadge, stageOf } from "./stages.js";
 
 const PAGE_SIZE = 20;
+const ROSTER_INTERVAL_MS = 5_000;
+
+/** A select's options as [value, text] pairs, rebuilt only when they change (the choice kept). */
+function setOptions(select, options) {
+  const signature = JSON.stringify(options);
+  if (select.dataset.options === signature) return;
+  const chosen = select.value;
+  select.dataset.options = signature;
+  replaceChildren(select, ...options.map(([value, text]) => h("option", { value, selected: value === chosen }, text)));
+}
 
 export function managerView(main) {
   const state = { stage: "all", trainerId: "", roster: [], loads: new Map() };
@@ -168,17 +178,12 @@ export function managerView(main) {
   }
 
   function fillTrainerChoice() {
-    const chosen = trainerChoice.value;
     const active = state.roster.filter((t) => t.active);
-    replaceChildren(
-      trainerChoice,
-      active.length ? null : h("option", { value: "" }, "No trainer on the roster yet"),
-      ...active.map((trainer) => {
-        const load = state.loads.get(trainer.trainer_id);
-        const text = load === undefined ? trainer.name : `${trainer.name} (${load} open ${load === 1 ? "class" : "classes"})`;
-        return h("option", { value: trainer.trainer_id, selected: trainer.trainer_id === chosen }, text);
-      }),
-    );
+    const options = active.map((trainer) => {
+      const load = state.loads.get(trainer.trainer_id);
+      return [trainer.trainer_id, load === undefined ? trainer.name : `${trainer.name} (${load} open ${load === 1 ? "class" : "classes"})`];
+    });
+    setOptions(trainerChoice, options.length ? options : [["", "No trainer on the roster yet"]]);
   }
 
   function closeAssign() {
@@ -194,7 +199,7 @@ export function managerView(main) {
       const assignment = await post(`/v1/assignments/${encodeURIComponent(assigning.order_id)}:assign`, { trainer_id: trainerChoice.value });
       showSuccess(assignForm, `${assignment.trainer_name || "The trainer"} is assigned to ${assignment.class_name}.`);
       board.now();
-      refreshRoster();
+      refreshRoster().catch((error) => showError(assignForm, error));
     } catch (error) {
       showError(assignForm, error);
     } finally {
@@ -281,16 +286,12 @@ export function managerView(main) {
           h("td", { "data-label": "Active" }, trainer.active ? "Yes" : "No"),
         ),
     );
-    const filtered = trainerFilter.value;
-    replaceChildren(
-      trainerFilter,
-      h("option", { value: "" }, "All trainers"),
-      ...roster.map((t) => h("option", { value: t.trainer_id, selected: t.trainer_id === filtered }, t.name)),
-    );
+    setOptions(trainerFilter, [["", "All trainers"], ...roster.map((t) => [t.trainer_id, t.name])]);
     if (!assignPanel.hidden) fillTrainerChoice();
   }
 
   main.append(boardSection, assignPanel, rosterSection);
-  refreshRoster().catch((error) => showError(registerForm, error));
+  // The roster and the loads change rarely: read again every few seconds, not every poll.
+  pollers.push(new Poller(refreshRoster, { interval: ROSTER_INTERVAL_MS, onError: (error) => showError(registerForm, error) }));
   return () => pollers.forEach((poller) => poller.stop());
 }

@@ -158,6 +158,8 @@ def test_a_booking_goes_through_three_consoles_without_a_reload(
     expect_stage(manager.board, "Evening boxing", "CANCELLED")
     expect_stage(trainer.classes, "Evening boxing", "CANCELLED")
     expect(row(trainer.requested, "Evening boxing")).to_have_count(0, timeout=WAIT_MS)
+    roster = manager_page.locator("#roster tbody tr", has_text="Tom Trainer")
+    expect(roster.locator("[data-label='Open classes']")).to_have_text("0", timeout=WAIT_MS)
 
     manager.show_stage("Cancelled")
     expect(row(manager.board, "Evening boxing")).to_be_visible(timeout=WAIT_MS)
