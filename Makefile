@@ -13,7 +13,7 @@ APIDOCS_STAMP := build/apidocs/.stamp
 CONSOLE_STAMP := build/console/.stamp
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test proto openapi console docs-screenshot lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config k8s-nats-config mutation client
+.PHONY: run test proto openapi console console-screenshots docs-screenshot lint clean demo bench bench-breaker contracts-baseline k8s-envoy-config k8s-nats-config mutation client
 
 run: $(STAMP) $(GEN_STAMP) openapi console
 	$(BIN)/ptctl run
@@ -94,6 +94,11 @@ $(CHROMIUM):
 # docs/images/api-docs.png: /docs of a throw-away platform, as headless Chromium renders it.
 docs-screenshot: $(STAMP) $(GEN_STAMP) openapi $(CHROMIUM)
 	$(PY) -m ptctl.apidocs.screenshot docs/images/api-docs.png
+
+# docs/images/console-*.png: the consoles as the browser tests leave them (headless Chromium).
+console-screenshots: $(STAMP) $(GEN_STAMP) openapi console $(CHROMIUM)
+	PT_CONSOLE_SCREENSHOTS=docs/images $(BIN)/pytest -q -p no:randomly tests/e2e/test_console.py \
+		-k "three_consoles or phone_sized"
 
 # The committed contract baseline that `buf breaking` compares protos/ with: rewrite it
 # only for a deliberate, announced breaking change (or after additive changes, to record them).
