@@ -105,3 +105,27 @@ export function field({ id, label, control, hint, name }) {
     h("p", { class: "field-error", id: errorId, "data-error-for": name || id }),
   );
 }
+
+/**
+ * A panel holding one form: a heading, a summary line of what it acts on, the fields,
+ * a status line for the outcome and the submit and Close buttons. Starts hidden.
+ */
+export function formPanel({ id, title, fields, submitLabel, onClose }) {
+  const summary = h("p", {});
+  const submit = h("button", { type: "submit" }, submitLabel);
+  const form = h(
+    "form",
+    { novalidate: true },
+    ...fields,
+    h("p", { class: "form-status", role: "alert" }),
+    h("div", { class: "buttons" }, submit, h("button", { type: "button", class: "secondary", onclick: onClose }, "Close")),
+  );
+  const panel = h(
+    "section",
+    { class: "card panel", id, "aria-labelledby": `${id}-title`, hidden: true },
+    h("h2", { id: `${id}-title` }, title),
+    summary,
+    form,
+  );
+  return { panel, form, summary, submit };
+}

@@ -3,7 +3,7 @@
 // register a trainer. The board polls, so changes show within a second.
 
 import { get, listAll, post } from "./api.js";
-import { field, formatTime, h, replaceChildren, setText, syncRows } from "./dom.js";
+import { field, formPanel, formatTime, h, replaceChildren, setText, syncRows } from "./dom.js";
 import { describe, showError, showSuccess } from "./errors.js";
 import { Pager } from "./pager.js";
 import { Poller } from "./poll.js";
@@ -147,23 +147,21 @@ export function managerView(main) {
   pollers.push(board);
 
   // -- assigning a trainer -----------------------------------------------------------
-  const assignSummary = h("p", {});
   const trainerChoice = h("select", { name: "trainer_id", required: true });
-  const assignButton = h("button", { type: "submit" }, "Assign trainer");
-  const assignForm = h(
-    "form",
-    { novalidate: true },
-    field({ id: "assign-trainer", name: "trainer_id", label: "Trainer (open classes in brackets)", control: trainerChoice }),
-    h("p", { class: "form-status", role: "alert" }),
-    h("div", { class: "buttons" }, assignButton, h("button", { type: "button", class: "secondary", onclick: () => closeAssign() }, "Close")),
-  );
-  const assignPanel = h(
-    "section",
-    { class: "card panel", id: "assign-panel", "aria-labelledby": "assign-title", hidden: true },
-    h("h2", { id: "assign-title" }, "Assign a trainer"),
-    assignSummary,
-    assignForm,
-  );
+  const {
+    panel: assignPanel,
+    form: assignForm,
+    summary: assignSummary,
+    submit: assignButton,
+  } = formPanel({
+    id: "assign-panel",
+    title: "Assign a trainer",
+    fields: [
+      field({ id: "assign-trainer", name: "trainer_id", label: "Trainer (open classes in brackets)", control: trainerChoice }),
+    ],
+    submitLabel: "Assign trainer",
+    onClose: () => closeAssign(),
+  });
   let assigning = null;
 
   async function openAssign(status) {

@@ -3,7 +3,7 @@
 // the refusal names the class it clashes with.
 
 import { listAll, post } from "./api.js";
-import { field, formatSlot, formatTime, h, localInputToUtc, replaceChildren, setText, syncRows } from "./dom.js";
+import { field, formPanel, formatSlot, formatTime, h, localInputToUtc, replaceChildren, setText, syncRows } from "./dom.js";
 import { describe, showError, showSuccess } from "./errors.js";
 import { Poller } from "./poll.js";
 import { scheduleBadge } from "./stages.js";
@@ -40,42 +40,36 @@ export function trainerView(main, session) {
   // -- confirming --------------------------------------------------------------------
   const startInput = h("input", { type: "datetime-local", required: true, step: 60 });
   const durationInput = h("input", { type: "number", min: 1, max: 480, step: 1, value: 60, required: true, inputmode: "numeric" });
-  const confirmButton = h("button", { type: "submit" }, "Confirm class");
-  const confirmSummary = h("p", {});
-  const confirmForm = h(
-    "form",
-    { novalidate: true },
-    field({ id: "confirm-start", name: "start_time", label: "Start (your local time)", control: startInput }),
-    field({ id: "confirm-duration", name: "duration_minutes", label: "Duration in minutes", control: durationInput }),
-    h("p", { class: "form-status", role: "alert" }),
-    h("div", { class: "buttons" }, confirmButton, h("button", { type: "button", class: "secondary", onclick: () => closePanels() }, "Close")),
-  );
-  const confirmPanel = h(
-    "section",
-    { class: "card panel", id: "confirm-panel", "aria-labelledby": "confirm-title", hidden: true },
-    h("h2", { id: "confirm-title" }, "Confirm a class"),
-    confirmSummary,
-    confirmForm,
-  );
+  const {
+    panel: confirmPanel,
+    form: confirmForm,
+    summary: confirmSummary,
+    submit: confirmButton,
+  } = formPanel({
+    id: "confirm-panel",
+    title: "Confirm a class",
+    fields: [
+      field({ id: "confirm-start", name: "start_time", label: "Start (your local time)", control: startInput }),
+      field({ id: "confirm-duration", name: "duration_minutes", label: "Duration in minutes", control: durationInput }),
+    ],
+    submitLabel: "Confirm class",
+    onClose: () => closePanels(),
+  });
 
   // -- recording a result ------------------------------------------------------------
   const resultInput = h("textarea", { rows: 3, maxlength: 2000, required: true });
-  const resultButton = h("button", { type: "submit" }, "Record result");
-  const resultSummary = h("p", {});
-  const resultForm = h(
-    "form",
-    { novalidate: true },
-    field({ id: "result-text", name: "result", label: "How the class went", control: resultInput }),
-    h("p", { class: "form-status", role: "alert" }),
-    h("div", { class: "buttons" }, resultButton, h("button", { type: "button", class: "secondary", onclick: () => closePanels() }, "Close")),
-  );
-  const resultPanel = h(
-    "section",
-    { class: "card panel", id: "result-panel", "aria-labelledby": "result-title", hidden: true },
-    h("h2", { id: "result-title" }, "Record a class result"),
-    resultSummary,
-    resultForm,
-  );
+  const {
+    panel: resultPanel,
+    form: resultForm,
+    summary: resultSummary,
+    submit: resultButton,
+  } = formPanel({
+    id: "result-panel",
+    title: "Record a class result",
+    fields: [field({ id: "result-text", name: "result", label: "How the class went", control: resultInput })],
+    submitLabel: "Record result",
+    onClose: () => closePanels(),
+  });
 
   let acting = null;
 

@@ -41,13 +41,18 @@ def accessibility_violations(page: Page) -> list[str]:
     ]
 
 
-def sign_in(page: Page, gateway_url: str, role: str, subject: str) -> None:
-    """Open the console, choose the role, give the id, sign in; wait for the role's view."""
+def ask_to_sign_in(page: Page, gateway_url: str, role: str, subject: str) -> None:
+    """Open the console, choose the role, give the id and press Sign in."""
     page.goto(f"{gateway_url}/console/")
     expect(page.get_by_role("heading", name="Sign in to the studio")).to_be_visible(timeout=WAIT_MS)
     page.get_by_label(role.capitalize(), exact=True).check()
     page.get_by_label(f"Your {role} id").fill(subject)
     page.get_by_role("button", name="Sign in").click()
+
+
+def sign_in(page: Page, gateway_url: str, role: str, subject: str) -> None:
+    """Sign in as ``role`` and wait for the role's view."""
+    ask_to_sign_in(page, gateway_url, role, subject)
     expect(page.get_by_text(f"Signed in as {role}")).to_be_visible(timeout=WAIT_MS)
 
 

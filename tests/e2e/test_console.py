@@ -25,6 +25,7 @@ from tests.e2e.console_pages import (
     ManagerBoard,
     TrainerSchedule,
     accessibility_violations,
+    ask_to_sign_in,
     expect_stage,
     row,
     screenshot_dir,
@@ -244,9 +245,7 @@ def test_a_double_click_on_book_books_once(studio: Platform, open_page) -> None:
 
 def test_refusals_read_as_sentences_next_to_their_field(studio: Platform, open_page) -> None:
     page = open_page()
-    page.goto(f"{studio.gateway_url}/console/")
-    page.get_by_label("Your customer id").fill("-not an id")
-    page.get_by_role("button", name="Sign in").click()
+    ask_to_sign_in(page, studio.gateway_url, "customer", "-not an id")
     expect(page.locator("#sign-in-subject-error")).to_have_text(
         "Your id may hold 1 to 64 letters, digits or . _ @ : - "
         "and must start with a letter or digit.",
@@ -390,9 +389,7 @@ def test_without_the_development_sign_in_the_page_points_to_the_identity_provide
             status=404, content_type="application/json", body='{"code":5,"message":"no route"}'
         ),
     )
-    page.goto(f"{studio.gateway_url}/console/")
-    page.get_by_label("Your customer id").fill("nora")
-    page.get_by_role("button", name="Sign in").click()
+    ask_to_sign_in(page, studio.gateway_url, "customer", "nora")
     expect(page.get_by_role("alert")).to_have_text(
         "Development sign-in is off on this studio. "
         "Sign in through the studio's identity provider.",
