@@ -145,13 +145,21 @@ export function trainerView(main, session) {
     return h("button", { type: "button", class: "small", "aria-label": `${label}: ${schedule.class_name} for ${schedule.customer_id}`, onclick: () => onclick(schedule) }, label);
   }
 
-  function renderRequested(schedule) {
+  /** A schedule's row: its class, customer and status, then ``cells``. */
+  function scheduleRow(schedule, ...cells) {
     return h(
       "tr",
       { "data-order-id": schedule.order_id },
       h("th", { scope: "row", "data-label": "Class" }, schedule.class_name),
       h("td", { "data-label": "Customer" }, schedule.customer_id),
       h("td", { "data-label": "Status" }, scheduleBadge(schedule)),
+      ...cells,
+    );
+  }
+
+  function renderRequested(schedule) {
+    return scheduleRow(
+      schedule,
       h("td", { "data-label": "Asked" }, formatTime(schedule.update_time)),
       h("td", { "data-label": "Actions", class: "actions" }, actionButton("Confirm", schedule, openConfirm)),
     );
@@ -159,12 +167,8 @@ export function trainerView(main, session) {
 
   function renderBooked(schedule) {
     const confirmed = schedule.status === "SCHEDULE_STATUS_CONFIRMED";
-    return h(
-      "tr",
-      { "data-order-id": schedule.order_id },
-      h("th", { scope: "row", "data-label": "Class" }, schedule.class_name),
-      h("td", { "data-label": "Customer" }, schedule.customer_id),
-      h("td", { "data-label": "Status" }, scheduleBadge(schedule)),
+    return scheduleRow(
+      schedule,
       h("td", { "data-label": "When" }, formatSlot(schedule.start_time, endOf(schedule))),
       h("td", { "data-label": "Result" }, schedule.class_result || "—"),
       h("td", { "data-label": "Actions", class: "actions" }, confirmed ? actionButton("Record result", schedule, openResult) : null),
