@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from ptctl import console
 from ptctl.apidocs.browser import CHROMIUM
 from ptctl.launcher import ROOT, Platform, PlatformConfig
+from ptkit.tokens import JWT_SHAPE
 from tests.e2e.console_pages import (
     DESKTOP,
     PHONE,
@@ -71,9 +72,11 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def open_page(browser: Browser) -> Iterator:
     """New pages, each in a browser context of its own (its own sessionStorage), with
-    every script error collected; all closed afterwards."""
+    every script error and every URL the page asked for collected; all closed afterwards,
+    when no script failed and no URL carried a token."""
     contexts: list[BrowserContext] = []
     errors: list[str] = []
+    urls: list[str] = []
 
     def new_page(viewport: dict[str, int] = DESKTOP) -> Page:
         context = browser.new_context(viewport=viewport)
@@ -81,6 +84,7 @@ def open_page(browser: Browser) -> Iterator:
         context.set_default_timeout(WAIT_MS)
         page = context.new_page()
         page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("request", lambda request: urls.append(request.url))
         page.on(
             "console",
             lambda message: errors.append(message.text) if message.type == "error" else None,
@@ -91,6 +95,7 @@ def open_page(browser: Browser) -> Iterator:
     for context in contexts:
         context.close()
     assert not [e for e in errors if "Failed to load resource" not in e], errors
+    assert not [url for url in urls if JWT_SHAPE.search(url)], "a token in a URL"
 
 
 def api(studio: Platform) -> Rest:
