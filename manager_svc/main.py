@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from manager_svc.application.policies import POLICIES, TRANSIENT_ERRORS
 from ptkit.config import ConfigError, Env, exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.messaging import bind
-from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.runtime import ServiceRuntime, ServiceSettings, run
 from ptkit.server import registration
 from ptkit.tokens import KeyFiles
 from ptplatform import public_api
@@ -92,4 +91,4 @@ def main() -> None:
     with exit_on_config_error():
         settings = ManagerSettings.from_env()
     configure_logging(settings.service.name, settings.service.log_level)
-    asyncio.run(serve(settings))
+    run(serve(settings), settings.service.event_loop)

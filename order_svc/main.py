@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from order_svc.adapters import sql
 from order_svc.adapters.grpc_api import OrderServiceAdapter
 from order_svc.application.policies import POLICIES, TRANSIENT_ERRORS
 from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
-from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.runtime import ServiceRuntime, ServiceSettings, run
 from ptkit.server import registration
 from ptplatform import public_api
 from ptplatform.order.v1 import order_service_pb2 as pb
@@ -38,4 +36,4 @@ def main() -> None:
     with exit_on_config_error():
         settings = ServiceSettings.from_env("order", DEFAULT_PORT)
     configure_logging(settings.name, settings.log_level)
-    asyncio.run(serve(settings))
+    run(serve(settings), settings.event_loop)

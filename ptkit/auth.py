@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextvars
 import enum
 import json
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,11 +210,18 @@ class TokenVerifier:
     A user token must be signed with one of the users' keys, a service token (manager_svc's
     calls to trainer_svc) with the platform's service key: a key never vouches for a role
     outside its set, so neither key can stand in for the other.
+
+    A client sends the same token with every call until it expires, so the callers of the
+    last ``remembered`` tokens that verified are kept, keyed by the token's exact bytes,
+    until their expiry: a repeated token costs a dictionary lookup, not an RSA
+    verification. A token that failed is never kept.
     """
 
-    def __init__(self, settings: JwtSettings) -> None:
+    def __init__(self, settings: JwtSettings, remembered: int = 4096) -> None:
         self.settings = settings
         self._keys = trusted_keys(settings)
+        self._remembered = remembered
+        self._verified: OrderedDict[str, Caller] = OrderedDict()
 
     def _candidates(self, token: str) -> list[TrustedKey]:
         try:
@@ -252,8 +261,21 @@ class TokenVerifier:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("authorization must be 'Bearer <JWT>'")
+        token = token.strip()
+        known = self._verified.get(token)
+        if known is not None and known.expires_at is not None and known.expires_at > time.time():
+            self._verified.move_to_end(token)
+            return known
+        self._verified.pop(token, None)
+        caller = self._verify(token)
+        self._verified[token] = caller
+        if len(self._verified) > self._remembered:
+            self._verified.popitem(last=False)
+        return caller
+
+    def _verify(self, token: str) -> Caller:
         try:
-            claims, trusted = self._decode(token.strip())
+            claims, trusted = self._decode(token)
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("token expired", reason="TOKEN_EXPIRED") from None
         except jwt.InvalidTokenError as error:

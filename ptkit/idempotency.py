@@ -30,13 +30,12 @@ async def create_once(
         async with uow:
             return await create()
     async with uow:
-        existing = await find()
-        if existing is not None:
-            return existing
+        # created first, looked up only when that conflicts: a first request (the common
+        # case) costs no lookup, and a retry finds what its earlier copy created
         try:
             return await create()
         except ConcurrencyConflict as conflict:
-            lost_to = conflict  # perhaps a copy of the request created it meanwhile
+            lost_to = conflict  # an earlier or a racing copy of the request created it
     async with uow:
         existing = await find()
     if existing is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -30,12 +31,18 @@ from sqlalchemy import (
     Float,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
+    bindparam,
+    insert,
+    select,
+    update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.schema import SchemaItem
+from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.types import TypeEngine
 
 A = TypeVar("A")
@@ -124,6 +131,26 @@ class AggregateMapper(Generic[A]):
             metadata,
             *(column for field in self._fields for column in field.columns),
             *table_items,
+        )
+
+    @functools.cached_property
+    def insert(self) -> Insert:
+        """``INSERT`` of one row, its values given at execution: built (and its cache key
+        computed) once, not per call."""
+        return insert(self.table)
+
+    @functools.cached_property
+    def by_key(self) -> Select[Any]:
+        """``SELECT`` of the row whose key is ``:_key``."""
+        return select(self.table).where(self.table.c[self.key] == bindparam("_key"))
+
+    @functools.cached_property
+    def update(self) -> Update:
+        """``UPDATE ... WHERE key = :_key AND version = :_expected``, its new values given
+        at execution (optimistic locking)."""
+        return update(self.table).where(
+            self.table.c[self.key] == bindparam("_key"),
+            self.table.c.version == bindparam("_expected"),
         )
 
     def values(self, aggregate: A) -> dict[str, object]:

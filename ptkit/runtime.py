@@ -5,11 +5,12 @@ and the gRPC host. A service's ``main.py`` declares only what differs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import uvloop
 from sqlalchemy import MetaData
 
 from ptkit.auth import JwtSettings, TokenVerifier, check_trust
@@ -62,6 +63,8 @@ class ServiceSettings:
     """PT_TLS_*: the gRPC server requires mutual TLS (ptkit.tls); None: plaintext."""
     health_port: int = 0
     """PT_<CTX>_HEALTH_PORT: grpc.health.v1 alone, in plaintext, for probes; 0: none."""
+    event_loop: str = "uvloop"
+    """PT_EVENT_LOOP: ``uvloop`` (the default) or ``asyncio`` (the standard library's)."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -104,7 +107,16 @@ class ServiceSettings:
             page_token_secret=env.str("PT_PAGE_TOKEN_SECRET", DEVELOPMENT_SECRET),
             tls=TlsFiles.from_env(env),
             health_port=health_port,
+            event_loop=env.choice("PT_EVENT_LOOP", "uvloop", ("uvloop", "asyncio")),
         )
+
+
+def run(main: Coroutine[Any, Any, None], event_loop: str = "uvloop") -> None:
+    """Run a service's main coroutine on ``event_loop`` (:attr:`ServiceSettings.event_loop`)."""
+    if event_loop == "uvloop":
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
 
 
 def stream_settings(env: Env) -> StreamSettings:

@@ -4,6 +4,7 @@ mark in one transaction."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,7 +25,6 @@ from sqlalchemy import (
     Table,
     event,
     insert,
-    update,
 )
 from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import IntegrityError
@@ -34,9 +34,11 @@ from sqlalchemy.ext.asyncio import (
     AsyncTransaction,
     create_async_engine,
 )
+from sqlalchemy.sql.dml import Insert
 
 from ptkit.domain import Aggregate, ConcurrencyConflict, DomainEvent, Versioned
 from ptkit.mapping import AggregateMapper
+from ptkit.sqlite import inline_creator
 from ptkit.tls import postgres_ssl
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, a busy timeout and write-ahead ``BEGIN IMMEDIATE``.
+    """An async engine; SQLite runs on the loop's thread (:mod:`ptkit.sqlite`) with WAL, a
+    busy timeout and write-ahead ``BEGIN IMMEDIATE``.
 
     ``BEGIN IMMEDIATE`` takes SQLite's write lock when a transaction starts, so two
     concurrent read-modify-write transactions queue instead of failing on lock upgrade.
@@ -67,17 +70,20 @@ def create_engine(url: str) -> AsyncEngine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     # One connection: SQLite takes one writer at a time anyway, and queueing in-process is
     # fair and fast where SQLite's busy handler would sleep and retry.
-    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
+    engine = create_async_engine(
+        url,
+        async_creator=inline_creator(parsed.database or ":memory:", busy_timeout=30),
+        pool_size=1,
+        max_overflow=0,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit survives a process crash; only an OS crash or power loss
         # may undo the last commits (never corrupting). PostgreSQL is the production store.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -97,6 +103,17 @@ class MessagingTables:
 
     outbox: Table | None
     processed_events: Table
+
+    @functools.cached_property
+    def mark_handled(self) -> Insert:
+        """The processed-event mark's ``INSERT``, built once."""
+        return insert(self.processed_events)
+
+    @functools.cached_property
+    def append_outbox(self) -> Insert:
+        """The outbox rows' ``INSERT``, built once."""
+        assert self.outbox is not None, "a service without an outbox appends none"
+        return insert(self.outbox)
 
     @classmethod
     def add_to(cls, metadata: MetaData, *, outbox: bool = True) -> MessagingTables:
@@ -184,11 +201,16 @@ class TrackingRepository:
         self._track(aggregate)
         return aggregate
 
+    async def _find(self, key: object) -> Any | None:
+        """The tracked aggregate whose key is ``key``, or None."""
+        row = (await self.connection.execute(self.mapper.by_key, {"_key": key})).first()
+        return None if row is None else self._load(row)
+
     async def _insert(self, aggregate: Any) -> None:
         """Insert a new aggregate. A row with the same key or unique values written
         meanwhile is a conflict."""
         try:
-            await self.connection.execute(insert(self.table).values(self.mapper.values(aggregate)))
+            await self.connection.execute(self.mapper.insert, self.mapper.values(aggregate))
         except IntegrityError:
             key = getattr(aggregate, self.mapper.key)
             raise ConcurrencyConflict(
@@ -198,13 +220,10 @@ class TrackingRepository:
 
     async def _update(self, aggregate: Versioned, expected_version: int) -> int:
         """Write the aggregate WHERE version = expected_version; return the row count."""
-        key = self.mapper.key
         values = self.mapper.values(aggregate)
-        result = await self.connection.execute(
-            update(self.table)
-            .where(self.table.c[key] == values.pop(key), self.table.c.version == expected_version)
-            .values(values)
-        )
+        values["_key"] = values.pop(self.mapper.key)
+        values["_expected"] = expected_version
+        result = await self.connection.execute(self.mapper.update, values)
         return result.rowcount
 
     async def flush(self) -> None:
@@ -279,11 +298,12 @@ class SqlUnitOfWork:
         replica, a redelivery) fails on the primary key and changes nothing."""
         try:
             await self.connection.execute(
-                insert(self.tables.processed_events).values(
-                    consumer=causation.consumer,
-                    event_id=causation.event_id,
-                    handled_at=datetime.now(UTC),
-                )
+                self.tables.mark_handled,
+                {
+                    "consumer": causation.consumer,
+                    "event_id": causation.event_id,
+                    "handled_at": datetime.now(UTC),
+                },
             )
         except IntegrityError:
             await self._close(rollback=True)
@@ -313,7 +333,7 @@ class SqlUnitOfWork:
                 aggregate.events.clear()
         if rows:
             assert self.tables.outbox is not None, "a serializer comes with an outbox"
-            await self.connection.execute(insert(self.tables.outbox), rows)
+            await self.connection.execute(self.tables.append_outbox, rows)
         assert self._transaction is not None
         await self._transaction.commit()
         self._transaction = None

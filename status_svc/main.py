@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ptkit.config import Env, exit_on_config_error
 from ptkit.logs import configure_logging
 from ptkit.messaging import bind
-from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.runtime import ServiceRuntime, ServiceSettings, run
 from ptkit.server import registration, stop_on_signals
 from ptplatform import public_api
 from ptplatform.status.v1 import status_service_pb2 as pb
@@ -72,4 +72,4 @@ def main() -> None:
     with exit_on_config_error():
         settings = StatusSettings.from_env()
     configure_logging(settings.service.name, settings.service.log_level)
-    asyncio.run(serve(settings.service, watch_limits=settings.watch_limits))
+    run(serve(settings.service, watch_limits=settings.watch_limits), settings.service.event_loop)

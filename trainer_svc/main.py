@@ -6,7 +6,7 @@ import asyncio
 
 from ptkit.config import exit_on_config_error
 from ptkit.logs import configure_logging
-from ptkit.runtime import ServiceRuntime, ServiceSettings
+from ptkit.runtime import ServiceRuntime, ServiceSettings, run
 from ptkit.server import registration
 from ptplatform import public_api
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
@@ -40,4 +40,4 @@ def main() -> None:
     with exit_on_config_error():
         settings = ServiceSettings.from_env("trainer", DEFAULT_PORT)
     configure_logging(settings.name, settings.log_level)
-    asyncio.run(serve(settings))
+    run(serve(settings), settings.event_loop)

@@ -74,12 +74,7 @@ class SqlTrainerRepository(TrackingRepository):
         await self._insert(trainer)
 
     async def find(self, trainer_id: str) -> Trainer | None:
-        row = (
-            await self.connection.execute(
-                select(trainers).where(trainers.c.trainer_id == trainer_id)
-            )
-        ).first()
-        return None if row is None else self._load(row)
+        return await self._find(trainer_id)
 
     async def get(self, trainer_id: str) -> Trainer:
         trainer = await self.find(trainer_id)
@@ -110,12 +105,7 @@ class SqlAssignmentRepository(TrackingRepository):
         await self._insert(assignment)
 
     async def find(self, order_id: str) -> Assignment | None:
-        row = (
-            await self.connection.execute(
-                select(assignments).where(assignments.c.order_id == order_id)
-            )
-        ).first()
-        return None if row is None else self._load(row)
+        return await self._find(order_id)
 
     async def get(self, order_id: str) -> Assignment:
         assignment = await self.find(order_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import Index, String, UniqueConstraint, select
+from sqlalchemy import Index, String, UniqueConstraint, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from order_svc.domain.model import Order, OrderNotFound
@@ -41,6 +41,11 @@ order_rows = AggregateMapper(
     },
 )
 orders = order_rows.table
+# built once, its parameters bound at execution: the hot path compiles nothing per call
+_BY_REQUEST = select(orders).where(
+    orders.c.customer_id == bindparam("customer_id"),
+    orders.c.request_id == bindparam("request_id"),
+)
 
 
 class SqlOrderRepository(TrackingRepository):
@@ -50,19 +55,15 @@ class SqlOrderRepository(TrackingRepository):
         await self._insert(order)
 
     async def get(self, order_id: str) -> Order:
-        row = (
-            await self.connection.execute(select(orders).where(orders.c.order_id == order_id))
-        ).first()
-        if row is None:
+        order = await self._find(order_id)
+        if order is None:
             raise OrderNotFound(order_id)
-        return self._load(row)
+        return order
 
     async def find_by_request(self, customer_id: str, request_id: str) -> Order | None:
         row = (
             await self.connection.execute(
-                select(orders).where(
-                    orders.c.customer_id == customer_id, orders.c.request_id == request_id
-                )
+                _BY_REQUEST, {"customer_id": customer_id, "request_id": request_id}
             )
         ).first()
         return None if row is None else order_rows.load(row)

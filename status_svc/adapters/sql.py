@@ -112,9 +112,7 @@ class SqlOrderStatusViews(TrackingRepository):
     mapper = view_rows
 
     async def find(self, order_id: str) -> OrderStatusView | None:
-        query = select(order_status_views).where(order_status_views.c.order_id == order_id)
-        row = (await self.connection.execute(query)).first()
-        return None if row is None else self._load(row)
+        return await self._find(order_id)
 
     async def get(self, order_id: str) -> OrderStatusView:
         view = await self.find(order_id)

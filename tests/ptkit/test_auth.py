@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import jwt
@@ -126,3 +127,39 @@ def test_a_token_without_a_subject_is_refused(provider: KeyFiles, subject: str |
     with pytest.raises(Unauthenticated) as refused:
         verifier(provider.jwks).caller_from(f"Bearer {token}")
     assert refused.value.reason == "INVALID_SUBJECT"
+
+
+def test_a_remembered_token_is_refused_once_it_expires(provider: KeyFiles) -> None:
+    trusted = verifier(provider.jwks)
+    token = f"Bearer {mint_token(provider, Role.CUSTOMER, 'ana', ttl_seconds=3)}"
+    caller = trusted.caller_from(token)
+    assert trusted.caller_from(token) == caller  # the second call is answered from memory
+    while time.time() <= (caller.expires_at or 0):
+        time.sleep(0.05)
+    with pytest.raises(Unauthenticated) as refused:
+        trusted.caller_from(token)
+    assert refused.value.reason == "TOKEN_EXPIRED"
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_verified_and_refused(
+    provider: KeyFiles,
+) -> None:
+    trusted = verifier(provider.jwks)
+    token = mint_token(provider, Role.CUSTOMER, "ana")
+    trusted.caller_from(f"Bearer {token}")
+    header, _, signature = token.split(".")
+    forged = jwt.utils.base64url_encode(
+        json.dumps(
+            {**jwt.decode(token, options={"verify_signature": False}), "role": "manager"}
+        ).encode()
+    ).decode()
+    with pytest.raises(Unauthenticated, match="invalid token"):
+        trusted.caller_from(f"Bearer {header}.{forged}.{signature}")
+
+
+def test_the_verifier_remembers_a_bounded_number_of_tokens(provider: KeyFiles) -> None:
+    trusted = TokenVerifier(JwtSettings(provider.jwks, DEV_ISSUER, DEV_AUDIENCE), remembered=3)
+    tokens = [f"Bearer {mint_token(provider, Role.CUSTOMER, f'c{n}')}" for n in range(5)]
+    callers = [trusted.caller_from(token) for token in tokens]
+    assert [c.subject for c in callers] == [f"c{n}" for n in range(5)]
+    assert len(trusted._verified) == 3

@@ -44,3 +44,13 @@ async def test_without_request_id_nothing_is_looked_up() -> None:
         return "new"
 
     assert await create_once(FakeUnitOfWork(), "", find, create) == "new"
+
+
+async def test_a_first_request_is_created_without_a_lookup() -> None:
+    async def find() -> str:
+        raise AssertionError("a create that does not conflict looks nothing up")
+
+    async def create() -> str:
+        return "new"
+
+    assert await create_once(FakeUnitOfWork(), REQUEST, find, create) == "new"

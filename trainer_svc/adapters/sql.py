@@ -100,9 +100,7 @@ class SqlScheduleRepository(TrackingRepository):
         return schedule
 
     async def find(self, order_id: str) -> Schedule | None:
-        query = select(schedules).where(schedules.c.order_id == order_id)
-        row = (await self.connection.execute(query)).first()
-        return None if row is None else self._load(row)
+        return await self._find(order_id)
 
     async def list(
         self, trainer_id: str | None, status: ScheduleStatus | None, page: PageRequest
