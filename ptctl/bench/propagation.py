@@ -103,6 +103,9 @@ class Propagation:
     rate: float
     offered: int
     placed: int
+    achieved_rate: float
+    """Orders answered per second, first answer to last: below ``rate``, the platform
+    could not take the offered load."""
     seen: int
     missing: int
     p50_ms: float
@@ -113,6 +116,11 @@ class Propagation:
     drain_s: float
     """From the last answer until the last order showed up."""
     bounded: bool
+    """The last fifth's median lag within BOUND_FACTOR of the first fifth's (or under
+    BOUND_FLOOR_MS), and every order seen within DRAIN_TIMEOUT_S after the load."""
+    kept_up: bool
+    """Every order answered without error, at no less than 90 % of the offered rate (if
+    not, PlaceOrder itself pushed back and the lag figures hold for a lower rate)."""
     load: dict[str, object] = field(default_factory=dict)
 
 
@@ -122,12 +130,16 @@ def summarize(rate: float, delays: list[tuple[float, float]], missing: int, load
     fifth = max(1, len(ordered) // 5)
     first, last = percentile(ordered[:fifth], 0.5), percentile(ordered[-fifth:], 0.5)
     last_answer = max((answered for answered, _ in delays), default=0.0)
+    first_answer = min((answered for answered, _ in delays), default=0.0)
+    span = last_answer - first_answer
+    achieved = (len(delays) - 1) / span if span > 0 else 0.0
     last_seen = max((answered + delay for answered, delay in delays), default=0.0)
     limit = max(first * BOUND_FACTOR, BOUND_FLOOR_MS / 1000)
     result = Propagation(
         rate=rate,
         offered=int(load.get("offered", 0)),
         placed=int(load.get("placed", 0)),
+        achieved_rate=achieved,
         seen=len(ordered),
         missing=missing,
         p50_ms=percentile(ordered, 0.50) * 1000,
@@ -137,6 +149,7 @@ def summarize(rate: float, delays: list[tuple[float, float]], missing: int, load
         last_fifth_p50_ms=last * 1000,
         drain_s=max(0.0, last_seen - last_answer),
         bounded=missing == 0 and bool(ordered) and last <= limit,
+        kept_up=not load.get("errors") and achieved >= 0.9 * rate,
         load=load,
     )
     return asdict(result)

@@ -42,15 +42,19 @@ def table(result: Result) -> str:
     lines += [
         "",
         "OrderPlaced -> status_svc's view, open loop (ms after PlaceOrder answered)",
-        f"  {'rate/s':>6} {'seen':>6} {'missing':>7} {'p50':>7} {'p95':>7} {'p99':>7}"
-        f" {'1st 20%':>7} {'last 20%':>8} {'drain s':>7} bounded",
+        f"  {'rate/s':>6} {'got/s':>6} {'place p50':>9} {'seen':>6} {'missing':>7}"
+        f" {'p50':>7} {'p95':>7} {'p99':>7}"
+        f" {'1st 20%':>7} {'last 20%':>8} {'drain s':>7} {'errors':>6} bounded kept up",
     ]
     for row in result["propagation"]:
         lines.append(
-            f"  {row['rate']:>6.0f} {row['seen']:>6} {row['missing']:>7} {row['p50_ms']:>7.1f}"
+            f"  {row['rate']:>6.0f} {row['achieved_rate']:>6.1f}"
+            f" {row['load'].get('place_p50_ms', 0.0):>9.1f} {row['seen']:>6} {row['missing']:>7}"
+            f" {row['p50_ms']:>7.1f}"
             f" {row['p95_ms']:>7.1f} {row['p99_ms']:>7.1f} {row['first_fifth_p50_ms']:>7.1f}"
             f" {row['last_fifth_p50_ms']:>8.1f} {row['drain_s']:>7.2f}"
-            f" {'yes' if row['bounded'] else 'NO'}"
+            f" {sum(row['load'].get('errors', {}).values()):>6}"
+            f" {'yes' if row['bounded'] else 'NO':>7} {'yes' if row['kept_up'] else 'NO':>7}"
         )
     flow = result["flow"]
     failures = ", ".join(f"{k} {v}" for k, v in flow["failures"].items()) or "none"
@@ -59,7 +63,7 @@ def table(result: Result) -> str:
         f"Whole flow (place, assign, confirm, result, notification), {flow['in_flight']} in flight",
         f"  {flow['completed']}/{flow['flows']} flows in {flow['elapsed_s']:.1f} s:"
         f" {flow['flows_per_s']:.1f} flows/s, p50 {flow['p50_ms']:.0f} ms,"
-        f" p99 {flow['p99_ms']:.0f} ms; failures: {failures}",
+        f" p99 {flow['p99_ms']:.0f} ms; {flow['retries']} retried calls; failures: {failures}",
         "",
         "Memory (MiB)",
         f"  {'process':<14} {'idle RSS':>9} {'peak (HWM)':>10}",
@@ -101,7 +105,8 @@ def chart(result: Result, path: Path) -> None:
     rates = [str(int(row["rate"])) for row in spread]
     for key in ("p50_ms", "p95_ms", "p99_ms"):
         lag.plot(rates, [row[key] for row in spread], marker="o", label=key.removesuffix("_ms"))
-    lag.set(title="OrderPlaced -> status view", xlabel="offered orders/s", ylabel="ms")
+    lag.set(title="OrderPlaced -> status view", xlabel="offered orders/s", ylabel="ms (log)")
+    lag.set_yscale("log")
     lag.legend()
 
     names = list(result["memory"])
