@@ -24,7 +24,7 @@ from ptctl.bench.load import percentile
 POLL_INTERVAL_S = 0.002
 DRAIN_TIMEOUT_S = 20.0
 """After the load ends, how long every order has to show up before it counts as missing."""
-BOUND_FACTOR = 3.0
+BOUND_FACTOR = 2.0
 BOUND_FLOOR_MS = 20.0
 QUERY_CHUNK = 500
 

@@ -245,6 +245,7 @@ def run_bench(options: BenchOptions) -> dict:
     """Measure everything on a platform of its own; returns the figures."""
     plan = Plan.of(options.quick)
     started_at = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    commit = git_commit()
     with (
         tempfile.TemporaryDirectory(prefix="ptbench-") as var_dir,
         tqdm(total=steps(plan), file=sys.stderr, desc="starting the platform") as bar,
@@ -273,7 +274,7 @@ def run_bench(options: BenchOptions) -> dict:
         bench.step("stopping")
     return {
         "meta": {
-            "commit": git_commit(),
+            "commit": commit,
             "database": "postgresql" if options.postgres else "sqlite",
             "mode": "quick" if options.quick else "full",
             "started_at": started_at,
