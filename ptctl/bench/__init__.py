@@ -9,8 +9,10 @@ its own (free loopback ports, a temporary directory, everything stopped at the e
 2. CPU ms per order of every platform process (each service replica, Envoy,
    nats-server) from ``/proc/<pid>/stat``, around the 16-caller PlaceOrder run: right
    after it ("during run") and once the downstream work has settled (status_svc's view
-   holds the last order and the processes' CPU has stopped rising). The load
-   generator's own CPU is given apart.
+   holds the last order and the processes' CPU has stopped rising). Under --postgres
+   the PostgreSQL backends serving the bench's databases count too (those alive at each
+   sample: a backend that ended in between is missed). The load generator's own CPU is
+   given apart.
 3. OrderPlaced -> status_svc's view, open loop at fixed offered rates
    (:mod:`ptctl.bench.propagation` tells how "shows in the view" is observed).
 4. The whole booking flow, many at once (:mod:`ptctl.bench.flow`): flows/s and the
@@ -26,6 +28,8 @@ Prints a progress bar on stderr, the table on stdout, and writes
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from pathlib import Path
 
 
@@ -58,8 +62,17 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.set_defaults(func=cmd_bench)
 
 
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from ptctl.bench.run import BenchOptions, main
+
+    # Ctrl-C and SIGTERM (a timeout, a kill) unwind the bench, whose ``finally`` stops every
+    # child; SIGINT too when the shell that started it in the background ignored it.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
 
     service_env = {}
     for pair in args.service_env:
@@ -70,4 +83,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = BenchOptions(
         quick=args.quick, postgres=args.postgres, out=args.out, service_env=service_env
     )
-    return main(options)
+    try:
+        return main(options)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nptctl bench: interrupted; everything it started is stopped\n")
+        return 130

@@ -50,3 +50,15 @@ def tree_cpu_seconds(pid: int) -> float:
             continue  # ended between the listing and the read
         todo.extend(children.get(current, []))
     return total
+
+
+def matching_cpu_seconds(marker: str) -> float:
+    """:func:`cpu_seconds` of every process whose command line holds ``marker``."""
+    total = 0.0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                total += cpu_seconds(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return total

@@ -75,8 +75,9 @@ def git_commit() -> str:
 
 
 @contextmanager
-def postgres_databases(contexts: list[str]) -> Iterator[dict[str, list[str]]]:
-    """One fresh database per service on the local PostgreSQL, dropped afterwards."""
+def postgres_databases(contexts: list[str]) -> Iterator[tuple[str, dict[str, list[str]]]]:
+    """One fresh database per service on the local PostgreSQL, dropped afterwards; with
+    the tag in all their names (which their backends' command lines show)."""
     import asyncpg
 
     async def run(*statements: str) -> None:
@@ -87,13 +88,13 @@ def postgres_databases(contexts: list[str]) -> Iterator[dict[str, list[str]]]:
         finally:
             await connection.close()
 
-    tag = uuid.uuid4().hex[:8]
-    names = {context: f"ptbench_{context}_{tag}" for context in contexts}
+    tag = f"ptbench_{uuid.uuid4().hex[:8]}"
+    names = {context: f"{tag}_{context}" for context in contexts}
     base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
     try:
         for name in names.values():
             asyncio.run(run(f'CREATE DATABASE "{name}"'))
-        yield {context: [f"{base}/{name}"] for context, name in names.items()}
+        yield tag, {context: [f"{base}/{name}"] for context, name in names.items()}
     finally:
         asyncio.run(run(*(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values())))
 
@@ -106,12 +107,20 @@ def platform_pids(platform: Platform) -> dict[str, int]:
 
 
 class Bench:
-    def __init__(self, platform: Platform, noop: NoopGateway, plan: Plan, bar: tqdm) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        noop: NoopGateway,
+        plan: Plan,
+        bar: tqdm,
+        database_marker: str = "",
+    ) -> None:
         self.platform = platform
         self.noop = noop
         self.plan = plan
         self.bar = bar
         self.pids = platform_pids(platform)
+        self.database_marker = database_marker
         self.env = {**os.environ, TOKEN_ENV: platform.token("customer", "bench-customer", 7200)}
         urls = platform.config.database_urls.get("status")
         self.status_db = urls[0] if urls else f"sqlite:///{platform.var_dir / 'status_svc.db'}"
@@ -138,7 +147,7 @@ class Bench:
         plan, rows, cpu = self.plan, [], {}
         for concurrency in CONCURRENCIES:
             self.step(f"PlaceOrder x{concurrency} platform")
-            before = procstat.cpu_snapshot(self.pids)
+            before = self.cpu()
             mine = self.closed(
                 self.platform.gateway_address, concurrency, plan.run_s, plan.warmup_s
             )
@@ -154,8 +163,16 @@ class Bench:
             )
         return rows, cpu
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each platform process; under --postgres also of the
+        PostgreSQL backends serving the bench's databases (those alive at the moment)."""
+        snapshot = procstat.cpu_snapshot(self.pids)
+        if self.database_marker:
+            snapshot["postgres"] = procstat.matching_cpu_seconds(self.database_marker)
+        return snapshot
+
     def cpu_per_order(self, before: dict[str, float], run: dict) -> dict:
-        after_run = procstat.cpu_snapshot(self.pids)
+        after_run = self.cpu()
         self.step("CPU: waiting for the platform to settle")
         started = time.monotonic()
         seen = asyncio.run(self._wait_seen(run["last_order_id"]))
@@ -167,7 +184,7 @@ class Bench:
 
         processes = {
             name: {"run_ms": per_order(after_run, name), "settled_ms": per_order(settled, name)}
-            for name in self.pids
+            for name in before
         }
         return {
             "concurrency": CPU_CONCURRENCY,
@@ -191,10 +208,10 @@ class Bench:
         """CPU snapshot once the platform's processes use no more than an idle share
         (5 % of one core together over ``interval``), or after SETTLE_TIMEOUT_S."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        last = procstat.cpu_snapshot(self.pids)
+        last = self.cpu()
         while time.monotonic() < deadline:
             time.sleep(interval)
-            now = procstat.cpu_snapshot(self.pids)
+            now = self.cpu()
             if sum(now.values()) - sum(last.values()) <= 0.05 * interval:
                 return now
             last = now
@@ -244,6 +261,7 @@ def steps(plan: Plan) -> int:
 def run_bench(options: BenchOptions) -> dict:
     """Measure everything on a platform of its own; returns the figures."""
     plan = Plan.of(options.quick)
+    marker = ""
     started_at = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     commit = git_commit()
     with (
@@ -257,10 +275,10 @@ def run_bench(options: BenchOptions) -> dict:
             service_env=options.service_env,
         )
         if options.postgres:
-            config.database_urls = stack.enter_context(postgres_databases(config.contexts))
+            marker, config.database_urls = stack.enter_context(postgres_databases(config.contexts))
         platform = stack.enter_context(Platform(config))
         noop = stack.enter_context(NoopGateway(platform))
-        bench = Bench(platform, noop, plan, bar)
+        bench = Bench(platform, noop, plan, bar, marker)
         bar.update()
         bench.step("warm-up")
         bench.closed(platform.gateway_address, CPU_CONCURRENCY, plan.run_s / 2, 0)
