@@ -14,7 +14,8 @@ def table(result: Result) -> str:
     meta = result["meta"]
     lines = [
         f"ptctl bench ({meta['mode']}, {meta['database']}, commit {meta['commit']},"
-        f" {meta['started_at']})",
+        f" {meta['started_at']}; load average {meta['loadavg_before'][0]:.1f} before,"
+        f" {meta['loadavg_after'][0]:.1f} after, {meta['cpus']} CPUs)",
         "",
         "PlaceOrder through the gateway: platform vs no-op upstream (same Envoy config)",
         f"  {'clients':>7} {'platform/s':>11} {'p50 ms':>8} {'p99 ms':>8}"

@@ -107,6 +107,8 @@ def platform_pids(platform: Platform) -> dict[str, int]:
 
 
 class Bench:
+    """The measurements, each against the running platform and no-op gateway."""
+
     def __init__(
         self,
         platform: Platform,
@@ -264,6 +266,7 @@ def run_bench(options: BenchOptions) -> dict:
     marker = ""
     started_at = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     commit = git_commit()
+    load_before = os.getloadavg()
     with (
         tempfile.TemporaryDirectory(prefix="ptbench-") as var_dir,
         tqdm(total=steps(plan), file=sys.stderr, desc="starting the platform") as bar,
@@ -298,6 +301,9 @@ def run_bench(options: BenchOptions) -> dict:
             "started_at": started_at,
             "service_env": options.service_env,
             "plan": asdict(plan),
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
         },
         "place_order": place_order,
         "cpu_per_order": cpu,
