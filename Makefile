@@ -32,9 +32,10 @@ lint: $(STAMP) $(GEN_STAMP)
 demo: $(STAMP) $(GEN_STAMP)
 	$(BIN)/ptctl demo
 
-# Throughput, latency and memory figures on a platform of its own (free ports, temp dir).
-bench: $(STAMP) $(GEN_STAMP)
-	$(PY) -m ptctl.bench
+# Throughput, latency, CPU per order and memory on a platform of its own (ptctl bench;
+# --quick, --postgres): a table, and JSON + PNG in var/bench/.
+bench: $(STAMP) $(GEN_STAMP) openapi console
+	$(BIN)/ptctl bench
 
 # The manager -> trainer circuit breaker, measured on a throw-away platform (docs/resilience.md).
 bench-breaker: $(STAMP) $(GEN_STAMP)

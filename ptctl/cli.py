@@ -1,6 +1,6 @@
 """``ptctl``: run the platform, mint development tokens, walk the demo scenario, watch
-notifications, audit a running platform, rebuild status_svc's views, migrate, and list
-or redrive dead letters."""
+notifications, audit a running platform, measure one of its own (bench), rebuild
+status_svc's views, migrate, and list or redrive dead letters."""
 
 from __future__ import annotations
 
@@ -337,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     rebuild.add_argument("--nats-url", help="NATS (default: $PT_NATS_URL, nats://127.0.0.1:14222)")
     rebuild.set_defaults(func=cmd_rebuild_views)
-    from ptctl import dlq
+    from ptctl import bench, dlq
 
+    bench.add_parser(commands)
     dlq.add_parser(commands)
     args = parser.parse_args(argv)
     return args.func(args)

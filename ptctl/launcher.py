@@ -533,13 +533,22 @@ class Platform:
         for process in self.services[context]:
             process.stop()
 
-    def render_envoy_config(self) -> str:
-        """Envoy's configuration for this platform's services, ports and token issuer."""
-        endpoints = {
-            context: [("127.0.0.1", port) for port in ports]
-            for context, ports in self.config.service_ports.items()
-            if context in self.services
-        }
+    def render_envoy_config(
+        self,
+        endpoints: dict[str, list[tuple[str, int]]] | None = None,
+        gateway: GatewaySettings | None = None,
+    ) -> str:
+        """Envoy's configuration for this platform's services, ports and token issuer.
+
+        ``endpoints`` and ``gateway`` replace the services' addresses and the gateway
+        settings: the same gateway in front of other upstreams (``ptctl bench``'s no-op
+        server, on ports of its own)."""
+        if endpoints is None:
+            endpoints = {
+                context: [("127.0.0.1", port) for port in ports]
+                for context, ports in self.config.service_ports.items()
+                if context in self.services
+            }
         trusted = self.config.jwt
         jwt = JwtGateway(
             trusted.issuer,
@@ -548,7 +557,8 @@ class Platform:
             service_jwks_file=self.services_trust,
         )
         tls = self.tls.gateway() if self.tls else None
-        gateway = replace(self.config.gateway, admin_socket=str(self.admin_socket))
+        if gateway is None:
+            gateway = replace(self.config.gateway, admin_socket=str(self.admin_socket))
         dev_sign_in = ("127.0.0.1", self.config.dev_sign_in_port) if self.dev_sign_in else None
         return render(gateway, endpoints, DESCRIPTOR, jwt, tls=tls, dev_sign_in=dev_sign_in)
 
