@@ -560,6 +560,7 @@ class EventConsumer:
                 unfinished.pop(0)
             return
         metrics.CONSUMER_BATCH_SIZE.labels(self.durable).observe(len(run))
+        settled: list[Msg] = []
         failed: list[tuple[Msg, events_pb2.EventEnvelope, Exception]] = []
         for (message, envelope), outcome in zip(run, outcomes, strict=True):
             if outcome is None:
@@ -569,6 +570,8 @@ class EventConsumer:
             else:
                 failed.append((message, envelope, outcome))
                 continue
+            settled.append(message)
+        for message in settled:
             await message.ack()  # buffered: the flush below sends them all
         await self._flush_acks()
         for message, envelope, error in failed:
