@@ -15,6 +15,7 @@ in a batch.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 
@@ -28,6 +29,8 @@ from status_svc.main import main
 
 KILLED = 137
 
+log = logging.getLogger(__name__)
+
 
 class InjectedFault(RuntimeError):
     """The handler's bug, as a test injected it."""
@@ -39,6 +42,8 @@ def install() -> None:
     kill_mark = os.environ.get("PT_FAULT_KILL_MARK", "").encode()
     kill_after_commit = os.environ.get("PT_FAULT_KILL_AFTER_COMMIT") == "1"
     fetch, handle, commit = EventConsumer._fetch, PolicyHandler.apply, PolicyBatch.commit
+    outcomes: list[str] = []
+    """What each event applied so far came to (logged by the commit that dies)."""
 
     async def fetch_then_die(
         self: EventConsumer, subscription: JetStreamContext.PullSubscription
@@ -58,10 +63,17 @@ def install() -> None:
             os._exit(KILLED)
         if fail_mark and fail_mark in data:
             raise InjectedFault(f"injected failure for order {envelope.order_id}")
-        await handle(self, envelope, handling)
+        try:
+            await handle(self, envelope, handling)
+        except Exception as error:
+            outcomes.append(repr(error))
+            raise
+        outcomes.append("applied")
 
     async def commit_then_die(self: PolicyBatch) -> None:
         await commit(self)
+        log.warning("fault: dying after a batch commit", extra={"outcomes": outcomes})
+        logging.shutdown()
         os._exit(KILLED)
 
     if kill_after_fetch:
