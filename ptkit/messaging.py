@@ -341,8 +341,8 @@ class EventConsumer:
     A crash after the commit and before the acks redelivers the run: every event is
     found already handled and acked.
 
-    The server never gives up on a
-    message (``max_deliver=-1``); the consumer does, and writes a dead letter first:
+    The server never gives up on a message (``max_deliver=-1``); the consumer does, and
+    writes a dead letter first:
 
     - a handler failure (not a transient error) is counted in the :class:`FailureLedger`
       and nak'ed with backoff; after ``max_failures`` the event is dead-lettered;
