@@ -12,10 +12,11 @@ import functools
 import inspect
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 import nats
 from nats.aio.client import Client
@@ -213,6 +214,40 @@ class JetStream:
 Handler = Callable[[events_pb2.EventEnvelope], Awaitable[None]]
 
 
+class HandlerBatch(Protocol):
+    """Events applied in one transaction, each in a savepoint of it."""
+
+    async def apply(self, envelope: events_pb2.EventEnvelope) -> None:
+        """Apply one event in its own savepoint; raises as the handler would (a failure
+        or AlreadyHandled rolls back that savepoint only)."""
+        ...
+
+    @property
+    def broken(self) -> bool:
+        """The transaction can no longer commit what the batch holds."""
+        ...
+
+    async def commit(self) -> None: ...
+
+
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A handler that can also apply a fetched batch in one transaction."""
+
+    async def __call__(self, envelope: events_pb2.EventEnvelope) -> None: ...
+
+    @property
+    def batches(self) -> bool:
+        """Whether :meth:`batch` is available (its unit of work has batches)."""
+        ...
+
+    def runs_alone(self, envelope: events_pb2.EventEnvelope) -> bool:
+        """The event must be handled alone, in a transaction of its own."""
+        ...
+
+    def batch(self) -> AbstractAsyncContextManager[HandlerBatch]: ...
+
+
 @dataclass(frozen=True)
 class ConsumerSettings:
     max_failures: int = 8
@@ -293,8 +328,21 @@ class EventConsumer:
     """A durable pull consumer shared by all replicas of one service.
 
     Each message: decode the envelope, run the handler (which commits its effect and the
-    processed-event mark in one transaction), then ack. The server never gives up on a
-    message (``max_deliver=-1``); the consumer does, and writes a dead letter first:
+    processed-event mark in one transaction), then ack.
+
+    A handler with batches (:class:`BatchHandler`, e.g. a :class:`PolicyHandler` on a SQL
+    unit of work) gets each run of batchable messages of a fetch in one transaction: every
+    event in a savepoint of its own, in stream order (a failed or already handled event
+    rolls back its savepoint only), one commit, the relay woken once, then the acks of
+    the applied and already handled events and one flush; failed events are counted and
+    nak'ed one by one as below. Should the transaction itself fail, the run is handled
+    again one event at a time. Not batched: crash suspects, undecodable or refused
+    envelopes, and events whose policy :func:`runs_alone` (it calls another service).
+    A crash after the commit and before the acks redelivers the run: every event is
+    found already handled and acked.
+
+    The server never gives up on a message (``max_deliver=-1``); the consumer does, and
+    writes a dead letter first:
 
     - a handler failure (not a transient error) is counted in the :class:`FailureLedger`
       and nak'ed with backoff; after ``max_failures`` the event is dead-lettered;
@@ -416,9 +464,7 @@ class EventConsumer:
                     mates = [m for m in unfinished if m is not suspect]
                     unfinished = [suspect]
                     await self._release(mates)
-                while unfinished:
-                    await self.process(unfinished[0])
-                    unfinished.pop(0)
+                await self._process_fetched(unfinished)
             except asyncio.CancelledError:
                 await self._release(unfinished)
                 raise
@@ -450,12 +496,101 @@ class EventConsumer:
                     await message.nak()
             await self.jetstream.flush(RELEASE_TIMEOUT_SECONDS)
 
+    async def _process_fetched(self, unfinished: list[Msg]) -> None:
+        """Handle fetched messages in stream order: each run of batchable events in one
+        transaction (:meth:`_process_batch`), any other message alone (:meth:`process`).
+        A message leaves ``unfinished`` once it is settled."""
+        while unfinished:
+            run: list[tuple[Msg, events_pb2.EventEnvelope]] = []
+            for message in unfinished:
+                envelope = self._batchable(message)
+                if envelope is None:
+                    break
+                run.append((message, envelope))
+            if len(run) > 1:
+                await self._process_batch(run, unfinished)
+            else:
+                await self.process(unfinished[0])
+                unfinished.pop(0)
+
+    def _batchable(self, message: Msg) -> events_pb2.EventEnvelope | None:
+        """The envelope of a message that may share a batch's transaction; None for one
+        that is handled alone: undecodable, refused, a crash suspect, or an event whose
+        policy runs alone (:func:`runs_alone`), or any message of a handler without
+        batches."""
+        handler = self.handler
+        if not isinstance(handler, BatchHandler) or not handler.batches:
+            return None
+        if self._alone or self._suspect(message):
+            return None
+        try:
+            envelope = _envelope(message)
+        except Exception:  # process() dead-letters it
+            return None
+        if rejection(message.subject, envelope) is not None or handler.runs_alone(envelope):
+            return None
+        return envelope
+
+    async def _process_batch(
+        self, run: Sequence[tuple[Msg, events_pb2.EventEnvelope]], unfinished: list[Msg]
+    ) -> None:
+        """Apply ``run`` (the head of ``unfinished``) in one transaction, each event in a
+        savepoint of it, in stream order; commit once; then ack the events applied or
+        already handled (one flush for all) and give each failed one the treatment
+        :meth:`process` gives it. If the transaction itself fails (its commit, or an
+        error that leaves it unusable), nothing of it took effect and the run is handled
+        again one event at a time, so a poison event never holds the others back."""
+        assert isinstance(self.handler, BatchHandler)
+        outcomes: list[Exception | None] = []
+        try:
+            async with self.handler.batch() as batch:
+                for _, envelope in run:
+                    outcomes.append(await _applied(batch, envelope))
+                    if batch.broken:
+                        raise BatchBroken(envelope.event_id) from outcomes[-1]
+                await batch.commit()
+        except Exception as error:
+            metrics.CONSUMER_BATCH_FALLBACKS.labels(self.durable).inc()
+            log.warning(
+                "batch transaction failed, handling its events one at a time",
+                extra={"consumer": self.durable, "events": len(run), "error": repr(error)},
+            )
+            for _ in run:
+                await self.process(unfinished[0])
+                unfinished.pop(0)
+            return
+        metrics.CONSUMER_BATCH_SIZE.labels(self.durable).observe(len(run))
+        settled: list[Msg] = []
+        failed: list[tuple[Msg, events_pb2.EventEnvelope, Exception]] = []
+        for (message, envelope), outcome in zip(run, outcomes, strict=True):
+            if outcome is None:
+                metrics.EVENTS_HANDLED.labels(self.durable, envelope.event_type).inc()
+            elif isinstance(outcome, AlreadyHandled):
+                metrics.EVENTS_DUPLICATE.labels(self.durable, envelope.event_type).inc()
+            else:
+                failed.append((message, envelope, outcome))
+                continue
+            settled.append(message)
+        for message in settled:
+            await message.ack()  # buffered: the flush below sends them all
+        await self._flush_acks()
+        for message, envelope, error in failed:
+            await self._failed(message, envelope, error, alone=False)
+        del unfinished[: len(run)]
+
+    async def _flush_acks(self) -> None:
+        """Send the buffered acks in one round trip; if that fails they are still sent
+        by the connection later, or the events come again and are found handled."""
+        try:
+            await self.jetstream.flush(RELEASE_TIMEOUT_SECONDS)
+        except (nats.errors.Error, TimeoutError) as error:
+            log.warning("acks not flushed", extra={"consumer": self.durable, "error": repr(error)})
+
     async def process(self, message: Msg) -> None:
+        """Handle one message in a transaction of its own, then settle it."""
         seq = message.metadata.sequence.stream
         try:
-            envelope = events_pb2.EventEnvelope.FromString(message.data)
-            if not envelope.event_id or not envelope.event_type:
-                raise ValueError("envelope without event_id or event_type")
+            envelope = _envelope(message)
         except Exception as error:
             await self._dead_letter(message, None, f"undecodable envelope: {error!r}", Tally())
             return
@@ -598,6 +733,27 @@ class EventConsumer:
         )
 
 
+class BatchBroken(Exception):
+    """An event left the batch's transaction unable to commit."""
+
+
+def _envelope(message: Msg) -> events_pb2.EventEnvelope:
+    """The message's envelope; raises (a DecodeError, a ValueError) if it is not one."""
+    envelope = events_pb2.EventEnvelope.FromString(message.data)
+    if not envelope.event_id or not envelope.event_type:
+        raise ValueError("envelope without event_id or event_type")
+    return envelope
+
+
+async def _applied(batch: HandlerBatch, envelope: events_pb2.EventEnvelope) -> Exception | None:
+    """What applying one event in the batch raised (AlreadyHandled too); None: applied."""
+    try:
+        await batch.apply(envelope)
+    except Exception as error:
+        return error
+    return None
+
+
 Policy = Callable[[Any, Any], Awaitable[object]]
 """A reaction to an event: ``await policy(event, uow)``; other ports are bound by name
 (:func:`bind`)."""
@@ -612,6 +768,56 @@ class EventUnitOfWork(UnitOfWork, Protocol):
         ...
 
 
+class UnitOfWorkBatch(Protocol):
+    """One transaction for many events (ptkit.sql.SqlBatch)."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    def handling(self, causation: Causation) -> EventUnitOfWork:
+        """One event's unit of work, as a savepoint of the batch's transaction."""
+        ...
+
+    @property
+    def broken(self) -> bool: ...
+
+    async def commit(self) -> None: ...
+
+
+@runtime_checkable
+class BatchingUnitOfWork(EventUnitOfWork, Protocol):
+    def batch(self) -> UnitOfWorkBatch: ...
+
+
+RUNS_ALONE = "runs_alone"
+"""The attribute :func:`runs_alone` sets on a policy."""
+
+
+def runs_alone(policy: Policy) -> Policy:
+    """Mark a policy that must never share a batch's transaction, in the table:
+    ``{OrderCancelled: runs_alone(cancel_assignment_on_order_cancelled)}``.
+
+    For a policy that calls another service (manager_svc asks trainer_svc to cancel a
+    schedule): it makes that call outside any transaction of its own, but inside a batch
+    the batch's write transaction would stay open across the call, holding SQLite's
+    write lock (and PostgreSQL's row locks) for as long as the other service takes to
+    answer, or to time out. The consumer handles such an event alone, as before
+    batching, in stream order between the batches before and after it.
+    """
+
+    @functools.wraps(policy)
+    async def alone(event: Any, uow: Any, **ports: Any) -> object:
+        return await policy(event, uow, **ports)
+
+    setattr(alone, RUNS_ALONE, True)
+    return alone
+
+
+def _runs_alone(policy: Policy) -> bool:
+    return bool(getattr(policy, RUNS_ALONE, False))
+
+
 def bind(policies: Policies, **dependencies: object) -> dict[type, Policy]:
     """The table with each dependency passed to the policies that take a parameter of
     its name (``schedules=trainer_client``); the composition root calls this once."""
@@ -622,6 +828,8 @@ def bind(policies: Policies, **dependencies: object) -> dict[type, Policy]:
         wanted = {name: value for name, value in dependencies.items() if name in parameters}
         unused -= set(wanted)
         bound[kind] = functools.partial(policy, **wanted) if wanted else policy
+        if _runs_alone(policy):
+            setattr(bound[kind], RUNS_ALONE, True)
     if unused:
         raise TypeError(f"no policy takes {sorted(unused)}")
     return bound
@@ -639,6 +847,10 @@ class PolicyHandler:
     classes. Each event is decoded into the class its table names and handed to the policy
     with a fresh unit of work bound to it (the processed-event mark commits with the
     effect). An event type the table does not name changes nothing.
+
+    When the service's unit of work has batches (ptkit.sql.SqlUnitOfWork.batch), the
+    consumer applies a fetched batch through :meth:`batch`: one transaction, each event's
+    unit of work a savepoint of it. A policy marked :func:`runs_alone` is never batched.
     """
 
     def __init__(
@@ -654,10 +866,52 @@ class PolicyHandler:
         self.new_uow = new_uow
         self._by_type = {kind.__name__: (kind, policy) for kind, policy in policies.items()}
 
+    @functools.cached_property
+    def batches(self) -> bool:
+        return isinstance(self.new_uow(), BatchingUnitOfWork)
+
+    def runs_alone(self, envelope: events_pb2.EventEnvelope) -> bool:
+        entry = self._by_type.get(envelope.event_type)
+        return entry is not None and _runs_alone(entry[1])
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[PolicyBatch]:
+        uow = self.new_uow()
+        if not isinstance(uow, BatchingUnitOfWork):
+            raise TypeError(f"{type(uow).__name__} has no batches")
+        async with uow.batch() as transaction:
+            yield PolicyBatch(self, transaction)
+
     async def __call__(self, envelope: events_pb2.EventEnvelope) -> None:
+        await self.apply(envelope, lambda causation: self.new_uow().handling(causation))
+
+    async def apply(
+        self,
+        envelope: events_pb2.EventEnvelope,
+        handling: Callable[[Causation], EventUnitOfWork],
+    ) -> None:
+        """Run the event's policy with the unit of work ``handling`` gives for it."""
         entry = self._by_type.get(envelope.event_type)
         if entry is None:
             return
         kind, policy = entry
         event = decode_event(envelope, kind)
-        await policy(event, self.new_uow().handling(Causation(self.durable, envelope.event_id)))
+        await policy(event, handling(Causation(self.durable, envelope.event_id)))
+
+
+@dataclass(frozen=True)
+class PolicyBatch:
+    """A fetched batch of one policy table, in one transaction."""
+
+    handler: PolicyHandler
+    transaction: UnitOfWorkBatch
+
+    async def apply(self, envelope: events_pb2.EventEnvelope) -> None:
+        await self.handler.apply(envelope, self.transaction.handling)
+
+    @property
+    def broken(self) -> bool:
+        return self.transaction.broken
+
+    async def commit(self) -> None:
+        await self.transaction.commit()

@@ -32,6 +32,17 @@ EVENTS_REJECTED = Counter(
     "Events refused for their provenance (ptkit.provenance) and terminated",
     ["consumer", "reason"],
 )
+CONSUMER_BATCH_SIZE = Histogram(
+    "pt_consumer_batch_events",
+    "Events a consumer applied in one transaction",
+    ["consumer"],
+    buckets=(2, 4, 8, 16, 32, 64, 128),
+)
+CONSUMER_BATCH_FALLBACKS = Counter(
+    "pt_consumer_batch_fallbacks_total",
+    "Batches whose transaction failed and whose events were handled one at a time",
+    ["consumer"],
+)
 OUTBOX_PUBLISHED = Counter("pt_outbox_published_total", "Outbox events published", ["source"])
 OUTBOX_BACKLOG = Gauge("pt_outbox_backlog", "Outbox events not yet published", ["source"])
 OUTBOX_OLDEST_AGE = Gauge(

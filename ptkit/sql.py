@@ -274,6 +274,12 @@ class SqlUnitOfWork:
             self.engine, self.tables, self.serializer, causation, self._on_commit, self._within
         )
 
+    def batch(self) -> SqlBatch:
+        """One transaction for many events (a consumer's fetched batch): each event's unit
+        of work (:meth:`SqlBatch.handling`) is a savepoint of it, and this kind's on_commit
+        callbacks run once, after the batch commits."""
+        return SqlBatch(self)
+
     def repositories(self) -> Iterable[TrackingRepository]:
         """Subclasses return the repositories they opened in :meth:`open_repositories`."""
         return ()
@@ -354,3 +360,62 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         await self._close(rollback=True)
+
+
+class SqlBatch:
+    """One transaction on one connection that several units of work share, each as a
+    savepoint: ``async with uow.batch() as batch: ... batch.handling(c) ...; await
+    batch.commit()``. A unit of work that fails (or finds its event already handled) is
+    rolled back to its savepoint only; leaving the block without commit rolls back all."""
+
+    def __init__(self, kind: SqlUnitOfWork) -> None:
+        self._kind = kind
+        self.connection: AsyncConnection
+        self._transaction: AsyncTransaction | None = None
+
+    async def __aenter__(self) -> Self:
+        self.connection = await self._kind.engine.connect()
+        try:
+            self._transaction = await self.connection.begin()
+        except BaseException:
+            await self.connection.close()
+            raise
+        return self
+
+    def handling(self, causation: Causation) -> SqlUnitOfWork:
+        """A unit of work of the batch's kind for one event, as a savepoint of the batch."""
+        kind = self._kind
+        return type(kind)(
+            kind.engine, kind.tables, kind.serializer, causation, within=self.connection
+        )
+
+    @property
+    def broken(self) -> bool:
+        """The batch can no longer commit what it holds: its transaction is gone, or a unit
+        of work left its savepoint open."""
+        transaction = self._transaction
+        return (
+            transaction is None
+            or not transaction.is_active
+            or self.connection.in_nested_transaction()
+        )
+
+    async def commit(self) -> None:
+        assert self._transaction is not None, "commit inside the block, once"
+        await self._transaction.commit()
+        self._transaction = None
+        for callback in self._kind._on_commit:
+            callback()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._transaction is not None:
+                await self._transaction.rollback()
+        finally:
+            self._transaction = None
+            await self.connection.close()

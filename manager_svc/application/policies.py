@@ -11,11 +11,12 @@ from manager_svc.application.handlers import (
     open_assignment_on_order_placed,
 )
 from manager_svc.application.ports import ScheduleCancelUnavailable
-from ptkit.messaging import Policies
+from ptkit.messaging import Policies, runs_alone
 
 POLICIES: Policies = {
     OrderPlaced: open_assignment_on_order_placed,
-    OrderCancelled: cancel_assignment_on_order_cancelled,
+    # asks trainer_svc to cancel the schedule: never inside a batch's open transaction
+    OrderCancelled: runs_alone(cancel_assignment_on_order_cancelled),
     ScheduleConfirmed: confirm_assignment_on_schedule_confirmed,
 }
 

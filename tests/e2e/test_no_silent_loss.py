@@ -1,7 +1,8 @@
 """Nothing is dropped without a record, with real processes: status_svc crash-looping
 right after each fetch loses nothing, a poison event ends in PT_DEAD_LETTERS and
 ``ptctl dlq redrive`` applies it exactly once (``ptctl verify`` is the oracle after the
-crash loop), a killer event is isolated and alone
+crash loop), a kill between a batch's commit and its acks applies nothing twice, a killer
+event is isolated and alone
 dead-lettered, and a rolling restart under load makes no event wait out the ack wait.
 
 Faults come from a test-side wrapper (``python -m tests.fault_injection.status_svc``)."""
@@ -84,7 +85,12 @@ class Front:
 
 def restart_status(platform: Platform, faults: dict[str, str], module: str | None = FAULTY) -> None:
     platform.stop_service("status")
-    for name in ("PT_FAULT_KILL_AFTER_FETCH", "PT_FAULT_FAIL_MARK", "PT_FAULT_KILL_MARK"):
+    for name in (
+        "PT_FAULT_KILL_AFTER_FETCH",
+        "PT_FAULT_FAIL_MARK",
+        "PT_FAULT_KILL_MARK",
+        "PT_FAULT_KILL_AFTER_COMMIT",
+    ):
         platform.config.service_env.pop(name, None)
     platform.config.service_env.update(faults)
     platform.run_service_from("status", module)
@@ -196,6 +202,39 @@ def test_status_killed_right_after_each_fetch_12_times_then_applies_every_event_
     assert handled == wanted, "every event status_svc subscribes to applied exactly once"
     assert metric(platform, "status", "pt_events_duplicate_total") == 0
     assert dead_letters(platform) == [], "a kill before any handler counts against nothing"
+
+
+def test_status_killed_after_a_batch_commit_before_its_acks_finds_those_events_handled(
+    booking_platform: Platform,
+) -> None:
+    platform = booking_platform
+    platform.stop_service("status")  # the events wait on the stream: one backlog, one batch
+    with grpc.insecure_channel(platform.gateway_address) as channel:
+        desk = Desk(platform, channel)
+        coach = desk.register_trainer()
+        order_ids = [desk.place_order() for _ in range(5)]
+        for hours, order_id in enumerate(order_ids[:3], start=24):
+            desk.assign(order_id, coach)
+            desk.confirm(order_id, coach, hours_from_now=hours)
+        # 5 OrderPlaced, 3 TrainerAssigned, ScheduleConfirmed and OrderConfirmed each
+        wait_for(lambda: events_for_status(platform) >= 14, timeout=30, what="events published")
+        restart_status(platform, {"PT_FAULT_KILL_AFTER_COMMIT": "1"})
+        assert died(platform) == 137, "status_svc died right after its first batch commit"
+        restart_status(platform, {}, module=None)
+        platform.wait_service("status")
+
+        for order_id in order_ids[:3]:
+            desk.view_where(order_id, timeout=30, order_status=order.ORDER_STATUS_CONFIRMED)
+        report = audit(Target.of_platform(platform), settle_seconds=20)
+        assert report.clean, report.summary()
+        assert report.orders == 5
+    wanted = events_for_status(platform)
+    handled = metric(platform, "status", "pt_events_handled_total", consumer="status_svc")
+    duplicates = metric(platform, "status", "pt_events_duplicate_total", consumer="status_svc")
+    counts = f"handled {handled}, duplicates {duplicates}, events {wanted}"
+    assert duplicates >= 2, f"the killed batch came again and was found handled ({counts})"
+    assert handled + duplicates == wanted, "every event applied exactly once"
+    assert dead_letters(platform) == []
 
 
 def test_a_poison_event_is_dead_lettered_and_a_redrive_after_the_fix_applies_it_once(

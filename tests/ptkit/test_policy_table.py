@@ -152,3 +152,14 @@ async def test_dependencies_are_bound_to_the_policies_that_name_them() -> None:
     assert calls == [("with_bell", "ding"), ("without", None)]
     with pytest.raises(TypeError, match="schedules"):
         bind({int: with_bell}, schedules=object())
+
+
+def test_a_policy_that_calls_another_service_runs_alone_also_once_bound() -> None:
+    """manager_svc's OrderCancelled asks trainer_svc: never inside a batch's transaction."""
+    cancelled = events_pb2.EventEnvelope(event_id="e-1", event_type="OrderCancelled")
+    placed = events_pb2.EventEnvelope(event_id="e-2", event_type="OrderPlaced")
+    for table in (MANAGER_POLICIES, bind(MANAGER_POLICIES, schedules=object())):
+        handler = PolicyHandler("manager_svc", table, RecordingUnitOfWork)
+        assert handler.runs_alone(cancelled)
+        assert not handler.runs_alone(placed)
+    assert not handler.batches, "a unit of work without batches: one event at a time"

@@ -19,7 +19,7 @@ from order_svc.domain.model import OrderStatus
 from ptkit.auth import Caller, Role
 from ptkit.domain import DomainEvent
 from ptkit.events import EnvelopeSerializer
-from ptkit.sql import EventSerializer, OutboxMessage
+from ptkit.sql import AlreadyHandled, Causation, EventSerializer, OutboxMessage
 from tests.helpers import database, outbox_envelopes
 
 
@@ -158,3 +158,44 @@ async def test_a_unit_of_work_within_an_open_transaction_is_a_savepoint_of_it(
             await handlers.place_order(place(), nested(connection))
     assert await count_orders(engine) == 2
     assert await event_types(engine) == ["OrderPlaced", "OrderPlaced"]
+
+
+async def test_a_batch_commits_its_units_of_work_once_and_wakes_the_relay_after_it(
+    engine: AsyncEngine,
+) -> None:
+    """Each event's unit of work in a batch is a savepoint: an event already handled
+    rolls back its own savepoint only; the on_commit callbacks run once, after the
+    batch's one commit, and none before."""
+    woken: list[int] = []
+    kind = sql.SqlOrderUnitOfWork(
+        engine, sql.messaging, EnvelopeSerializer("order"), on_commit=[lambda: woken.append(1)]
+    )
+    order_id = (await handlers.place_order(place(), kind)).order_id
+    woken.clear()
+    confirmed = handlers.ScheduleConfirmed(order_id=order_id)
+    async with kind.batch() as batch:
+        await handlers.confirm_order_on_schedule_confirmed(
+            confirmed, batch.handling(Causation("order_svc", "e-1"))
+        )
+        with pytest.raises(AlreadyHandled):
+            await handlers.confirm_order_on_schedule_confirmed(
+                confirmed, batch.handling(Causation("order_svc", "e-1"))
+            )
+        await handlers.place_order(place(), batch.handling(Causation("order_svc", "e-2")))
+        assert not batch.broken, "a rolled-back savepoint leaves the batch usable"
+        assert woken == [], "no wake before the batch commits"
+        await batch.commit()
+    assert woken == [1]
+    assert await count_orders(engine) == 2
+    assert await event_types(engine) == ["OrderPlaced", "OrderConfirmed", "OrderPlaced"]
+
+
+async def test_a_batch_left_without_commit_takes_no_effect(engine: AsyncEngine) -> None:
+    kind = sql.SqlOrderUnitOfWork(engine, sql.messaging, EnvelopeSerializer("order"))
+    async with kind.batch() as batch:
+        await handlers.place_order(place(), batch.handling(Causation("order_svc", "e-1")))
+    assert await count_orders(engine) == 0
+    async with kind.batch() as batch:
+        await handlers.place_order(place(), batch.handling(Causation("order_svc", "e-1")))
+        await batch.commit()
+    assert await count_orders(engine) == 1, "the rolled-back mark did not stay behind"
