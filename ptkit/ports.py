@@ -25,6 +25,10 @@ class UnitOfWork(Protocol):
 
     async def commit(self) -> None: ...
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the changes are committed (a batch: once it commits)."""
+        ...
+
 
 Clock = Callable[[], datetime]
 """Where use cases read the time: :func:`utcnow`, or a test's own clock."""

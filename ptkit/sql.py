@@ -258,6 +258,7 @@ class SqlUnitOfWork:
         causation: Causation | None = None,
         on_commit: Iterable[Callable[[], None]] = (),
         within: AsyncConnection | None = None,
+        batch: SqlBatch | None = None,
     ) -> None:
         self.engine = engine
         self.tables = tables
@@ -265,6 +266,8 @@ class SqlUnitOfWork:
         self.causation = causation
         self._on_commit = tuple(on_commit)
         self._within = within
+        self._batch = batch
+        self._after_commit: list[Callable[[], None]] = []
         self.connection: AsyncConnection
         self._transaction: AsyncTransaction | None = None
 
@@ -273,6 +276,11 @@ class SqlUnitOfWork:
         return type(self)(
             self.engine, self.tables, self.serializer, causation, self._on_commit, self._within
         )
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this unit of work's changes are committed: after its
+        commit, or, as part of a batch, after the batch commits (never if it rolls back)."""
+        self._after_commit.append(callback)
 
     def batch(self) -> SqlBatch:
         """One transaction for many events (a consumer's fetched batch): each event's unit
@@ -343,7 +351,10 @@ class SqlUnitOfWork:
         assert self._transaction is not None
         await self._transaction.commit()
         self._transaction = None
-        for callback in self._on_commit:
+        if self._batch is not None:
+            self._batch.defer(self._after_commit)
+            return
+        for callback in (*self._on_commit, *self._after_commit):
             callback()
 
     async def _close(self, *, rollback: bool) -> None:
@@ -370,6 +381,7 @@ class SqlBatch:
 
     def __init__(self, kind: SqlUnitOfWork) -> None:
         self._kind = kind
+        self._deferred: list[Callable[[], None]] = []
         self.connection: AsyncConnection
         self._transaction: AsyncTransaction | None = None
 
@@ -386,8 +398,13 @@ class SqlBatch:
         """A unit of work of the batch's kind for one event, as a savepoint of the batch."""
         kind = self._kind
         return type(kind)(
-            kind.engine, kind.tables, kind.serializer, causation, within=self.connection
+            kind.engine, kind.tables, kind.serializer, causation, within=self.connection, batch=self
         )
+
+    def defer(self, callbacks: Iterable[Callable[[], None]]) -> None:
+        """Callbacks of a unit of work whose savepoint was released: run after the batch
+        commits."""
+        self._deferred.extend(callbacks)
 
     @property
     def broken(self) -> bool:
@@ -404,7 +421,7 @@ class SqlBatch:
         assert self._transaction is not None, "commit inside the block, once"
         await self._transaction.commit()
         self._transaction = None
-        for callback in self._kind._on_commit:
+        for callback in (*self._kind._on_commit, *self._deferred):
             callback()
 
     async def __aexit__(

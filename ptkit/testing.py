@@ -204,6 +204,7 @@ class FakeUnitOfWork:
         self.store = store or self.store_type()
         self.causation = causation
         self._on_commit = tuple(on_commit)
+        self._after_commit: list[Callable[[], None]] = []
         self._repository_types = repositories or dict(self.repositories)
         self._working: dict[str, dict[str, Any]] | None = None
         self._opened: list[InMemoryRepository[Any]] = []
@@ -270,8 +271,12 @@ class FakeUnitOfWork:
             self.store.processed.add((self.causation.consumer, self.causation.event_id))
         self.store.commits += 1
         self._working = None
-        for callback in self._on_commit:
+        for callback in (*self._on_commit, *self._after_commit):
             callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after this unit of work commits."""
+        self._after_commit.append(callback)
 
     async def __aexit__(
         self,

@@ -47,8 +47,8 @@ async def notify_customer_on_class_result_registered(
     async with uow:
         view = await _fold(event, uow)
         await uow.notifications.add(Notification.of_result(event, view))
+        uow.after_commit(bell.ring)
         await uow.commit()
-    bell.ring()
 
 
 async def notify_customer_on_cancellation_refused(
@@ -59,8 +59,8 @@ async def notify_customer_on_cancellation_refused(
     async with uow:
         view = await _fold(event, uow)
         await uow.notifications.add(Notification.of_refused_cancellation(event, view))
+        uow.after_commit(bell.ring)
         await uow.commit()
-    bell.ring()
 
 
 @dataclass(frozen=True)
