@@ -320,6 +320,10 @@ async def provision_consumers(
         await js.add_consumer(stream, config)
 
 
+FETCH_TIMEOUT_SECONDS = 1.0
+"""How long one pull waits for the next message (a stop is noticed within it)."""
+TOP_UP_SECONDS = 0.1
+"""The longest the pull of the messages waiting behind a batch's first one takes."""
 RELEASE_TIMEOUT_SECONDS = 2.0
 """How long a stopping consumer waits for an open fetch and for its naks to be sent."""
 
@@ -470,10 +474,30 @@ class EventConsumer:
                 raise
 
     async def _fetch(self, subscription: JetStreamContext.PullSubscription) -> list[Msg]:
+        """The next messages, as soon as there is one: a long poll for the first, then as
+        many of those waiting behind it (its ``num_pending``) as fit the batch. nats-py's
+        fetch of n returns once n messages came or its timeout passed, so one fetch of a
+        whole batch would hold a lone event for up to the timeout; a fetch of what is
+        known to wait returns as soon as it came (``TOP_UP_SECONDS`` bounds it, should
+        another replica take them first)."""
+        first = await self._pull(subscription, 1, FETCH_TIMEOUT_SECONDS)
+        if not first or self._alone:
+            return first
+        waiting = min(self.settings.batch - 1, first[0].metadata.num_pending or 0)
+        if waiting <= 0:
+            return first
+        try:
+            return first + await self._pull(subscription, waiting, TOP_UP_SECONDS)
+        except asyncio.CancelledError:
+            await self._release(first)
+            raise
+
+    async def _pull(
+        self, subscription: JetStreamContext.PullSubscription, size: int, timeout: float
+    ) -> list[Msg]:
         """One fetch; a stop while the pull request is open waits for its answer and
         hands back what it brought (else those messages would wait out the ack wait)."""
-        size = 1 if self._alone else self.settings.batch
-        fetching = asyncio.ensure_future(subscription.fetch(size, timeout=1.0))
+        fetching = asyncio.ensure_future(subscription.fetch(size, timeout=timeout))
         try:
             return await asyncio.shield(fetching)
         except (TimeoutError, nats.errors.TimeoutError):
