@@ -26,7 +26,7 @@ from sqlalchemy import (
     event,
     insert,
 )
-from sqlalchemy.engine import Row, make_url
+from sqlalchemy.engine import Connection, Row, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -64,7 +64,8 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         parsed, connect_args = postgres_ssl(parsed)
-        return create_async_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        engine = create_async_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        return _with_plain_savepoints(engine)
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,28 @@ def create_engine(url: str) -> AsyncEngine:
     def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
+    return _with_plain_savepoints(engine)
+
+
+def _with_plain_savepoints(engine: AsyncEngine) -> AsyncEngine:
+    """Savepoints sent as plain SQL. SQLAlchemy compiles a SAVEPOINT clause for each one,
+    and as each savepoint has a new name (``sa_savepoint_<n>``, its own) the compiled
+    cache never holds it: a consumer's batch, one savepoint per event, spent more on
+    compiling those clauses than on its events."""
+    dialect = engine.sync_engine.dialect
+
+    def savepoint(connection: Connection, name: str) -> None:
+        connection.exec_driver_sql(f"SAVEPOINT {name}")
+
+    def rollback_to(connection: Connection, name: str) -> None:
+        connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+
+    def release(connection: Connection, name: str) -> None:
+        connection.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+
+    dialect.do_savepoint = savepoint  # type: ignore[method-assign]
+    dialect.do_rollback_to_savepoint = rollback_to  # type: ignore[method-assign]
+    dialect.do_release_savepoint = release  # type: ignore[method-assign]
     return engine
 
 
