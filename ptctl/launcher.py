@@ -165,6 +165,18 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
+def wait_ready(process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
+    """Wait until ``check()`` holds; StartupError if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if not process.running:
+            raise StartupError(f"{process.name} exited during start-up:\n{process.log_tail()}")
+        time.sleep(0.05)
+    raise StartupError(f"{process.name} not healthy after {timeout:.0f}s:\n{process.log_tail()}")
+
+
 def grpc_serving(address: str, credentials: grpc.ChannelCredentials | None = None) -> bool:
     try:
         with (
@@ -574,16 +586,7 @@ class Platform:
         return self.admin.healthy()
 
     def _wait(self, process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            if not process.running:
-                raise StartupError(f"{process.name} exited during start-up:\n{process.log_tail()}")
-            time.sleep(0.05)
-        raise StartupError(
-            f"{process.name} not healthy after {timeout:.0f}s:\n{process.log_tail()}"
-        )
+        wait_ready(process, check, timeout)
 
     def stop(self) -> None:
         """Stop the services together (they drain in parallel), then Envoy, then NATS."""

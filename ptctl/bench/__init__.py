@@ -19,6 +19,9 @@ its own (free loopback ports, a temporary directory, everything stopped at the e
    p50/p99 duration of a flow.
 5. Memory: each process's VmRSS idle (after start-up and warm-up) and VmHWM after all
    the load.
+6. With ``--profile``: one more 16-caller PlaceOrder run with py-spy attached to every
+   service (:mod:`ptctl.bench.profile`), apart from the runs above so that sampling does
+   not weigh on their figures: a flame graph per service.
 
 Prints a progress bar on stderr, the table on stdout, and writes
 ``<out>/bench-<UTC timestamp>.json`` and ``.png`` plus ``latest.json`` and ``latest.png``.
@@ -44,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out", type=Path, default=Path("var/bench"), help="where the JSON and PNG go"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile each service with py-spy under 16 callers (flame graphs in --out)",
     )
     parser.add_argument(
         "--service-env",
@@ -81,7 +89,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise SystemExit(f"--service-env wants KEY=VALUE, got {pair!r}")
         service_env[key] = value
     options = BenchOptions(
-        quick=args.quick, postgres=args.postgres, out=args.out, service_env=service_env
+        quick=args.quick,
+        postgres=args.postgres,
+        out=args.out,
+        service_env=service_env,
+        profile=args.profile,
     )
     try:
         return main(options)

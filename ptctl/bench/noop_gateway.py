@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import replace
 
 from ptctl.envoy_admin import EnvoyAdmin
 from ptctl.keys import private_directory, write_private
-from ptctl.launcher import ManagedProcess, Platform, StartupError, free_port, tcp_open
+from ptctl.launcher import ManagedProcess, Platform, free_port, tcp_open, wait_ready
 
 
 class NoopGateway:
@@ -56,20 +54,10 @@ class NoopGateway:
         config = self.platform.render_envoy_config(endpoints, self.settings)
         write_private(self.config_file, config.encode())
         self.server.start()
-        self._wait(self.server, lambda: tcp_open(self.port), timeout)
+        wait_ready(self.server, lambda: tcp_open(self.port), timeout)
         self.envoy.start()
         admin = EnvoyAdmin(self.var_dir / "envoy-admin.sock")
-        self._wait(self.envoy, admin.healthy, timeout)
-
-    def _wait(self, process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            if not process.running:
-                raise StartupError(f"{process.name} exited during start-up:\n{process.log_tail()}")
-            time.sleep(0.05)
-        raise StartupError(f"{process.name} not ready after {timeout:.0f}s")
+        wait_ready(self.envoy, admin.healthy, timeout)
 
     def stop(self) -> None:
         self.envoy.stop()

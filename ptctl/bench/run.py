@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ptctl.bench import procstat, propagation, report
+from ptctl.bench import procstat, profile, propagation, report
 from ptctl.bench.flow import whole_flows
 from ptctl.bench.load import TOKEN_ENV
 from ptctl.bench.noop_gateway import NoopGateway
@@ -57,6 +57,7 @@ class BenchOptions:
     postgres: bool = False
     out: Path = Path("var/bench")
     service_env: dict[str, str] = field(default_factory=dict)
+    profile: bool = False
 
 
 def git_commit() -> str:
@@ -255,9 +256,20 @@ class Bench:
     def memory(self, key: str) -> dict[str, float]:
         return {name: procstat.memory_mib(pid, key) for name, pid in self.pids.items()}
 
+    def profile(self, out: Path) -> dict[str, str]:
+        """Flame graphs of every service under 16 callers placing orders."""
+        self.step("profiling the services")
+        services = {
+            name: pid for name, pid in self.pids.items() if name not in ("envoy", "nats-server")
+        }
+        with profile.recording(services, out, self.plan.run_s) as written:
+            self.closed(self.platform.gateway_address, CPU_CONCURRENCY, self.plan.run_s, 0)
+        self.done()
+        return written
 
-def steps(plan: Plan) -> int:
-    return 2 + 2 * len(CONCURRENCIES) + len(plan.rates) + 1
+
+def steps(plan: Plan, profiled: bool) -> int:
+    return 2 + 2 * len(CONCURRENCIES) + len(plan.rates) + 1 + int(profiled)
 
 
 def run_bench(options: BenchOptions) -> dict:
@@ -269,7 +281,7 @@ def run_bench(options: BenchOptions) -> dict:
     load_before = os.getloadavg()
     with (
         tempfile.TemporaryDirectory(prefix="ptbench-") as var_dir,
-        tqdm(total=steps(plan), file=sys.stderr, desc="starting the platform") as bar,
+        tqdm(total=steps(plan, options.profile), file=sys.stderr, desc="starting") as bar,
         ExitStack() as stack,
     ):
         config = PlatformConfig.ephemeral(
@@ -292,6 +304,7 @@ def run_bench(options: BenchOptions) -> dict:
         spread = bench.propagation()
         flow = bench.flow()
         peak = bench.memory("VmHWM")
+        profiles = bench.profile(options.out / f"profiles-{started_at}") if options.profile else {}
         bench.step("stopping")
     return {
         "meta": {
@@ -310,6 +323,7 @@ def run_bench(options: BenchOptions) -> dict:
         "propagation": spread,
         "flow": flow,
         "memory": {name: {"idle_rss_mib": idle[name], "peak_hwm_mib": peak[name]} for name in idle},
+        "profiles": profiles,
     }
 
 

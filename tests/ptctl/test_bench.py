@@ -1,4 +1,5 @@
-"""``ptctl bench --quick``: every figure measured and written, nothing left running."""
+"""``ptctl bench --quick --profile``: every figure measured and written, a flame graph per
+service, nothing left running."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_a_quick_bench_writes_every_figure_and_leaves_no_process(tmp_path: Path)
     scratch.mkdir()
     out = tmp_path / "out"
     finished = subprocess.run(
-        [sys.executable, "-m", "ptctl.cli", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "ptctl.cli", "bench", "--quick", "--profile", "--out", str(out)],
         env={**os.environ, "TMPDIR": str(scratch)},
         capture_output=True,
         text=True,
@@ -66,6 +67,9 @@ def test_a_quick_bench_writes_every_figure_and_leaves_no_process(tmp_path: Path)
     assert result["flow"]["completed"] == result["flow"]["flows"] > 0
     assert result["flow"]["flows_per_s"] > 0
     assert all(m["peak_hwm_mib"] >= m["idle_rss_mib"] > 0 for m in result["memory"].values())
+    assert set(result["profiles"]) == {"order_svc", "manager_svc", "trainer_svc", "status_svc"}
+    for svg in result["profiles"].values():
+        assert Path(svg).read_text().lstrip().startswith("<?xml"), svg
     assert (out / "latest.png").read_bytes().startswith(b"\x89PNG")
     assert list(out.glob("bench-*.json")) and list(out.glob("bench-*.png"))
     assert processes_of(str(scratch)) == []
