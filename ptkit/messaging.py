@@ -185,6 +185,10 @@ class JetStream:
                 raise StreamsMissing(name) from None
 
     @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
+
+    @property
     def js(self) -> JetStreamContext:
         if self._js is None or self._nc is None or not self._nc.is_connected:
             raise NotConnected(self.url)

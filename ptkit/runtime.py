@@ -15,6 +15,7 @@ from sqlalchemy import MetaData
 
 from ptkit.auth import JwtSettings, TokenVerifier, check_trust
 from ptkit.config import ConfigError, Env
+from ptkit.consumer_stats import ConsumerStats
 from ptkit.events import EnvelopeSerializer
 from ptkit.messaging import (
     ConsumerSettings,
@@ -232,7 +233,7 @@ class ServiceRuntime:
     ) -> None:
         """Serve ``services`` until ``stop``; reflection also describes ``described``."""
         await self.create_schema()
-        serve_metrics(self.settings.host, self.settings.metrics_port)
+        serve_metrics(self.settings.host, self.settings.metrics_port, self.settings.name)
         host = ServiceHost(
             name=self.settings.name,
             host=self.settings.host,
@@ -245,6 +246,7 @@ class ServiceRuntime:
                 *([self.relay.run] if self.relay is not None else []),
                 self.retention.run,
                 *(c.run for c in self.consumers),
+                ConsumerStats(self.jetstream, self.consumers).run,
             ],
             on_shutdown=[self.jetstream.close, self.engine.dispose],
             grace_seconds=self.settings.grace_seconds,

@@ -84,7 +84,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         metadata = dict(context.invocation_metadata() or ())
         return bind_caller(self.verifier.caller_from(metadata.get("authorization")))
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
+    async def _fail(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        labels: tuple[str, ...],
+        error: Exception,
+    ) -> None:
         """Answers the structured status of ``error``. Called while handling it: an error
         that is no business error is a bug, logged once with its traceback; a refusal is
         the caller's mistake, logged without one."""
@@ -103,24 +109,30 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     "field": error.field,
                 },
             )
-        metrics.RPCS.labels(method, code.name).inc()
+        metrics.RPCS.labels(*labels, code.name).inc()
         status = grpc_status_of(error, code)
         await context.abort(status.code, status.details, status.trailing_metadata)
 
     def _unary(
         self, method: str, behaviour: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
-        answered, latency = metrics.RPCS.labels(method, "OK"), metrics.RPC_LATENCY.labels(method)
+        labels = _labels("unary", method)
+        started_total, answered = (
+            metrics.RPCS_STARTED.labels(*labels),
+            metrics.RPCS.labels(*labels, "OK"),
+        )
+        latency = metrics.RPC_LATENCY.labels(*labels)
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
+            started_total.inc()
             token = None
             try:
                 token = self._authenticate(context)
                 _refuse_undecodable(request)
                 response = await behaviour(request, context)
             except Exception as error:
-                await self._fail(context, method, error)
+                await self._fail(context, method, labels, error)
             else:
                 answered.inc()
                 return response
@@ -134,22 +146,46 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     def _stream(
         self, method: str, behaviour: Callable[..., AsyncIterator[Any]]
     ) -> Callable[..., AsyncIterator[Any]]:
+        labels = _labels("server_stream", method)
+        started_total, answered = (
+            metrics.RPCS_STARTED.labels(*labels),
+            metrics.RPCS.labels(*labels, "OK"),
+        )
+        latency, sent = (
+            metrics.RPC_LATENCY.labels(*labels),
+            metrics.STREAM_MESSAGES_SENT.labels(*labels),
+        )
+        cancelled = metrics.RPCS.labels(*labels, "CANCELLED")
+
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            started_total.inc()
             token = None
             try:
                 token = self._authenticate(context)
                 _refuse_undecodable(request)
                 async for response in behaviour(request, context):
                     yield response
+                    sent.inc()
+            except asyncio.CancelledError:  # the client went away: a stream's usual end
+                cancelled.inc()
+                raise
             except Exception as error:
-                await self._fail(context, method, error)
+                await self._fail(context, method, labels, error)
             else:
-                metrics.RPCS.labels(method, "OK").inc()
+                answered.inc()
             finally:
+                latency.observe(time.perf_counter() - started)
                 if token is not None:
                     unbind_caller(token)
 
         return call
+
+
+def _labels(grpc_type: str, method: str) -> tuple[str, str, str]:
+    """``grpc_type``, ``grpc_service`` and ``grpc_method`` of ``/package.Service/Method``."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    return grpc_type, service, name
 
 
 def _refuse_undecodable(request: Any) -> None:

@@ -50,12 +50,17 @@ class Sample:
         return f"{self.context}_svc {self.name}{{{labels}}}"
 
 
+def grpc_labels(method: str, grpc_type: str = "unary") -> dict[str, str]:
+    service, _, name = method.lstrip("/").rpartition("/")
+    return {"grpc_type": grpc_type, "grpc_service": service, "grpc_method": name}
+
+
 def rpcs(context: str, method: str, code: str = "OK") -> Sample:
-    return Sample(context, "pt_grpc_requests_total", {"method": method, "code": code})
+    return Sample(context, "grpc_server_handled_total", {**grpc_labels(method), "grpc_code": code})
 
 
 def latency(context: str, method: str) -> Sample:
-    return Sample(context, "pt_grpc_request_seconds_count", {"method": method})
+    return Sample(context, "grpc_server_handling_seconds_count", grpc_labels(method))
 
 
 def handled(context: str, event_type: str) -> Sample:
@@ -225,11 +230,68 @@ def test_every_publisher_reports_its_outbox_backlog_and_every_service_its_rpc_la
             else:
                 assert backlog is not None, gauge
         names = {name for name, _ in scrapes[context]}
-        histogram = {f"pt_grpc_request_seconds_{part}" for part in ("bucket", "count", "sum")}
+        histogram = {f"grpc_server_handling_seconds_{part}" for part in ("bucket", "count", "sum")}
         assert histogram <= names, context
+    place_order = frozenset(grpc_labels(ORDER + "PlaceOrder").items())
     place_order_buckets = {
         dict(labels)["le"]
         for name, labels in scrapes["order"]
-        if name == "pt_grpc_request_seconds_bucket" and ("method", ORDER + "PlaceOrder") in labels
+        if name == "grpc_server_handling_seconds_bucket" and place_order <= labels
     }
     assert {"0.005", "0.1", "1.0", "+Inf"} <= place_order_buckets
+
+
+def test_a_watch_stream_is_counted_and_timed_when_its_client_leaves(platform: Platform) -> None:
+    watch = STATUS + "WatchNotifications"
+    stream = grpc_labels(watch, "server_stream")
+    timed = Sample("status", "grpc_server_handling_seconds_count", stream)
+    ended = Sample("status", "grpc_server_handled_total", {**stream, "grpc_code": "CANCELLED"})
+    started = Sample("status", "grpc_server_started_total", stream)
+    before = scrape_all(platform)
+    customer = f"cust-{uuid.uuid4().hex[:8]}"
+    with grpc.insecure_channel(platform.gateway_address) as channel:
+        call = status_grpc.StatusServiceStub(channel).WatchNotifications(
+            status.WatchNotificationsRequest(customer_id=customer),
+            metadata=bearer(platform.token("customer", customer)),
+        )
+        wait_for(
+            lambda: (started.value(scrape_all(platform)) or 0) > (started.value(before) or 0),
+            timeout=10,
+            what="the watch started",
+        )
+        call.cancel()
+
+    def recorded() -> bool:
+        after = scrape_all(platform)
+        return all((s.value(after) or 0) > (s.value(before) or 0) for s in (timed, ended))
+
+    wait_for(recorded, timeout=10, interval=0.1, what="the stream's duration and its end")
+
+
+def test_every_consumer_reports_its_lag_and_its_dead_letters_from_jetstream(
+    platform: Platform,
+) -> None:
+    def reported() -> bool:
+        scrapes = scrape_all(platform)
+        for context in CONTEXTS:
+            durable = {"consumer": f"{context}_svc", "stream": "PT_EVENTS"}
+            gauges = [
+                Sample(context, "pt_consumer_pending_messages", durable),
+                Sample(context, "pt_consumer_ack_pending_messages", durable),
+                Sample(context, "pt_consumer_redelivered_messages", durable),
+                Sample(context, "pt_dead_letters", {"consumer": f"{context}_svc"}),
+            ]
+            if any(gauge.value(scrapes) is None for gauge in gauges):
+                return False
+            if Sample(context, "pt_nats_connected", {}).value(scrapes) != 1:
+                return False
+        return True
+
+    wait_for(reported, timeout=20, interval=0.2, what="consumer gauges of every service")
+    for context in CONTEXTS:
+        versions = [
+            dict(labels)
+            for name, labels in scrape_all(platform)[context]
+            if name == "pt_build_info"
+        ]
+        assert versions and versions[0]["service"] == f"{context}_svc", context

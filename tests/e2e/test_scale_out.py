@@ -18,7 +18,11 @@ from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from tests.helpers import bearer, metric, wait_for
 
 ORDERS = 30
-PLACE_ORDER = "/ptplatform.order.v1.OrderService/PlaceOrder"
+PLACE_ORDER = {
+    "grpc_type": "unary",
+    "grpc_service": "ptplatform.order.v1.OrderService",
+    "grpc_method": "PlaceOrder",
+}
 
 
 @pytest.fixture
@@ -58,7 +62,14 @@ def test_replicas_share_the_load_and_every_event_takes_effect_once(replicated: P
         wait_for(all_views, timeout=30, what="a status view of every order")
 
     served = [
-        metric(replicated, "order", "pt_grpc_requests_total", r, method=PLACE_ORDER, code="OK")
+        metric(
+            replicated,
+            "order",
+            "grpc_server_handled_total",
+            r,
+            **PLACE_ORDER,
+            grpc_code="OK",
+        )
         for r in (0, 1)
     ]
     assert sum(served) == ORDERS
