@@ -1,6 +1,6 @@
 """``ptctl``: run the platform, mint development tokens, walk the demo scenario, watch
-notifications, audit a running platform, measure one of its own (bench), rebuild
-status_svc's views, migrate, and list or redrive dead letters."""
+notifications, show a running platform's state (status), audit it, measure one of its
+own (bench), rebuild status_svc's views, migrate, and list or redrive dead letters."""
 
 from __future__ import annotations
 
@@ -337,10 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     rebuild.add_argument("--nats-url", help="NATS (default: $PT_NATS_URL, nats://127.0.0.1:14222)")
     rebuild.set_defaults(func=cmd_rebuild_views)
-    from ptctl import bench, dlq
+    from ptctl import bench, dlq, status
 
     bench.add_parser(commands)
     dlq.add_parser(commands)
+    status.add_parser(commands, _var_dir())
     args = parser.parse_args(argv)
     return args.func(args)
 

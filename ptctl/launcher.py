@@ -8,6 +8,7 @@ parts for fault tests.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import random
@@ -61,6 +62,8 @@ DEFAULT_SERVICE_PORTS = {"order": 50051, "manager": 50052, "trainer": 50053, "st
 DEFAULT_METRICS_PORTS = {"order": 9101, "manager": 9102, "trainer": 9103, "status": 9104}
 DEFAULT_NATS_PORT = 14222
 DEFAULT_DEV_SIGN_IN_PORT = 8089
+PLATFORM_FILE = "platform.json"
+"""What a started platform runs, under its var dir, for ``ptctl status`` (removed at stop)."""
 
 
 def available_contexts() -> list[str]:
@@ -490,10 +493,55 @@ class Platform:
                 port = self.config.dev_sign_in_port
                 self._wait(self.dev_sign_in, lambda: tcp_open(port), timeout)
             self.start_envoy(timeout)
+            write_private(self.platform_file, json.dumps(self.manifest(), indent=2).encode())
         except BaseException:
             self.stop()
             raise
         return self
+
+    @property
+    def platform_file(self) -> Path:
+        return self.var_dir / PLATFORM_FILE
+
+    def manifest(self) -> dict[str, object]:
+        """What runs and how to reach it: ``<var>/platform.json``, which ``ptctl status``
+        reads (ptctl/status.py). Paths only, never a key or a token."""
+        streams = stream_settings(Env({**os.environ, **self.config.service_env}))
+        return {
+            "pid": os.getpid(),
+            "gateway": {
+                "address": self.gateway_address,
+                "url": self.gateway_url,
+                "admin_socket": str(self.admin_socket),
+            },
+            "nats": {
+                "url": self.nats_url,
+                "event_stream": streams.name,
+                "admin_seed_file": str(self.nats_admin.seed_file),
+            },
+            "tls": (
+                {
+                    "ca_file": str(self.tls.ca_file),
+                    "client_cert_file": str(self.tls.pair("ptctl").cert),
+                    "client_key_file": str(self.tls.pair("ptctl").key),
+                }
+                if self.tls
+                else None
+            ),
+            "services": {
+                context: [
+                    {
+                        "name": process.name,
+                        "address": self.service_address(context, replica),
+                        "metrics_port": self.config.metrics_ports.get(
+                            context, [0] * len(processes)
+                        )[replica],
+                    }
+                    for replica, process in enumerate(processes)
+                ]
+                for context, processes in self.services.items()
+            },
+        }
 
     def start_nats(self, timeout: float = 30.0) -> None:
         _ensure_free(self.config.nats_port, "nats-server")
@@ -590,6 +638,7 @@ class Platform:
 
     def stop(self) -> None:
         """Stop the services together (they drain in parallel), then Envoy, then NATS."""
+        self.platform_file.unlink(missing_ok=True)
         services = [p for processes in self.services.values() for p in processes]
         if self.dev_sign_in:
             services.append(self.dev_sign_in)
