@@ -231,7 +231,7 @@ class PlatformStatus:
     def problems(self) -> list[str]:
         found = []
         if not self.gateway.healthy:
-            found.append(f"gateway: {_gateway_summary(self.gateway)}")
+            found.append(f"gateway: {_gateway_problem(self.gateway)}")
         if not self.nats.healthy:
             found.append(f"NATS: {self.nats.error or 'unreachable'}")
         for replica in self.replicas:
@@ -497,6 +497,13 @@ def _gateway_summary(gateway: GatewayStatus) -> str:
     return f"{'live' if gateway.live else 'NOT live'}, {hosts}"
 
 
+def _gateway_problem(gateway: GatewayStatus) -> str:
+    summary = _gateway_summary(gateway)
+    if gateway.unhealthy_hosts:
+        summary += f" (not healthy: {', '.join(gateway.unhealthy_hosts)})"
+    return summary
+
+
 def _nats_summary(nats_: NatsStatus) -> str:
     if not nats_.reachable:
         return nats_.error or "unreachable"
@@ -512,9 +519,11 @@ def _state(healthy: bool) -> str:
 
 
 def _outbox_cells(replica: ReplicaStatus) -> tuple[str, str]:
+    """The backlog and its oldest row's age (none while nothing waits)."""
     if replica.outbox is None:
         return DASH, DASH
-    return str(replica.outbox.backlog), duration(replica.outbox.oldest_age_seconds)
+    backlog = replica.outbox.backlog
+    return str(backlog), duration(replica.outbox.oldest_age_seconds) if backlog else DASH
 
 
 def _replica_row(replica: ReplicaStatus) -> tuple[str, ...]:

@@ -39,6 +39,18 @@ def status_json(var_dir: Path) -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout)
 
 
+def once_healthy(var_dir: Path, what: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The document of the first ``ptctl status --json`` that exits 0 (right after a
+    start the services' NATS gauges may not have been refreshed: every 5 s)."""
+    _, document = wait_for(
+        lambda: (found := status_json(var_dir))[0] == 0 and found,
+        timeout=timeout,
+        interval=0.5,
+        what=what,
+    )
+    return document
+
+
 def order_backlog(document: dict[str, Any]) -> int | None:
     outbox = document["services"]["order"][0]["outbox"]
     return None if outbox is None else int(outbox["backlog"])
@@ -52,14 +64,7 @@ def own_platform(tmp_path: Path) -> Iterator[Platform]:
 
 
 def test_status_shows_every_part_of_a_healthy_platform(platform: Platform) -> None:
-    # right after start the services' NATS gauges may not have been refreshed (every 5 s)
-    code, document = wait_for(
-        lambda: (found := status_json(platform.var_dir))[0] == 0 and found,
-        timeout=30,
-        interval=0.5,
-        what="ptctl status exits 0",
-    )
-    assert code == 0
+    document = once_healthy(platform.var_dir, "ptctl status exits 0")
     assert document["healthy"] is True and document["problems"] == []
     assert document["gateway"]["healthy"] and document["gateway"]["live"]
     assert document["gateway"]["address"] == platform.gateway_address
@@ -100,7 +105,7 @@ def test_status_shows_the_outbox_growing_while_nats_is_down_and_draining_after(
     own_platform: Platform,
 ) -> None:
     var_dir = own_platform.var_dir
-    wait_for(lambda: status_json(var_dir)[0] == 0, timeout=30, interval=0.5, what="healthy")
+    once_healthy(var_dir, "ptctl status exits 0 before the outage")
     own_platform.stop_nats()
     placed = 3
     with grpc.insecure_channel(own_platform.gateway_address) as channel:
@@ -134,7 +139,7 @@ def test_status_shows_the_outbox_growing_while_nats_is_down_and_draining_after(
     assert document["services"]["order"][0]["outbox"]["oldest_age_seconds"] > 0
 
     own_platform.start_nats()
-    code, document = wait_for(
+    _, document = wait_for(
         lambda: (found := status_json(var_dir))[0] == 0 and order_backlog(found[1]) == 0 and found,
         timeout=60,
         interval=0.5,
@@ -143,13 +148,18 @@ def test_status_shows_the_outbox_growing_while_nats_is_down_and_draining_after(
     assert document["nats"]["events"] >= placed
 
 
-def test_platform_file_is_private_while_running_and_gone_after_stop(tmp_path: Path) -> None:
-    platform = fresh_platform(tmp_path / "platform")
+def test_status_checks_a_tls_platform_with_its_client_certificate_until_it_stops(
+    tmp_path: Path,
+) -> None:
+    platform = fresh_platform(tmp_path / "platform", tls=True)
     with platform:
         described = json.loads((platform.var_dir / PLATFORM_FILE).read_text())
         assert (platform.var_dir / PLATFORM_FILE).stat().st_mode & 0o777 == 0o600
         assert described["gateway"]["address"] == platform.gateway_address
         assert described["nats"]["url"] == platform.nats_url
+        document = once_healthy(platform.var_dir, "ptctl status exits 0 under TLS")
+        replicas = [r for rs in document["services"].values() for r in rs]
+        assert replicas and all(r["health"] == "SERVING" for r in replicas)
     assert not (platform.var_dir / PLATFORM_FILE).exists()
     result = ptctl_status(platform.var_dir)
     assert result.returncode == 2
