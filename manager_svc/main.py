@@ -66,7 +66,7 @@ async def serve(settings: ManagerSettings) -> None:
         issuer=settings.service.jwt.issuer,
         audience=settings.service.jwt.audience,
     )
-    trainer_client = TrainerClient(settings.trainer, token)
+    trainer_client = TrainerClient(settings.trainer, token, runtime.client_interceptors())
     runtime.consume(
         bind(POLICIES, schedules=trainer_client, auto_assign=settings.auto_assign),
         new_uow,

@@ -35,7 +35,7 @@ class ConsumerStats:
 
     async def run(self) -> None:
         while True:
-            metrics.NATS_CONNECTED.set(1 if self.jetstream.connected else 0)
+            await self.jetstream.ready.wait()
             try:
                 await self.read()
             except _UNREACHABLE as error:

@@ -12,14 +12,19 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from ptkit import correlation
+from ptkit.correlation import MAX_ID_LENGTH, Correlation, trace_id_of
 from ptkit.domain import DomainEvent
 from ptkit.sql import OutboxMessage
 from ptplatform.events.v1 import events_pb2
+
+if TYPE_CHECKING:
+    from ptkit.tracing import Tracing
 
 STREAM_SUBJECTS = "pt.>"
 
@@ -37,6 +42,9 @@ PUBLISHERS: Mapping[str, str] = {
 }
 """The context that publishes each event type of ``events.proto``: a consumer's
 subjects are derived from it."""
+
+BOOKING_OPENED_BY = "OrderPlaced"
+"""The event that opens a booking, and so its trace (ptkit.tracing)."""
 
 ENVELOPE_FIELDS = frozenset({"event_id", "order_id", "aggregate_version", "occurred_at"})
 """What an inbound event dataclass may take from the envelope rather than the payload."""
@@ -80,10 +88,13 @@ def _fill(message: Message, event: DomainEvent) -> None:
 
 
 class EnvelopeSerializer:
-    """Serializes the domain events of one context (``source``) into envelopes."""
+    """Serializes the domain events of one context (``source``) into envelopes, with the
+    request id of the call or event being handled and, when tracing, the trace context
+    of the event's producer span."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, tracing: Tracing | None = None) -> None:
         self.source = source
+        self.tracing = tracing
 
     def envelope(
         self, event: DomainEvent, aggregate_version: int, causation_id: str
@@ -97,7 +108,12 @@ class EnvelopeSerializer:
             occurred_at=to_timestamp(datetime.now(UTC)),
             source=self.source,
         )
+        cause = correlation.current()
+        if cause is not None:
+            envelope.request_id = cause.request_id
         _fill(getattr(envelope, snake_case(event.event_type)), event)
+        if self.tracing is not None:
+            self.tracing.recorded(envelope, subject_for(self.source, envelope.event_type))
         return envelope
 
     def __call__(
@@ -110,6 +126,18 @@ class EnvelopeSerializer:
             subject=subject_for(self.source, envelope.event_type),
             payload=envelope.SerializeToString(),
         )
+
+
+def correlation_of(envelope: events_pb2.EventEnvelope) -> Correlation:
+    """What ties the log lines of an event's handling to it and to the call it came from."""
+    cut = MAX_ID_LENGTH
+    return Correlation(
+        request_id=envelope.request_id[:cut],
+        trace_id=trace_id_of(envelope.traceparent),
+        event_type=envelope.event_type[:cut],
+        event_id=envelope.event_id[:cut],
+        order_id=envelope.order_id[:cut],
+    )
 
 
 def payload_of(envelope: events_pb2.EventEnvelope) -> Message:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 import nats
 from nats.aio.client import Client
@@ -26,7 +26,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from nats.js.errors import BadRequestError, NotFoundError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from ptkit import metrics
+from ptkit import correlation, metrics
 from ptkit.archive import ArchiveSettings, archive_config
 from ptkit.dead_letters import (
     DEAD_LETTER_STREAM,
@@ -37,12 +37,21 @@ from ptkit.dead_letters import (
     redrive_subject,
 )
 from ptkit.dead_letters import stream_configs as dead_letter_stream_configs
-from ptkit.events import STREAM_SUBJECTS, check_decodable, decode_event, subject_of
+from ptkit.events import (
+    STREAM_SUBJECTS,
+    check_decodable,
+    correlation_of,
+    decode_event,
+    subject_of,
+)
 from ptkit.failures import LEDGER_BUCKET, FailureLedger, Tally, open_ledger
 from ptkit.ports import UnitOfWork
 from ptkit.provenance import rejection
 from ptkit.sql import AlreadyHandled, Causation
 from ptplatform.events.v1 import events_pb2
+
+if TYPE_CHECKING:
+    from ptkit.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +168,8 @@ class JetStream:
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.5,
+                    disconnected_cb=_reports_connection(0),
+                    reconnected_cb=_reports_connection(1),
                     **self.identity.connect_options(self.name),
                 )
                 try:
@@ -168,6 +179,7 @@ class JetStream:
                     await nc.close()
                     raise
         self._nc, self._js = nc, js
+        metrics.NATS_CONNECTED.set(1)
         self.ready.set()
         log.info("connected to NATS", extra={"url": self.url, "stream": self.stream.name})
 
@@ -183,10 +195,6 @@ class JetStream:
                     extra={"stream": name, "url": self.url},
                 )
                 raise StreamsMissing(name) from None
-
-    @property
-    def connected(self) -> bool:
-        return self._nc is not None and self._nc.is_connected
 
     @property
     def js(self) -> JetStreamContext:
@@ -210,9 +218,19 @@ class JetStream:
 
     async def close(self) -> None:
         self.ready.clear()
+        metrics.NATS_CONNECTED.set(0)
         if self._nc is not None:
             await self._nc.close()
         self._nc = self._js = None
+
+
+def _reports_connection(connected: int) -> Callable[[], Awaitable[None]]:
+    """A nats-py callback that sets ``pt_nats_connected``."""
+
+    async def report() -> None:
+        metrics.NATS_CONNECTED.set(connected)
+
+    return report
 
 
 Handler = Callable[[events_pb2.EventEnvelope], Awaitable[None]]
@@ -573,7 +591,8 @@ class EventConsumer:
         try:
             async with self.handler.batch() as batch:
                 for _, envelope in run:
-                    outcomes.append(await _applied(batch, envelope))
+                    with correlation.bound(correlation_of(envelope)):
+                        outcomes.append(await _applied(batch, envelope))
                     if batch.broken:
                         raise BatchBroken(envelope.event_id) from outcomes[-1]
                 await batch.commit()
@@ -591,19 +610,17 @@ class EventConsumer:
         settled: list[Msg] = []
         failed: list[tuple[Msg, events_pb2.EventEnvelope, Exception]] = []
         for (message, envelope), outcome in zip(run, outcomes, strict=True):
-            if outcome is None:
-                metrics.EVENTS_HANDLED.labels(self.durable, envelope.event_type).inc()
-            elif isinstance(outcome, AlreadyHandled):
-                metrics.EVENTS_DUPLICATE.labels(self.durable, envelope.event_type).inc()
-            else:
+            if outcome is not None and not isinstance(outcome, AlreadyHandled):
                 failed.append((message, envelope, outcome))
                 continue
+            self._handled(envelope, duplicate=outcome is not None)
             settled.append(message)
         for message in settled:
             await message.ack()  # buffered: the flush below sends them all
         await self._flush_acks()
         for message, envelope, error in failed:
-            await self._failed(message, envelope, error, alone=False)
+            with correlation.bound(correlation_of(envelope)):
+                await self._failed(message, envelope, error, alone=False)
         del unfinished[: len(run)]
 
     async def _flush_acks(self) -> None:
@@ -616,7 +633,6 @@ class EventConsumer:
 
     async def process(self, message: Msg) -> None:
         """Handle one message in a transaction of its own, then settle it."""
-        seq = message.metadata.sequence.stream
         try:
             envelope = _envelope(message)
         except Exception as error:
@@ -626,6 +642,11 @@ class EventConsumer:
         if refused is not None:
             await self._reject(message, envelope, refused)
             return
+        with correlation.bound(correlation_of(envelope)):
+            await self._handle(message, envelope)
+
+    async def _handle(self, message: Msg, envelope: events_pb2.EventEnvelope) -> None:
+        seq = message.metadata.sequence.stream
         alone = self._suspect(message)
         if alone:
             tally = await self.ledger.read(seq)
@@ -637,7 +658,7 @@ class EventConsumer:
         try:
             await self.handler(envelope)
         except AlreadyHandled:
-            metrics.EVENTS_DUPLICATE.labels(self.durable, envelope.event_type).inc()
+            self._handled(envelope, duplicate=True)
             await self._settled(message, alone)
         except asyncio.CancelledError:
             if alone:  # a stop is no crash
@@ -649,8 +670,18 @@ class EventConsumer:
         except Exception as error:
             await self._failed(message, envelope, error, alone)
         else:
-            metrics.EVENTS_HANDLED.labels(self.durable, envelope.event_type).inc()
+            self._handled(envelope, duplicate=False)
             await self._settled(message, alone)
+
+    def _handled(self, envelope: events_pb2.EventEnvelope, duplicate: bool) -> None:
+        """Count an event whose effect is committed (or was already), and log it."""
+        counter = metrics.EVENTS_DUPLICATE if duplicate else metrics.EVENTS_HANDLED
+        counter.labels(self.durable, envelope.event_type).inc()
+        with correlation.bound(correlation_of(envelope)):
+            log.info(
+                "event already handled" if duplicate else "event handled",
+                extra={"consumer": self.durable},
+            )
 
     async def _reject(self, message: Msg, envelope: events_pb2.EventEnvelope, reason: str) -> None:
         """Terminate (never redelivered, never handled), count and log a forged or
@@ -886,9 +917,11 @@ class PolicyHandler:
         service: str,
         policies: Policies,
         new_uow: Callable[[], EventUnitOfWork],
+        tracing: Tracing | None = None,
     ) -> None:
         for kind in policies:
             check_decodable(kind)
+        self.tracing = tracing
         self.durable = service
         self.subjects = policy_subjects(policies)
         self.new_uow = new_uow
@@ -924,7 +957,12 @@ class PolicyHandler:
             return
         kind, policy = entry
         event = decode_event(envelope, kind)
-        await policy(event, handling(Causation(self.durable, envelope.event_id)))
+        causation = Causation(self.durable, envelope.event_id)
+        if self.tracing is None:
+            await policy(event, handling(causation))
+            return
+        with self.tracing.consuming(envelope, self.durable):
+            await policy(event, handling(causation))
 
 
 @dataclass(frozen=True)

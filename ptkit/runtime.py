@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvloop
 from sqlalchemy import MetaData
@@ -37,9 +37,34 @@ from ptkit.sql import MessagingTables, SqlUnitOfWork, create_engine
 from ptkit.tls import TlsFiles
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER
 
+if TYPE_CHECKING:
+    from ptkit.tracing import Tracing
+
 U = TypeVar("U", bound=SqlUnitOfWork)
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:14222"
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    exporter: str = "off"
+    """``off``, ``otlp`` (OTLP/gRPC to ``otlp_endpoint``) or ``console`` (stderr)."""
+    otlp_endpoint: str = "http://127.0.0.1:4317"
+    sample_ratio: float = 1.0
+    """The share of bookings (and other traces) kept: a booking is kept or dropped in
+    every service alike (its trace id decides)."""
+
+
+def tracing_settings(env: Env) -> TracingSettings:
+    """``PT_TRACING`` (off by default), ``PT_OTLP_ENDPOINT``, ``PT_TRACING_SAMPLE_RATIO``."""
+    ratio = env.float("PT_TRACING_SAMPLE_RATIO", 1.0, minimum=0.0)
+    if ratio > 1.0:
+        raise ConfigError(f"PT_TRACING_SAMPLE_RATIO={ratio} is above 1 (all traces kept)")
+    return TracingSettings(
+        exporter=env.choice("PT_TRACING", "off", ("off", "otlp", "console")),
+        otlp_endpoint=env.str("PT_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+        sample_ratio=ratio,
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +91,8 @@ class ServiceSettings:
     """PT_<CTX>_HEALTH_PORT: grpc.health.v1 alone, in plaintext, for probes; 0: none."""
     event_loop: str = "uvloop"
     """PT_EVENT_LOOP: ``uvloop`` (the default) or ``asyncio`` (the standard library's)."""
+    tracing: TracingSettings = field(default_factory=TracingSettings)
+    """PT_TRACING, PT_OTLP_ENDPOINT, PT_TRACING_SAMPLE_RATIO (ptkit.tracing)."""
 
     @classmethod
     def from_env(cls, context: str, default_port: int, env: Env | None = None) -> ServiceSettings:
@@ -109,6 +136,7 @@ class ServiceSettings:
             tls=TlsFiles.from_env(env),
             health_port=health_port,
             event_loop=env.choice("PT_EVENT_LOOP", "uvloop", ("uvloop", "asyncio")),
+            tracing=tracing_settings(env),
         )
 
 
@@ -154,6 +182,15 @@ def consumer_settings(env: Env) -> ConsumerSettings:
     )
 
 
+def _tracing(settings: ServiceSettings) -> Tracing | None:
+    """The service's tracing; None when off, and the SDK is then not even imported."""
+    if settings.tracing.exporter == "off":
+        return None
+    from ptkit.tracing import Tracing
+
+    return Tracing(settings.name, settings.tracing)
+
+
 class ServiceRuntime:
     """``source`` is the context whose events the service publishes (``pt.<source>.*``);
     a service that publishes nothing (a read model, without an outbox) runs no relay."""
@@ -169,6 +206,9 @@ class ServiceRuntime:
         self.metadata = metadata
         self.tables = tables
         self.engine = create_engine(settings.database_url)
+        self.tracing = _tracing(settings)
+        if self.tracing is not None:
+            self.tracing.instrument(self.engine)
         self.page_tokens = PageTokens(settings.page_token_secret)
         self.jetstream = JetStream(
             settings.nats_url, settings.stream, settings.name, settings.nats_identity
@@ -178,7 +218,7 @@ class ServiceRuntime:
         if source is not None:
             if tables.outbox is None:
                 raise ValueError(f"{settings.name} publishes {source} events but has no outbox")
-            self.serializer = EnvelopeSerializer(source)
+            self.serializer = EnvelopeSerializer(source, self.tracing)
             self.relay = OutboxRelay(self.engine, tables, self.jetstream, source)
         self.retention = Retention(
             self.engine,
@@ -212,7 +252,7 @@ class ServiceRuntime:
         operator hands back); both are provisioned by the admin (ptctl.nats_auth).
         ``transient`` errors never count as failures: the event is
         redelivered until its policy succeeds."""
-        handler = PolicyHandler(self.settings.name, policies, new_uow)
+        handler = PolicyHandler(self.settings.name, policies, new_uow, self.tracing)
         settings = replace(
             self.settings.consumer, transient=(*self.settings.consumer.transient, *transient)
         )
@@ -248,10 +288,19 @@ class ServiceRuntime:
                 *(c.run for c in self.consumers),
                 ConsumerStats(self.jetstream, self.consumers).run,
             ],
-            on_shutdown=[self.jetstream.close, self.engine.dispose],
+            on_shutdown=[
+                self.jetstream.close,
+                self.engine.dispose,
+                *([self.tracing.shutdown] if self.tracing is not None else []),
+            ],
             grace_seconds=self.settings.grace_seconds,
             drain_delay_seconds=self.settings.drain_delay_seconds,
             credentials=self.settings.tls.server_credentials() if self.settings.tls else None,
             health_port=self.settings.health_port,
+            tracing=self.tracing,
         )
         await host.run(stop)
+
+    def client_interceptors(self) -> Sequence[Any]:
+        """What an outbound channel of the service adds: client spans, when tracing."""
+        return self.tracing.client_interceptors() if self.tracing is not None else ()

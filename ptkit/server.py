@@ -18,8 +18,10 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import Token
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -28,11 +30,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ptkit import metrics
+from ptkit import correlation, metrics
 from ptkit.auth import TokenVerifier, bind_caller, unbind_caller
+from ptkit.correlation import Correlation
 from ptkit.domain import DomainError
 from ptkit.grpc_errors import STATUS_FOR_ERROR, InternalError, grpc_status_of, status_for
 from ptkit.wire import Undecodable, tolerant
+
+if TYPE_CHECKING:
+    from ptkit.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +49,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     """Authenticates, refuses undecodable requests, maps business errors to structured
     statuses, and records metrics."""
 
-    def __init__(self, verifier: TokenVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier, tracing: Tracing | None = None) -> None:
         self.verifier = verifier
+        self.tracing = tracing
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -80,9 +87,23 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _authenticate(self, context: grpc.aio.ServicerContext) -> Any:
-        metadata = dict(context.invocation_metadata() or ())
+    def _authenticate(self, metadata: dict[str, str]) -> Any:
         return bind_caller(self.verifier.caller_from(metadata.get("authorization")))
+
+    def _begin(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext
+    ) -> tuple[Token[Correlation | None], Any]:
+        """Bind the call's correlation, then authenticate it."""
+        metadata = dict(context.invocation_metadata() or ())
+        correlated = correlation.bind(correlation.of_call(method, metadata, request))
+        return correlated, self._authenticate(metadata)
+
+    def _step(self, method: str, request: Any) -> AbstractContextManager[None]:
+        """With tracing, a span in the booking's trace of the order the call names."""
+        order_id = correlation.order_of(request)
+        if self.tracing is None or not order_id:
+            return nullcontext()
+        return self.tracing.step(method.rpartition("/")[2], order_id)
 
     async def _fail(
         self,
@@ -126,20 +147,24 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
             started_total.inc()
-            token = None
+            correlated = token = None
             try:
-                token = self._authenticate(context)
+                correlated, token = self._begin(method, request, context)
                 _refuse_undecodable(request)
-                response = await behaviour(request, context)
+                with self._step(method, request):
+                    response = await behaviour(request, context)
             except Exception as error:
                 await self._fail(context, method, labels, error)
             else:
                 answered.inc()
+                _handled(started, response)
                 return response
             finally:
                 latency.observe(time.perf_counter() - started)
                 if token is not None:
                     unbind_caller(token)
+                if correlated is not None:
+                    correlation.unbind(correlated)
 
         return call
 
@@ -160,9 +185,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()
             started_total.inc()
-            token = None
+            correlated = token = None
             try:
-                token = self._authenticate(context)
+                correlated, token = self._begin(method, request, context)
                 _refuse_undecodable(request)
                 async for response in behaviour(request, context):
                     yield response
@@ -174,12 +199,27 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 await self._fail(context, method, labels, error)
             else:
                 answered.inc()
+                _handled(started, None)
             finally:
                 latency.observe(time.perf_counter() - started)
                 if token is not None:
                     unbind_caller(token)
+                if correlated is not None:
+                    correlation.unbind(correlated)
 
         return call
+
+
+def _handled(started: float, response: Any) -> None:
+    """The call's log line: its correlation, the order it answered with, its duration."""
+    extra: dict[str, Any] = {
+        "code": "OK",
+        "duration_ms": round(1000 * (time.perf_counter() - started), 2),
+    }
+    order_id = correlation.order_of(response)
+    if order_id:
+        extra["order_id"] = order_id
+    log.info("call handled", extra=extra)
 
 
 def _labels(grpc_type: str, method: str) -> tuple[str, str, str]:
@@ -241,12 +281,15 @@ class ServiceHost:
     """TLS (ptkit.tls: mutual, a client certificate required); None: plaintext."""
     health_port: int = 0
     """A plaintext port serving grpc.health.v1 and nothing else (probes); 0: none."""
+    tracing: Tracing | None = None
+    """Server spans (opentelemetry-instrumentation-grpc) and booking spans; None: off."""
     started: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or _stop_on_signals()
+        traced = self.tracing.server_interceptors() if self.tracing is not None else []
         server = grpc.aio.server(
-            interceptors=[CallInterceptor(self.verifier)],
+            interceptors=[*traced, CallInterceptor(self.verifier, self.tracing)],
             options=[
                 ("grpc.max_metadata_size", self.max_metadata_bytes),
                 ("grpc.absolute_max_metadata_size", self.max_metadata_bytes),

@@ -68,12 +68,17 @@ class TlsFiles:
 
 
 def aio_channel(
-    address: str, tls: TlsFiles | None, options: Sequence[tuple[str, Any]] = ()
+    address: str,
+    tls: TlsFiles | None,
+    options: Sequence[tuple[str, Any]] = (),
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     """An outbound channel: mutual TLS with ``tls``, plaintext without."""
     if tls is None:
-        return grpc.aio.insecure_channel(address, options=options)
-    return grpc.aio.secure_channel(address, tls.channel_credentials(), options=options)
+        return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(
+        address, tls.channel_credentials(), options=options, interceptors=interceptors
+    )
 
 
 POSTGRES_SSL_PARAMETERS = ("sslmode", "sslrootcert", "sslcert", "sslkey")

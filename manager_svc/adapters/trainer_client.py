@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -24,6 +24,7 @@ from tenacity import (
 
 from manager_svc.application.ports import ScheduleCancelRefused, ScheduleCancelUnavailable
 from ptkit.auth import Role
+from ptkit.correlation import outbound_metadata
 from ptkit.tls import TlsFiles, aio_channel
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 from ptplatform.trainer.v1 import trainer_service_pb2 as pb
@@ -113,14 +114,23 @@ def _log_retry(state: RetryCallState) -> None:
 class TrainerClient:
     """The ScheduleCanceller port over gRPC."""
 
-    def __init__(self, settings: TrainerCallSettings, token: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        settings: TrainerCallSettings,
+        token: Callable[[], str],
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
         self.settings = settings
         self.token = token
+        self.interceptors = interceptors
+        """Client spans, when tracing (ServiceRuntime.client_interceptors)."""
         self._channel: grpc.aio.Channel | None = None
 
     def _stub(self) -> pb_grpc.TrainerServiceStub:
         if self._channel is None:
-            self._channel = aio_channel(self.settings.address, self.settings.tls)
+            self._channel = aio_channel(
+                self.settings.address, self.settings.tls, interceptors=self.interceptors
+            )
         return pb_grpc.TrainerServiceStub(self._channel)
 
     async def cancel_schedule(self, order_id: str, reason: str) -> None:
@@ -147,7 +157,10 @@ class TrainerClient:
                     await self._stub().CancelSchedule(
                         request,
                         timeout=timeout,
-                        metadata=(("authorization", f"Bearer {self.token()}"),),
+                        metadata=(
+                            ("authorization", f"Bearer {self.token()}"),
+                            *outbound_metadata(),
+                        ),
                     )
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.FAILED_PRECONDITION:

@@ -40,10 +40,16 @@ def status_json(var_dir: Path) -> tuple[int, dict[str, Any]]:
 
 
 def once_healthy(var_dir: Path, what: str, timeout: float = 30.0) -> dict[str, Any]:
-    """The document of the first ``ptctl status --json`` that exits 0 (right after a
-    start the services' NATS gauges may not have been refreshed: every 5 s)."""
+    """The document of the first ``ptctl status --json`` that exits 0 with the consumers
+    of every replica reported (right after a start the services read JetStream's
+    consumer info once connected, then every 5 s)."""
+
+    def reported(document: dict[str, Any]) -> bool:
+        replicas = [r for rs in document["services"].values() for r in rs]
+        return all(replica["consumers"] for replica in replicas)
+
     _, document = wait_for(
-        lambda: (found := status_json(var_dir))[0] == 0 and found,
+        lambda: (found := status_json(var_dir))[0] == 0 and reported(found[1]) and found,
         timeout=timeout,
         interval=0.5,
         what=what,
