@@ -59,7 +59,8 @@ DASHBOARD_PANELS = (
 GRAFANA_INTERVALS = re.compile(
     r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}"
 )
-GRAFANA_VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
+GRAFANA_VARIABLE = re.compile(r"\$\{([a-zA-Z_]\w*)(?::\w+)?\}|\$([a-zA-Z_]\w*)")
+"""``$name``, ``${name}``, ``${name:format}``; not ``$1`` (label_replace's group)."""
 SAMPLE_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*(?=[{ ])")
 DURATION = re.compile(r"(\d+(ms|s|m|h|d|w|y))+")
 LABEL_VALUES = re.compile(r"^label_values\((?P<metric>[^,()]+),\s*(?P<label>\w+)\)$")
@@ -216,15 +217,22 @@ def with_stats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 @pytest.fixture(scope="module")
-def scraped(with_stats: Platform) -> set[str]:
+def service_expositions(with_stats: Platform) -> list[str]:
+    """One replica's /metrics of every service."""
     expositions = [
         scrape(f"http://127.0.0.1:{ports[0]}/metrics")
         for ports in with_stats.config.metrics_ports.values()
     ]
     assert len(expositions) == len(CONTEXTS)
+    return expositions
+
+
+@pytest.fixture(scope="module")
+def scraped(with_stats: Platform, service_expositions: list[str]) -> set[str]:
+    """Every series name the services and Envoy's stats listener offer."""
     stats_port = with_stats.config.gateway.stats_port
-    expositions.append(scrape(f"http://127.0.0.1:{stats_port}/stats/prometheus"))
-    return set().union(*map(series_names, expositions))
+    envoy = scrape(f"http://127.0.0.1:{stats_port}/stats/prometheus")
+    return set().union(*map(series_names, [*service_expositions, envoy]))
 
 
 # ---- the alert rules ----------------------------------------------------------------
@@ -353,6 +361,22 @@ def test_every_metric_the_rules_and_dashboard_use_is_in_a_live_scrape(
     assert not missing, {name: sorted(used[name]) for name in sorted(missing)}
 
 
+def test_the_operations_guide_lists_every_metric_of_the_platform(
+    service_expositions: list[str],
+) -> None:
+    """ptkit/metrics.py promises it: every ``pt_*`` and ``grpc_server_*`` series a
+    service declares is in docs/operations.md's table, by the name a query uses."""
+    guide = OPERATIONS.read_text()
+    declared = {
+        match[1]
+        for exposition in service_expositions
+        for match in re.finditer(r"^# TYPE ((?:pt|grpc_server)_\w+) ", exposition, re.MULTILINE)
+    }
+    assert {"pt_build_info", "grpc_server_handled_total"} <= declared
+    missing = {name for name in declared if f"| `{name}` |" not in guide}
+    assert not missing, sorted(missing)
+
+
 def test_the_metric_check_flags_a_misspelt_or_unexported_name(scraped: set[str]) -> None:
     assert "pt_outbox_oldest_age_seconds" in scraped
     assert "grpc_server_handling_seconds_bucket" in scraped
@@ -401,6 +425,8 @@ def test_grafana_variables_are_replaced_and_unknown_ones_fail() -> None:
     assert grafana_to_promql(expr, {"service"}) == 'rate(a{service=~"value", x="value"}[5m])'
     with pytest.raises(AssertionError):
         grafana_to_promql('a{service=~"$servce"}', {"service"})
+    replaced = 'label_replace(a, "x", "$1", "y", "(.*)")'
+    assert grafana_to_promql(replaced, set()) == replaced
 
 
 # ---- Kubernetes scraping ------------------------------------------------------------
