@@ -167,10 +167,13 @@ def container_environ(workload: dict[str, Any]) -> dict[str, str]:
 
 
 def mounted_files(workload: dict[str, Any]) -> dict[str, str]:
-    """Path -> content of every file the pod's Secret and ConfigMap volumes mount."""
-    volumes = {v["name"]: v for v in workload_pod(workload).get("volumes", [])}
+    """Path -> content of every file the pod's Secret and ConfigMap volumes mount (in any
+    of its containers)."""
+    pod = workload_pod(workload)
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = [m for c in pod["containers"] for m in c.get("volumeMounts", [])]
     files = {}
-    for mount in only_container(workload).get("volumeMounts", []):
+    for mount in mounts:
         volume = volumes.get(mount["name"], {})  # none: a volume claim template
         if "secret" in volume:
             data = secret_data(resource("Secret", volume["secret"]["secretName"]))

@@ -214,7 +214,7 @@ def expected_flows(resources: list[dict[str, Any]]) -> set[str]:
         # Prometheus in the monitoring namespace scrapes metrics and Envoy's stats
         *(f"prometheus -> {svc}:{ports[svc]['metrics']}/TCP" for svc in SERVICES),
         "prometheus -> envoy:9902/TCP",
-        f"prometheus -> nats:{ports['nats']['monitor']}/TCP",
+        f"prometheus -> nats:{ports['nats']['metrics']}/TCP",  # the exporter sidecar
         # every platform pod resolves names
         *(f"{name} -> kube-dns:53/{proto}" for name in platform for proto in ("UDP", "TCP")),
     }
