@@ -7,8 +7,10 @@ expect. docs/operations.md lists every series, and deploy/observability/ uses th
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
+import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 _GRPC_LABELS = ["grpc_type", "grpc_service", "grpc_method"]
@@ -25,6 +27,20 @@ RPC_LATENCY = Histogram(
 STREAM_MESSAGES_SENT = Counter(
     "grpc_server_msg_sent_total", "Messages a server stream sent", _GRPC_LABELS
 )
+
+
+@cache
+def grpc_code(code: grpc.StatusCode) -> str:
+    """The ``grpc_code`` label of a status, spelt as Go's ``codes.Code`` (and so
+    go-grpc-prometheus and stock dashboards) spell it: ``OK``, ``DeadlineExceeded``,
+    ``Canceled``."""
+    if code is grpc.StatusCode.OK:
+        return "OK"
+    if code is grpc.StatusCode.CANCELLED:
+        return "Canceled"
+    return "".join(part.capitalize() for part in code.name.split("_"))
+
+
 BUILD_INFO = Gauge("pt_build_info", "The service and its version; always 1", ["service", "version"])
 NATS_CONNECTED = Gauge("pt_nats_connected", "1 while the process is connected to NATS")
 CONSUMER_PENDING = Gauge(

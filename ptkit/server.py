@@ -130,7 +130,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     "field": error.field,
                 },
             )
-        metrics.RPCS.labels(*labels, code.name).inc()
+        metrics.RPCS.labels(*labels, metrics.grpc_code(code)).inc()
         status = grpc_status_of(error, code)
         await context.abort(status.code, status.details, status.trailing_metadata)
 
@@ -180,7 +180,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             metrics.RPC_LATENCY.labels(*labels),
             metrics.STREAM_MESSAGES_SENT.labels(*labels),
         )
-        cancelled = metrics.RPCS.labels(*labels, "CANCELLED")
+        cancelled = metrics.RPCS.labels(*labels, metrics.grpc_code(grpc.StatusCode.CANCELLED))
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started = time.perf_counter()

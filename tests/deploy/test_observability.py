@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ptctl import k8s
 from ptctl.envoy import GatewaySettings
 from ptctl.launcher import CONTEXTS, ROOT, Platform
+from ptkit.metrics import grpc_code
 from tests.conftest import fresh_platform
 from tests.deploy.test_k8s_manifests import container_ports, resource, workload_pod
 
@@ -281,15 +282,15 @@ def test_every_alert_expression_parses_as_promql() -> None:
 
 
 def test_grpc_codes_in_queries_are_the_codes_the_services_report() -> None:
-    """ptkit.server labels grpc_code with grpc.StatusCode names (``INTERNAL``), not
-    go-grpc-prometheus' CamelCase (``Internal``): a matcher on another spelling matches
-    nothing, silently."""
-    codes = {code.name for code in grpc.StatusCode}
+    """ptkit.server labels grpc_code as go-grpc-prometheus does (``Internal``, not
+    grpc.StatusCode's ``INTERNAL``): a matcher on another spelling matches nothing,
+    silently."""
+    codes = {grpc_code(code) for code in grpc.StatusCode}
     exprs = [rule["expr"] for rule in alert_rules()] + [
         grafana_to_promql(e, dashboard_variables()) for e in dashboard_exprs()
     ]
     named = set().union(*(label_values(expr, "grpc_code") for expr in exprs))
-    assert {"INTERNAL", "UNAVAILABLE"} <= named
+    assert {"Internal", "Unavailable"} <= named
     assert named <= codes, sorted(named - codes)
 
 

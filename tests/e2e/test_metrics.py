@@ -74,7 +74,7 @@ def published(context: str) -> Sample:
 
 MOVED_BY_A_BOOKING = [
     rpcs("order", ORDER + "PlaceOrder"),
-    rpcs("order", ORDER + "GetOrder", "INVALID_ARGUMENT"),
+    rpcs("order", ORDER + "GetOrder", "InvalidArgument"),
     rpcs("manager", MANAGER + "RegisterTrainer"),
     rpcs("manager", MANAGER + "AssignTrainer"),
     rpcs("trainer", TRAINER + "ConfirmSchedule"),
@@ -245,7 +245,7 @@ def test_a_watch_stream_is_counted_and_timed_when_its_client_leaves(platform: Pl
     watch = STATUS + "WatchNotifications"
     stream = grpc_labels(watch, "server_stream")
     timed = Sample("status", "grpc_server_handling_seconds_count", stream)
-    ended = Sample("status", "grpc_server_handled_total", {**stream, "grpc_code": "CANCELLED"})
+    ended = Sample("status", "grpc_server_handled_total", {**stream, "grpc_code": "Canceled"})
     started = Sample("status", "grpc_server_started_total", stream)
     before = scrape_all(platform)
     customer = f"cust-{uuid.uuid4().hex[:8]}"
