@@ -26,6 +26,8 @@ its own (free loopback ports, a temporary directory, everything stopped at the e
 Prints a progress bar on stderr, the table on stdout, and writes
 ``<out>/bench-<UTC timestamp>.json`` and ``.png`` plus ``latest.json`` and ``latest.png``.
 ``--postgres`` runs on fresh PostgreSQL databases (dropped afterwards) instead of SQLite.
+``--tracing`` switches tracing on in every service, exporting to an OTLP receiver the
+bench runs (:mod:`ptctl.otlp_sink`), and reports the spans it received.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         action="store_true",
         help="also profile each service with py-spy under 16 callers (flame graphs in --out)",
+    )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="tracing on in every service (PT_TRACING=otlp), to an OTLP receiver of the bench's",
     )
     parser.add_argument(
         "--service-env",
@@ -94,6 +101,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out=args.out,
         service_env=service_env,
         profile=args.profile,
+        tracing=args.tracing,
     )
     try:
         return main(options)

@@ -26,6 +26,7 @@ from ptctl.bench.load import TOKEN_ENV
 from ptctl.bench.noop_gateway import NoopGateway
 from ptctl.envoy import GatewaySettings, RateLimitSettings
 from ptctl.launcher import ROOT, Platform, PlatformConfig
+from ptctl.otlp_sink import OtlpSink
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CONCURRENCIES = (1, 16, 64)
@@ -58,6 +59,8 @@ class BenchOptions:
     out: Path = Path("var/bench")
     service_env: dict[str, str] = field(default_factory=dict)
     profile: bool = False
+    tracing: bool = False
+    """Tracing on (PT_TRACING=otlp), exporting to an OTLP receiver the bench runs."""
 
 
 def git_commit() -> str:
@@ -284,10 +287,14 @@ def run_bench(options: BenchOptions) -> dict:
         tqdm(total=steps(plan, options.profile), file=sys.stderr, desc="starting") as bar,
         ExitStack() as stack,
     ):
+        service_env = dict(options.service_env)
+        sink = stack.enter_context(OtlpSink(keep=0)) if options.tracing else None
+        if sink is not None:
+            service_env |= sink.service_env(prompt=False)
         config = PlatformConfig.ephemeral(
             Path(var_dir),
             gateway=GatewaySettings(rate_limit=RateLimitSettings.unlimited()),
-            service_env=options.service_env,
+            service_env=service_env,
         )
         if options.postgres:
             marker, config.database_urls = stack.enter_context(postgres_databases(config.contexts))
@@ -306,13 +313,17 @@ def run_bench(options: BenchOptions) -> dict:
         peak = bench.memory("VmHWM")
         profiles = bench.profile(options.out / f"profiles-{started_at}") if options.profile else {}
         bench.step("stopping")
+        stack.pop_all().close()  # the services export their last spans as they stop
+        spans = sink.count if sink is not None else None
     return {
         "meta": {
             "commit": commit,
             "database": "postgresql" if options.postgres else "sqlite",
             "mode": "quick" if options.quick else "full",
             "started_at": started_at,
-            "service_env": options.service_env,
+            "service_env": service_env,
+            "tracing": options.tracing,
+            "spans_received": spans,
             "plan": asdict(plan),
             "cpus": os.cpu_count(),
             "loadavg_before": load_before,
