@@ -159,12 +159,7 @@ class Tracing:
             context=context,
             kind=SpanKind.PRODUCER,
             links=links,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.destination.name": subject,
-                "messaging.message.id": envelope.event_id,
-                "pt.order_id": order_id,
-            },
+            attributes=_messaging(envelope, {"messaging.destination.name": subject}),
         )
         carrier: dict[str, str] = {}
         _propagator.inject(carrier, context=trace.set_span_in_context(span))
@@ -185,12 +180,7 @@ class Tracing:
             context=context,
             kind=SpanKind.CONSUMER,
             links=links,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.consumer.group.name": consumer,
-                "messaging.message.id": envelope.event_id,
-                "pt.order_id": envelope.order_id,
-            },
+            attributes=_messaging(envelope, {"messaging.consumer.group.name": consumer}),
         ):
             yield
 
@@ -214,6 +204,16 @@ class Tracing:
         )
         links = [Link(current)] if current.is_valid else []
         return trace.set_span_in_context(NonRecordingSpan(root)), links
+
+
+def _messaging(envelope: events_pb2.EventEnvelope, more: dict[str, str]) -> dict[str, str]:
+    """The OpenTelemetry messaging attributes of an event's span, and its order."""
+    return {
+        "messaging.system": "nats",
+        "messaging.message.id": envelope.event_id,
+        "pt.order_id": envelope.order_id,
+        **more,
+    }
 
 
 def _exporter(settings: TracingSettings) -> SpanExporter:

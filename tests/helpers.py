@@ -159,3 +159,18 @@ def assert_envoy_accepts(config: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def not_found_is_none(call: Callable[[], T]) -> Callable[[], T | None]:
+    """``call``, with NOT_FOUND (a read model whose event has not arrived yet) as None:
+    for :func:`wait_for`."""
+
+    def found() -> T | None:
+        try:
+            return call()
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    return found

@@ -23,7 +23,7 @@ from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
-from tests.helpers import bearer, wait_for
+from tests.helpers import bearer, not_found_is_none, wait_for
 
 CONTEXTS = ("order", "manager", "trainer", "status")
 ORDER = "/ptplatform.order.v1.OrderService/"
@@ -175,16 +175,7 @@ class Booking:
 
 def poll(call: Callable[[], object], what: str) -> object:
     """Call until the read model has the order (NOT_FOUND until its event arrived)."""
-
-    def found() -> object:
-        try:
-            return call()
-        except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
-
-    return wait_for(found, timeout=20, interval=0.1, what=what)
+    return wait_for(not_found_is_none(call), timeout=20, interval=0.1, what=what)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from ptplatform.status.v1 import status_service_pb2 as status
 from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
 from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
 from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
-from tests.helpers import bearer, wait_for
+from tests.helpers import bearer, not_found_is_none, wait_for
 
 SERVICES = {"order_svc", "manager_svc", "trainer_svc", "status_svc"}
 
@@ -54,18 +54,6 @@ class Booking:
     client_request_id: str
     gateway_request_id: str
     """The id Envoy made for PlaceOrder and answered in its x-request-id header."""
-
-
-def not_found_is_none(call: Callable[[], Any]) -> Callable[[], Any]:
-    def found() -> Any:
-        try:
-            return call()
-        except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return None
-            raise
-
-    return found
 
 
 @pytest.fixture(scope="module")
