@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields
 
 REQUEST_ID = "x-request-id"
 CLIENT_REQUEST_ID = "x-client-request-id"
@@ -21,7 +21,7 @@ MAX_ID_LENGTH = 128
 """Longer ids are cut: a log line never carries a client's megabyte."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Correlation:
     request_id: str = ""
     client_request_id: str = ""
@@ -34,11 +34,10 @@ class Correlation:
 
     def fields(self) -> dict[str, str]:
         """The fields that are set, for a log line."""
-        return {name: value for name, value in asdict(self).items() if value}
+        return {name: value for name in _NAMES if (value := getattr(self, name))}
 
-    def with_order(self, order_id: str) -> Correlation:
-        return replace(self, order_id=order_id[:MAX_ID_LENGTH]) if order_id else self
 
+_NAMES = tuple(f.name for f in fields(Correlation))
 
 _current: ContextVar[Correlation | None] = ContextVar("correlation", default=None)
 
@@ -70,7 +69,8 @@ def of_call(method: str, metadata: dict[str, str], request: object) -> Correlati
         request_id=metadata.get(REQUEST_ID, "")[:MAX_ID_LENGTH],
         client_request_id=metadata.get(CLIENT_REQUEST_ID, "")[:MAX_ID_LENGTH],
         method=method,
-    ).with_order(order_of(request))
+        order_id=order_of(request)[:MAX_ID_LENGTH],
+    )
 
 
 def order_of(message: object) -> str:
