@@ -111,6 +111,7 @@ class EnvelopeSerializer:
         cause = correlation.current()
         if cause is not None:
             envelope.request_id = cause.request_id
+            envelope.client_request_id = cause.client_request_id
         _fill(getattr(envelope, snake_case(event.event_type)), event)
         if self.tracing is not None:
             self.tracing.recorded(envelope, subject_for(self.source, envelope.event_type))
@@ -133,6 +134,7 @@ def correlation_of(envelope: events_pb2.EventEnvelope) -> Correlation:
     cut = MAX_ID_LENGTH
     return Correlation(
         request_id=envelope.request_id[:cut],
+        client_request_id=envelope.client_request_id[:cut],
         trace_id=trace_id_of(envelope.traceparent),
         event_type=envelope.event_type[:cut],
         event_id=envelope.event_id[:cut],

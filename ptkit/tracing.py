@@ -41,7 +41,13 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -93,6 +99,35 @@ class _BookingIds(RandomIdGenerator):
         return forced[1] if forced else super().generate_span_id()
 
 
+class _RootSampler(Sampler):
+    """Decides for spans that start a trace: a client span without a parent (a database
+    statement that no call or event made: the outbox relay's polling, retention) is
+    dropped, so traces hold work, not background noise; any other root is kept by the
+    trace id's ratio."""
+
+    def __init__(self, ratio: TraceIdRatioBased) -> None:
+        self.ratio = ratio
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Any = None,
+        links: Sequence[Link] | None = None,
+        trace_state: Any = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT:
+            return SamplingResult(Decision.DROP)
+        return self.ratio.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"PtRoot{{{self.ratio.get_description()}}}"
+
+
 class Tracing:
     """One service's tracer provider and the spans the kit makes with it."""
 
@@ -103,7 +138,7 @@ class Tracing:
         self._sampler = TraceIdRatioBased(settings.sample_ratio)
         self.provider = TracerProvider(
             resource=Resource.create({SERVICE_NAME: service}),
-            sampler=ParentBased(self._sampler),
+            sampler=ParentBased(_RootSampler(self._sampler)),
             id_generator=self._ids,
         )
         self.provider.add_span_processor(BatchSpanProcessor(exporter or _exporter(settings)))

@@ -265,4 +265,5 @@ def test_the_gateway_request_id_and_the_trace_id_are_in_the_logs_of_a_call_and_o
             what=f"{service}'s line of {event_type}",
         )
         assert found[0]["request_id"] == booking.gateway_request_id, (service, event_type)
+        assert found[0]["client_request_id"] == booking.client_request_id, (service, event_type)
         assert found[0]["trace_id"] == trace_id, (service, event_type)

@@ -143,3 +143,14 @@ def test_an_events_lines_carry_its_cause_and_its_trace_from_the_envelope() -> No
     assert line["request_id"] == ("gw-7" + "x" * 500)[: correlation.MAX_ID_LENGTH]
     assert line["trace_id"] == order_id.replace("-", "")
     assert (line["event_type"], line["order_id"]) == ("OrderPlaced", order_id)
+
+
+def test_a_statement_that_no_call_or_event_made_starts_no_trace(
+    tracing: Tracing, spans: InMemorySpanExporter
+) -> None:
+    with tracing.tracer.start_as_current_span("SELECT outbox", kind=trace.SpanKind.CLIENT):
+        pass
+    with tracing.tracer.start_as_current_span("PlaceOrder call", kind=trace.SpanKind.SERVER):
+        with tracing.tracer.start_as_current_span("INSERT orders", kind=trace.SpanKind.CLIENT):
+            pass
+    assert set(finished(tracing, spans)) == {"PlaceOrder call", "INSERT orders"}
