@@ -44,6 +44,9 @@ def recording(pids: dict[str, int], out: Path, seconds: float) -> Iterator[dict[
                 "--format",
                 "flamegraph",
                 "--nonblocking",
+                # idle samples too: a service the load leaves idle (trainer_svc under
+                # PlaceOrder) still gets its graph, the loop's waiting, not an error
+                "--idle",
                 "--output",
                 str(out / f"{name}.svg"),
             ],
