@@ -957,12 +957,13 @@ class PolicyHandler:
             return
         kind, policy = entry
         event = decode_event(envelope, kind)
-        causation = Causation(self.durable, envelope.event_id)
-        if self.tracing is None:
-            await policy(event, handling(causation))
-            return
-        with self.tracing.consuming(envelope, self.durable):
-            await policy(event, handling(causation))
+        traced = (
+            self.tracing.consuming(envelope, self.durable)
+            if self.tracing is not None
+            else contextlib.nullcontext()
+        )
+        with traced:
+            await policy(event, handling(Causation(self.durable, envelope.event_id)))
 
 
 @dataclass(frozen=True)
