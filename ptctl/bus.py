@@ -13,7 +13,7 @@ import nats
 from nats.js import JetStreamContext
 
 from ptkit.config import ConfigError, Env
-from ptkit.messaging import NatsIdentity
+from ptkit.messaging import NatsIdentity, servers
 
 ADMIN_SEED = Path("nats-keys") / "admin.nk"
 """Where the launcher keeps the admin's seed, under the var dir (ptctl.nats_auth)."""
@@ -50,7 +50,9 @@ async def connected(
     (nats-py would otherwise retry the first connect forever)."""
     options = (identity or admin_identity()).connect_options("")
     nc = await asyncio.wait_for(
-        nats.connect(url, connect_timeout=2, allow_reconnect=False, error_cb=_quiet, **options),
+        nats.connect(
+            servers(url), connect_timeout=2, allow_reconnect=False, error_cb=_quiet, **options
+        ),
         timeout,
     )
     try:

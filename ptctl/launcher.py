@@ -42,14 +42,21 @@ from ptctl.nats_auth import (
     provision_now,
     public_key,
     render_authorization,
-    render_local_config,
     service_user,
     users_of,
+)
+from ptctl.nats_cluster import (
+    CLUSTER_NAME,
+    NatsNode,
+    local_nodes,
+    render_node_config,
+    route_secret,
+    servers_url,
 )
 from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
-from ptkit.messaging import NatsIdentity
+from ptkit.messaging import NatsIdentity, StreamSettings
 from ptkit.runtime import consumer_settings, stream_settings
 from ptkit.tokens import DEV_AUDIENCE, DEV_ISSUER, KeyFiles, mint_token
 
@@ -61,6 +68,7 @@ CONTEXTS = ("order", "manager", "trainer", "status")
 DEFAULT_SERVICE_PORTS = {"order": 50051, "manager": 50052, "trainer": 50053, "status": 50054}
 DEFAULT_METRICS_PORTS = {"order": 9101, "manager": 9102, "trainer": 9103, "status": 9104}
 DEFAULT_NATS_PORT = 14222
+DEFAULT_NATS_CLUSTER_PORT = 16222
 DEFAULT_DEV_SIGN_IN_PORT = 8089
 PLATFORM_FILE = "platform.json"
 """What a started platform runs, under its var dir, for ``ptctl status`` (removed at stop)."""
@@ -195,17 +203,17 @@ def grpc_serving(address: str, credentials: grpc.ChannelCredentials | None = Non
         return False
 
 
-def tcp_open(port: int) -> bool:
+def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with socket.create_connection((host, port), timeout=0.2):
             return True
     except OSError:
         return False
 
 
-def _ensure_free(port: int, who: str) -> None:
+def _ensure_free(port: int, who: str, host: str = "127.0.0.1") -> None:
     """Refuse to start on a port something else answers on (it would pass our health checks)."""
-    if tcp_open(port):
+    if tcp_open(port, host):
         raise StartupError(
             f"port {port} for {who} is already in use; stop what runs there or move the port"
         )
@@ -242,6 +250,13 @@ class PlatformConfig:
     contexts: list[str] = field(default_factory=available_contexts)
     replicas: dict[str, int] = field(default_factory=dict)
     nats_port: int = DEFAULT_NATS_PORT
+    nats_cluster: int = 1
+    """nats-servers run with routes between them (1 or 3); the stream has as many replicas."""
+    nats_cluster_port: int = DEFAULT_NATS_CLUSTER_PORT
+    """The first server's route port (the others: the next ports), in a cluster."""
+    nats_nodes: list[NatsNode] = field(default_factory=list)
+    """The servers, when not the ``nats_cluster`` on loopback from ``nats_port`` up: each on
+    its own address (the partition test runs each in a network namespace of its own)."""
     service_ports: dict[str, list[int]] = field(default_factory=dict)
     metrics_ports: dict[str, list[int]] = field(default_factory=dict)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
@@ -260,6 +275,7 @@ class PlatformConfig:
     dev_sign_in_port: int = DEFAULT_DEV_SIGN_IN_PORT
 
     def __post_init__(self) -> None:
+        local_nodes(self.nats_cluster, self.nats_port, self.nats_cluster_port)  # a valid size
         if self.dev_sign_in and self.jwt.jwks_file is not None:
             raise ConfigError(
                 "PT_DEV_SIGN_IN mints development tokens, which a platform trusting"
@@ -281,6 +297,7 @@ class PlatformConfig:
             dev_sign_in_port=env.port("PT_DEV_SIGN_IN_PORT", DEFAULT_DEV_SIGN_IN_PORT),
         )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
+        config.nats_cluster_port = env.port("PT_NATS_CLUSTER_PORT", DEFAULT_NATS_CLUSTER_PORT)
         config.tls = env.bool("PT_TLS", False)
         config.service_ports = {
             c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
@@ -304,6 +321,12 @@ class PlatformConfig:
         if contexts is not None:
             config.contexts = list(contexts)
         config.nats_port = free_port()
+        if config.nats_cluster > 1 and not config.nats_nodes:
+            config.nats_nodes = [
+                replace(node, port=free_port(), cluster_port=free_port())
+                for node in config.servers()
+            ]
+            config.nats_port = config.nats_nodes[0].port
         config.dev_sign_in_port = free_port()
         for context in config.contexts:
             count = config.replicas.get(context, 1)
@@ -320,6 +343,12 @@ class PlatformConfig:
         )
         return config
 
+    def servers(self) -> list[NatsNode]:
+        """The nats-servers of the bus."""
+        return self.nats_nodes or local_nodes(
+            self.nats_cluster, self.nats_port, self.nats_cluster_port
+        )
+
 
 class Platform:
     """The running platform; a context manager that always stops what it started."""
@@ -332,16 +361,11 @@ class Platform:
         self.service_keys: KeyFiles = platform_keys.service
         self._services_jwks = platform_keys.services_jwks
         self.nats_seeds = ensure_seeds(self.var_dir / "nats-keys", users_of(CONTEXTS))
-        self.nats_config = self.var_dir / "nats.conf"
         self.tls: LocalCa | None = (
             ensure_tls(self.var_dir / "tls", config.contexts) if config.tls else None
         )
-        self.nats = ManagedProcess(
-            "nats-server",
-            [binary("nats-server"), "-c", str(self.nats_config)],
-            dict(os.environ),
-            self.var_dir / "log" / "nats-server.log",
-        )
+        self.nats_servers = config.servers()
+        self.nats_nodes = [self._nats_process(node) for node in self.nats_servers]
         self.services: dict[str, list[ManagedProcess]] = {
             context: [
                 self._service_process(context, replica)
@@ -395,7 +419,15 @@ class Platform:
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.config.nats_port}"
+        """``PT_NATS_URL``: every server's URL, comma-separated."""
+        return servers_url(self.nats_servers)
+
+    @property
+    def streams(self) -> StreamSettings:
+        """The stream settings: as many replicas as there are servers, unless
+        ``PT_STREAM_REPLICAS`` says otherwise."""
+        replicas = {"PT_STREAM_REPLICAS": str(len(self.nats_servers))}
+        return stream_settings(Env({**replicas, **os.environ, **self.config.service_env}))
 
     @property
     def nats_admin(self) -> NatsIdentity:
@@ -426,12 +458,31 @@ class Platform:
         return self._services_jwks
 
     # -- processes ---------------------------------------------------------------------
+    def _nats_process(self, node: NatsNode) -> ManagedProcess:
+        name = (
+            "nats-server"
+            if len(self.nats_servers) == 1
+            else node.name.replace(CLUSTER_NAME, "nats-server", 1)
+        )
+        return ManagedProcess(
+            name,
+            [*node.command_prefix, binary("nats-server"), "-c", str(self._nats_config(node))],
+            dict(os.environ),
+            self.var_dir / "log" / f"{name}.log",
+        )
+
+    def _nats_config(self, node: NatsNode) -> Path:
+        if len(self.nats_servers) == 1:
+            return self.var_dir / "nats.conf"
+        return self.var_dir / f"{node.name}.conf"
+
     def _service_process(self, context: str, replica: int) -> ManagedProcess:
         prefix = f"PT_{context.upper()}"
         env = {
             **os.environ,
             "PT_VAR_DIR": str(self.var_dir),
             "PT_NATS_URL": self.nats_url,
+            "PT_STREAM_REPLICAS": str(self.streams.replicas),
             "PT_NATS_NKEY_SEED_FILE": str(self.nats_seeds[service_user(context)]),
             "PT_JWT_PUBLIC_KEY_FILE": str(self.users_trust),
             "PT_JWT_SERVICE_KEY_FILE": str(self.services_trust),
@@ -506,7 +557,7 @@ class Platform:
     def manifest(self) -> dict[str, object]:
         """What runs and how to reach it: ``<var>/platform.json``, which ``ptctl status``
         reads (ptctl/status.py). Paths only, never a key or a token."""
-        streams = stream_settings(Env({**os.environ, **self.config.service_env}))
+        streams = self.streams
         return {
             "pid": os.getpid(),
             "gateway": {
@@ -544,20 +595,54 @@ class Platform:
         }
 
     def start_nats(self, timeout: float = 30.0) -> None:
-        _ensure_free(self.config.nats_port, "nats-server")
+        """Start every nats-server, then provision the streams and consumers (once the
+        servers have a quorum: provisioning is retried until then)."""
+        for node in self.nats_servers:
+            self.start_nats_node(node.name, wait=False)
+        for node, process in zip(self.nats_servers, self.nats_nodes, strict=True):
+            self._wait(process, lambda n=node: tcp_open(n.port, n.host), timeout)
         env = Env({**os.environ, **self.config.service_env})
-        streams = stream_settings(env)
+        consumers = platform_consumers(CONTEXTS, self.streams, consumer_settings(env))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                provision_now(self.nats_url, self.nats_admin, self.streams, consumers)
+                return
+            except Exception as error:  # no quorum yet: JetStream answers "unavailable"
+                if time.monotonic() > deadline:
+                    raise StartupError(f"cannot provision the streams: {error!r}") from error
+                log.info("waiting for JetStream to provision", extra={"error": repr(error)})
+                time.sleep(0.5)
+
+    def start_nats_node(self, name: str, wait: bool = True, timeout: float = 30.0) -> None:
+        """Start one nats-server (its configuration written afresh)."""
+        node, process = self._nats_node(name)
+        _ensure_free(node.port, process.name, node.host)
         public_keys = {user: public_key(seed) for user, seed in self.nats_seeds.items()}
-        authorization = render_authorization(public_keys, streams.name)
-        config = render_local_config(self.config.nats_port, self.var_dir / "nats", authorization)
-        write_private(self.nats_config, config.encode())
-        self.nats.start()
-        self._wait(self.nats, lambda: tcp_open(self.config.nats_port), timeout)
-        consumers = platform_consumers(CONTEXTS, streams, consumer_settings(env))
-        provision_now(self.nats_url, self.nats_admin, streams, consumers)
+        authorization = render_authorization(public_keys, self.streams.name)
+        store = self.var_dir / ("nats" if len(self.nats_servers) == 1 else f"nats-{node.name}")
+        secret = route_secret(self.var_dir / "nats-keys") if node.cluster_port else ""
+        config = render_node_config(node, self.nats_servers, store, authorization, secret)
+        write_private(self._nats_config(node), config.encode())
+        process.start()
+        if wait:
+            self._wait(process, lambda: tcp_open(node.port, node.host), timeout)
+
+    def _nats_node(self, name: str) -> tuple[NatsNode, ManagedProcess]:
+        for node, process in zip(self.nats_servers, self.nats_nodes, strict=True):
+            if name in (node.name, process.name):
+                return node, process
+        raise KeyError(f"no nats-server {name!r}")
+
+    def nats_process(self, name: str) -> ManagedProcess:
+        """The process of the nats-server ``name`` (its server name or its process name)."""
+        return self._nats_node(name)[1]
 
     def stop_nats(self) -> None:
-        self.nats.stop()
+        for process in self.nats_nodes:
+            process.terminate()
+        for process in self.nats_nodes:
+            process.reap()
 
     def start_service(self, context: str, wait: bool = True, timeout: float = 30.0) -> None:
         for port, process in zip(
@@ -647,7 +732,7 @@ class Platform:
         for process in services:
             process.reap()
         self.envoy.stop()
-        self.nats.stop()
+        self.stop_nats()
 
     def __enter__(self) -> Platform:
         return self.start()
@@ -663,7 +748,8 @@ class Platform:
         rows.append(("web console", self.gateway_url + console.PREFIX))
         if self.dev_sign_in:
             rows.append(("development sign-in", self.gateway_url + console.DEV_SIGN_IN_PATH))
-        rows.append(("nats-server (JetStream)", self.nats_url))
+        for node, process in zip(self.nats_servers, self.nats_nodes, strict=True):
+            rows.append((f"{process.name} (JetStream)", node.url))
         for context, processes in self.services.items():
             for replica in range(len(processes)):
                 rows.append((processes[replica].name, self.service_address(context, replica)))

@@ -58,6 +58,17 @@ log = logging.getLogger(__name__)
 ARCHIVE_STREAM = ArchiveSettings().name
 
 
+PING_INTERVAL_SECONDS = 5.0
+"""How often a connection pings its server; two unanswered pings and the client moves to
+another server of the cluster (nats-py's default, 2 min, would keep a service on a server
+cut off from the network for minutes)."""
+
+
+def servers(url: str) -> list[str]:
+    """The server URLs in ``PT_NATS_URL``: one, or several comma-separated (a cluster)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 class NotConnected(ConnectionError):
     """NATS is not reachable right now."""
 
@@ -162,8 +173,9 @@ class JetStream:
                 if attempt.retry_state.attempt_number > 1:
                     log.info("retrying NATS connection", extra={"url": self.url})
                 nc = await nats.connect(
-                    self.url,
+                    servers(self.url),
                     name=self.name,
+                    ping_interval=PING_INTERVAL_SECONDS,
                     connect_timeout=2,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,

@@ -106,7 +106,7 @@ def postgres_databases(contexts: list[str]) -> Iterator[tuple[str, dict[str, lis
 def platform_pids(platform: Platform) -> dict[str, int]:
     """The platform's processes by name: every service replica, Envoy, nats-server."""
     processes = [p for replicas in platform.services.values() for p in replicas]
-    processes += [platform.envoy, platform.nats]
+    processes += [platform.envoy, *platform.nats_nodes]
     return {p.name: p.process.pid for p in processes if p.process is not None}
 
 
