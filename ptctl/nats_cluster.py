@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptctl.keys import write_private
+from ptkit.config import ConfigError
 
 CLUSTER_NAME = "ptplatform"
 SYNC_INTERVAL = "always"
@@ -52,7 +53,7 @@ def local_nodes(
     """``count`` servers on ``host``: client ports from ``port`` up, route ports from
     ``cluster_port`` up."""
     if count not in CLUSTER_SIZES:
-        raise ValueError(
+        raise ConfigError(
             f"a NATS cluster has {' or '.join(map(str, CLUSTER_SIZES))} servers, not {count}"
         )
     if count == 1:

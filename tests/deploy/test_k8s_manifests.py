@@ -39,6 +39,7 @@ from ptctl.launcher import (
     free_port,
     tcp_open,
 )
+from ptctl.nats_cluster import SYNC_INTERVAL
 from ptctl.nats_tls import secret_files, write_tls_files
 from ptctl.tls import LocalCa, ensure_tls, service_name
 from ptkit import tls
@@ -504,6 +505,15 @@ def test_deployment_rolls_out_without_losing_capacity_and_autoscales(
     assert (
         budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     )
+    # a node drain may take one pod, never the last one
+    assert 1 <= budget["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+
+
+def test_a_node_drain_never_takes_the_nats_quorum() -> None:
+    nats = resource("StatefulSet", "nats")
+    budget = resource("PodDisruptionBudget", "nats")
+    assert budget["spec"]["selector"]["matchLabels"] == nats["spec"]["selector"]["matchLabels"]
+    assert budget["spec"]["maxUnavailable"] == 1 == nats["spec"]["replicas"] // 2
 
 
 def nats_files_in(directory: Path) -> Path:
@@ -650,6 +660,12 @@ def test_nats_routes_name_every_server_of_the_statefulset() -> None:
     claims = nats["spec"]["volumeClaimTemplates"]
     assert [c["metadata"]["name"] for c in claims] == ["data"]
     assert "store_dir: /data/jetstream" in config
+
+
+def test_every_nats_server_syncs_each_write_before_it_acks_as_the_local_cluster_does() -> None:
+    config = resource("ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert f"sync_interval: {SYNC_INTERVAL}" in config
+    assert SYNC_INTERVAL == "always"
 
 
 def envoy_config() -> dict[str, Any]:
