@@ -47,11 +47,13 @@ from ptctl.nats_auth import (
 )
 from ptctl.nats_cluster import (
     CLUSTER_NAME,
+    SYNC_INTERVAL,
     NatsNode,
     local_nodes,
     render_node_config,
     route_secret,
     servers_url,
+    sync_interval,
 )
 from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
@@ -254,6 +256,8 @@ class PlatformConfig:
     """nats-servers run with routes between them (1 or 3); the stream has as many replicas."""
     nats_cluster_port: int = DEFAULT_NATS_CLUSTER_PORT
     """The first server's route port (the others: the next ports), in a cluster."""
+    nats_sync: str = SYNC_INTERVAL
+    """Every nats-server's ``sync_interval`` (``PT_NATS_SYNC_INTERVAL``)."""
     nats_nodes: list[NatsNode] = field(default_factory=list)
     """The servers, when not the ``nats_cluster`` on loopback from ``nats_port`` up: each on
     its own address (the partition test runs each in a network namespace of its own)."""
@@ -298,6 +302,7 @@ class PlatformConfig:
         )
         config.nats_port = env.port("PT_NATS_PORT", DEFAULT_NATS_PORT)
         config.nats_cluster_port = env.port("PT_NATS_CLUSTER_PORT", DEFAULT_NATS_CLUSTER_PORT)
+        config.nats_sync = sync_interval(env)
         config.tls = env.bool("PT_TLS", False)
         config.service_ports = {
             c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
@@ -622,7 +627,9 @@ class Platform:
         authorization = render_authorization(public_keys, self.streams.name)
         store = self.var_dir / ("nats" if len(self.nats_servers) == 1 else f"nats-{node.name}")
         secret = route_secret(self.var_dir / "nats-keys") if node.cluster_port else ""
-        config = render_node_config(node, self.nats_servers, store, authorization, secret)
+        config = render_node_config(
+            node, self.nats_servers, store, authorization, secret, self.config.nats_sync
+        )
         write_private(self._nats_config(node), config.encode())
         process.start()
         if wait:

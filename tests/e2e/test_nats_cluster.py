@@ -210,6 +210,7 @@ def booked_through(
         heal()
         load.keep_booking(3, at_least=10)
     assert load.failures == [], f"{len(load.failures)} failed calls: {load.failures[:5]}"
+    assert load.backlog_seen > 0, "the stream's leader was lost, yet nothing waited in the outbox"
     return load
 
 

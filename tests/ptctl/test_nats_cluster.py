@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 from ptctl.launcher import PlatformConfig, binary
-from ptctl.nats_cluster import SYNC_INTERVAL, local_nodes, render_node_config, route_secret
-from ptkit.config import ConfigError
+from ptctl.nats_cluster import (
+    SYNC_INTERVAL,
+    local_nodes,
+    render_node_config,
+    route_secret,
+    sync_interval,
+)
+from ptkit.config import ConfigError, Env
 
 
 def test_a_cluster_has_one_or_three_servers() -> None:
@@ -47,3 +53,10 @@ def test_nats_server_accepts_every_configuration(tmp_path: Path, count: int) -> 
         [binary("nats-server"), "-t", "-c", str(config)], capture_output=True, text=True, timeout=20
     )
     assert checked.returncode == 0, checked.stderr
+
+
+def test_the_sync_interval_is_always_unless_a_duration_is_set() -> None:
+    assert sync_interval(Env({})) == "always"
+    assert sync_interval(Env({"PT_NATS_SYNC_INTERVAL": "10s"})) == "10s"
+    with pytest.raises(ConfigError, match="PT_NATS_SYNC_INTERVAL"):
+        sync_interval(Env({"PT_NATS_SYNC_INTERVAL": "sometimes"}))
