@@ -71,6 +71,9 @@ DEFAULT_SERVICE_PORTS = {"order": 50051, "manager": 50052, "trainer": 50053, "st
 DEFAULT_METRICS_PORTS = {"order": 9101, "manager": 9102, "trainer": 9103, "status": 9104}
 DEFAULT_NATS_PORT = 14222
 DEFAULT_NATS_CLUSTER_PORT = 16222
+PROVISION_TRY_S = 2.0
+"""How long one provisioning attempt waits for JetStream: a cluster still electing its
+leader answers nothing, and the launcher tries again."""
 DEFAULT_DEV_SIGN_IN_PORT = 8089
 PLATFORM_FILE = "platform.json"
 """What a started platform runs, under its var dir, for ``ptctl status`` (removed at stop)."""
@@ -611,9 +614,11 @@ class Platform:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                provision_now(self.nats_url, self.nats_admin, self.streams, consumers)
+                provision_now(
+                    self.nats_url, self.nats_admin, self.streams, consumers, PROVISION_TRY_S
+                )
                 return
-            except Exception as error:  # no quorum yet: JetStream answers "unavailable"
+            except Exception as error:  # no quorum yet: JetStream does not answer in time
                 if time.monotonic() > deadline:
                     raise StartupError(f"cannot provision the streams: {error!r}") from error
                 log.info("waiting for JetStream to provision", extra={"error": repr(error)})

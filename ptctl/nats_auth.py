@@ -198,6 +198,7 @@ def provision_now(
     identity: NatsIdentity,
     stream: StreamSettings,
     consumers: Sequence[tuple[str, ConsumerConfig]] = (),
+    timeout: float = 10.0,
 ) -> None:
     """:func:`provision` from synchronous code, also when the caller's thread runs an
     event loop (a test that restarts NATS)."""
@@ -205,7 +206,7 @@ def provision_now(
 
     def run() -> None:
         try:
-            asyncio.run(provision(url, identity, stream, consumers))
+            asyncio.run(provision(url, identity, stream, consumers, timeout))
         except BaseException as error:
             failure.append(error)
 

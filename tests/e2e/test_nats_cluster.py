@@ -33,9 +33,12 @@ from tests.netns import Hosts, unavailable_reason
 GATEWAY = GatewaySettings(rate_limit=RateLimitSettings.unlimited())
 CALL_TIMEOUT_S = 10.0
 LOAD_THREADS = 3
-FAULT_SECONDS = 15.0
-"""How long a fault lasts under load: longer than a client takes to notice a server it
-cannot reach (two missed pings, PING_INTERVAL_SECONDS apart) and than an election."""
+PARTITION_SECONDS = 15.0
+"""How long a server stays cut off under load: longer than a client takes to notice a
+server it cannot reach (two missed pings, PING_INTERVAL_SECONDS apart) and than an
+election."""
+KILLED_SECONDS = 8.0
+"""How long a killed stream leader stays down under load: longer than an election."""
 
 
 @dataclass
@@ -199,14 +202,14 @@ def assert_converged(platform: Platform, load: Bookings) -> None:
 
 
 def booked_through(
-    platform: Platform, fault: Callable[[], None], heal: Callable[[], None]
+    platform: Platform, fault: Callable[[], None], heal: Callable[[], None], seconds: float
 ) -> Bookings:
     """Book under load, inflict ``fault`` once some orders exist, keep booking, ``heal``,
     keep booking a little more; the load's record."""
     with Bookings(platform) as load:
         load.keep_booking(1, at_least=10)
         fault()
-        load.keep_booking(FAULT_SECONDS, at_least=20)
+        load.keep_booking(seconds, at_least=20)
         heal()
         load.keep_booking(3, at_least=10)
     assert load.failures == [], f"{len(load.failures)} failed calls: {load.failures[:5]}"
@@ -225,7 +228,9 @@ def test_kill_9_of_the_stream_leader_under_load_loses_and_repeats_nothing(tmp_pa
             platform.nats_process(leader).kill()
             killed.append(leader)
 
-        load = booked_through(platform, kill_leader, lambda: platform.start_nats_node(killed[0]))
+        load = booked_through(
+            platform, kill_leader, lambda: platform.start_nats_node(killed[0]), KILLED_SECONDS
+        )
         assert_converged(platform, load)
 
 
@@ -254,5 +259,7 @@ def test_a_server_cut_off_the_network_under_load_and_healed_loses_and_repeats_no
             cut.append(int(leader.rsplit("-", 1)[1]))
             hosts.cut(cut[0])
 
-        load = booked_through(platform, cut_the_leader_off, lambda: hosts.heal(cut[0]))
+        load = booked_through(
+            platform, cut_the_leader_off, lambda: hosts.heal(cut[0]), PARTITION_SECONDS
+        )
         assert_converged(platform, load)
