@@ -12,6 +12,7 @@ import jinja2
 
 from ptctl import console, gateway_errors, strict_json
 from ptctl.http_rules import PublicApi
+from ptctl.public_routes import CLIENT_ROUTING_HEADERS, PublicRouteSettings, method_routes
 from ptkit.config import ConfigError, Env
 from ptkit.server import DEFAULT_MAX_METADATA_BYTES
 
@@ -215,6 +216,9 @@ class GatewaySettings:
     stats_port: int = 0
     """A listener with Envoy's /ready and /stats/prometheus on gateway_host; 0: none."""
     route_timeout_s: float = 15.0
+    """The budget of a safe call's tries together, and of a call a route names no method of."""
+    routes: PublicRouteSettings = field(default_factory=PublicRouteSettings)
+    """Per-method timeouts and retries (ptctl/public_routes.py)."""
     health_interval_s: float = 1.0
     rate_limit: RateLimitSettings = RateLimitSettings()
     limits: LimitSettings = LimitSettings()
@@ -429,6 +433,14 @@ def render(
             for r in gateway_errors.GRPC_LOCAL_REPLIES
         ],
         rest_routes=rest_routes(api),
+        client_routing_headers=CLIENT_ROUTING_HEADERS,
+        method_routes=method_routes(
+            api,
+            {service["grpc_service"]: service["name"] for service in services},
+            settings.routes,
+            settings.route_timeout_s,
+            settings.edge.request_timeout_s,
+        ),
         strict_json={
             "metadata_namespace": gateway_errors.METADATA_NAMESPACE,
             "source": strict_json.render_lua(

@@ -3,17 +3,34 @@ request_id from the same caller returns what the first request created instead o
 creating it twice. The created resource stores the request id (unique together with
 the caller, empty stored as NULL), so a retry finds it, and two copies of the request
 racing each other cannot both create: the loser's insert conflicts, and it answers
-with the winner's resource."""
+with the winner's resource.
+
+A creation without a ``request_id`` that came through the gateway is keyed on the
+gateway's request id (:func:`idempotency_key`): Envoy makes one per client request and
+sends the same with each of its own retries, so a retry on another replica (the first
+try lost to a crash or a freeze) creates nothing twice."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from ptkit import correlation
 from ptkit.domain import ConcurrencyConflict
 from ptkit.ports import UnitOfWork
+from ptkit.validation import is_request_id
 
 T = TypeVar("T")
+
+
+def idempotency_key(request_id: str) -> str:
+    """The key of a creation: the client's ``request_id``, else the ``x-request-id`` the
+    gateway gave this call (a UUID; anything else, or none, is no key: "")."""
+    if request_id:
+        return request_id
+    call = correlation.current()
+    gateway_id = call.request_id if call is not None else ""
+    return gateway_id if is_request_id(gateway_id) else ""
 
 
 async def create_once(

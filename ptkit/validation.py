@@ -114,12 +114,17 @@ _REQUEST_ID_PATTERN = re.compile(
 )
 
 
+def is_request_id(value: str) -> bool:
+    """An idempotency key in the form :func:`require_request_id` accepts."""
+    return bool(_REQUEST_ID_PATTERN.fullmatch(value))
+
+
 def require_request_id(value: str, field: str = "request_id") -> str:
     """A client's idempotency key (AIP-155): a UUID in its hyphenated form, compared
     case-insensitively (returned in lower case); "" means none (no idempotency)."""
     if not value:
         return ""
-    if not _REQUEST_ID_PATTERN.fullmatch(value):
+    if not is_request_id(value):
         raise InvalidValue(
             f"{field} {value[:80]!r} is not a UUID "
             "(e.g. 6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13; leave it empty for none)",

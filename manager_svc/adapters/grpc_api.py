@@ -13,6 +13,7 @@ from manager_svc.domain.roster import Trainer
 from ptkit.auth import current_caller
 from ptkit.domain import InvalidValue
 from ptkit.events import to_timestamp
+from ptkit.idempotency import idempotency_key
 from ptkit.paging import PageTokens
 from ptkit.validation import require_uuid
 from ptplatform.manager.v1 import manager_service_pb2 as pb
@@ -66,7 +67,9 @@ class ManagerServiceAdapter(pb_grpc.ManagerServiceServicer):
         self, request: pb.RegisterTrainerRequest, context: grpc.aio.ServicerContext
     ) -> pb.Trainer:
         command = handlers.RegisterTrainer(
-            name=request.name, caller=current_caller(), request_id=request.request_id
+            name=request.name,
+            caller=current_caller(),
+            request_id=idempotency_key(request.request_id),
         )
         return trainer_to_proto(await handlers.register_trainer(command, self.new_uow()))
 

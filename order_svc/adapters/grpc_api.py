@@ -11,6 +11,7 @@ from order_svc.application import handlers
 from order_svc.domain.model import Order, OrderStatus
 from ptkit.auth import current_caller
 from ptkit.events import from_timestamp, to_timestamp
+from ptkit.idempotency import idempotency_key
 from ptkit.paging import PageTokens
 from ptkit.validation import require_uuid
 from ptplatform.order.v1 import order_service_pb2 as pb
@@ -50,7 +51,7 @@ class OrderServiceAdapter(pb_grpc.OrderServiceServicer):
             preferred_start=from_timestamp(
                 request.preferred_start, request.HasField("preferred_start")
             ),
-            request_id=request.request_id,
+            request_id=idempotency_key(request.request_id),
             caller=current_caller(),
         )
         return order_to_proto(await handlers.place_order(command, self.new_uow()))

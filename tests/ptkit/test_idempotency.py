@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from ptkit import correlation
 from ptkit.domain import ConcurrencyConflict
-from ptkit.idempotency import create_once
+from ptkit.idempotency import create_once, idempotency_key
 from ptkit.testing import FakeUnitOfWork
 
 REQUEST = "6f1c3a52-8d0e-4b8f-9a57-2f4e0c7d9b13"
@@ -54,3 +55,18 @@ async def test_a_first_request_is_created_without_a_lookup() -> None:
         return "new"
 
     assert await create_once(FakeUnitOfWork(), REQUEST, find, create) == "new"
+
+
+GATEWAY_ID = "0d4e2f6a-1b3c-4d5e-8f70-9a1b2c3d4e5f"
+
+
+def test_a_creation_without_request_id_is_keyed_on_the_gateways_request_id() -> None:
+    with correlation.bound(correlation.Correlation(request_id=GATEWAY_ID)):
+        assert idempotency_key("") == GATEWAY_ID
+        assert idempotency_key(REQUEST) == REQUEST
+
+
+def test_no_gateway_id_or_one_that_is_not_a_uuid_is_no_key() -> None:
+    assert idempotency_key("") == ""
+    with correlation.bound(correlation.Correlation(request_id="not-a-uuid")):
+        assert idempotency_key("") == ""

@@ -142,6 +142,16 @@ async def test_the_same_request_id_registers_the_trainer_once(api: ManagerApi) -
     assert [t.name for t in roster.trainers].count("Once") == 2
 
 
+async def test_without_request_id_the_gateways_retry_registers_the_trainer_once(
+    api: ManagerApi,
+) -> None:
+    request = pb.RegisterTrainerRequest(name="Retried")
+    gateway = (("x-request-id", str(uuid.uuid4())),)
+    first = await api.stub.RegisterTrainer(request, metadata=api.auth(*MANAGER) + gateway)
+    retried = await api.stub.RegisterTrainer(request, metadata=api.auth(*MANAGER) + gateway)
+    assert retried.trainer_id == first.trainer_id
+
+
 async def test_a_request_id_that_is_not_a_uuid_is_invalid(api: ManagerApi) -> None:
     call = api.stub.RegisterTrainer(
         pb.RegisterTrainerRequest(name="Kim", request_id="retry-1"), metadata=api.auth(*MANAGER)

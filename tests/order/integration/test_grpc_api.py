@@ -89,6 +89,21 @@ async def test_the_same_request_id_returns_the_same_order(api: OrderApi) -> None
     assert await api.outbox() == ["OrderPlaced"]
 
 
+async def test_without_request_id_a_copy_sent_again_by_the_gateway_returns_the_same_order(
+    api: OrderApi,
+) -> None:
+    """The gateway retries a try it lost with the same x-request-id it made for the call."""
+    request = pb.PlaceOrderRequest(customer_name="Alice", class_name="Pilates 1:1")
+    alice = api.as_(Role.CUSTOMER, "alice")
+    gateway = (("x-request-id", "0d4e2f6a-1b3c-4d5e-8f70-9a1b2c3d4e5f"),)
+    first = await api.stub.PlaceOrder(request, metadata=alice + gateway)
+    retried = await api.stub.PlaceOrder(request, metadata=alice + gateway)
+    another_call = await api.stub.PlaceOrder(request, metadata=alice)
+    assert retried.order_id == first.order_id
+    assert another_call.order_id != first.order_id
+    assert await api.outbox() == ["OrderPlaced", "OrderPlaced"]
+
+
 async def test_bad_input_is_invalid_argument_naming_the_field(api: OrderApi) -> None:
     alice = api.as_(Role.CUSTOMER, "alice")
     await rejected(

@@ -111,6 +111,21 @@ async def test_same_request_id_returns_the_same_order(engine: AsyncEngine) -> No
     assert len(await outbox(engine)) == 1
 
 
+async def test_copies_of_a_request_racing_on_two_replicas_make_one_order(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    """The gateway's retry lands on another replica while the first try still runs:
+    the unique (customer, request_id) lets one insert win, the others answer with it."""
+    async with database(database_url, sql.metadata) as other_replica:
+        replicas = [engine, other_replica] * 3
+        copies = await asyncio.gather(
+            *(handlers.place_order(place(request_id=REQUEST), unit_of_work(e)) for e in replicas)
+        )
+    assert {order.order_id for order in copies} == {copies[0].order_id}
+    assert await count_orders(engine) == 1
+    assert len(await outbox(engine)) == 1
+
+
 async def test_concurrent_changes_to_one_order_conflict(engine: AsyncEngine) -> None:
     order = await handlers.place_order(place(), unit_of_work(engine))
     uow = unit_of_work(engine)
