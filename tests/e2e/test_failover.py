@@ -304,9 +304,12 @@ def test_a_creation_without_request_id_whose_first_try_is_frozen_makes_one_order
         wait_for(lambda: grpc_serving(address), timeout=10, what="the frozen replica answers")
 
         def no_place_order_in_flight() -> bool:
+            # the duration is observed for every call that ended, cancelled ones included
             started = metric(platform, "order", "grpc_server_started_total", 0, **PLACE_ORDER)
-            handled = metric(platform, "order", "grpc_server_handled_total", 0, **PLACE_ORDER)
-            return started == handled
+            ended = metric(
+                platform, "order", "grpc_server_handling_seconds_count", 0, **PLACE_ORDER
+            )
+            return started == ended
 
         wait_for(no_place_order_in_flight, timeout=10, what="the lost try ended")
         listed = calls.orders_listed()
