@@ -63,6 +63,16 @@ class BreakerSettings:
     max_pending_requests: int = 64
     max_requests: int = 256
     max_retries: int = 8
+    retry_budget_percent: float = 0.0
+    """If set, retries in flight may be this share of the requests in flight (Envoy's
+    retry budget, which replaces ``max_retries``), and at least ``min_retry_concurrency``."""
+    min_retry_concurrency: int = 0
+
+
+PUBLIC_BREAKER = BreakerSettings(retry_budget_percent=50.0, min_retry_concurrency=32)
+"""The public clusters': a replica that dies holds about 1/N of the calls in flight, and
+each of them must be able to retry on another (with 2 replicas, half the calls); the
+budget still keeps retries from more than doubling an overload."""
 
 
 @dataclass(frozen=True)
@@ -378,7 +388,11 @@ def render(
         for name in PUBLIC_SERVICES
         if name in endpoints
     ]
-    clusters = [Cluster(name, endpoints[name]) for name in PUBLIC_SERVICES if name in endpoints]
+    clusters = [
+        Cluster(name, endpoints[name], PUBLIC_BREAKER)
+        for name in PUBLIC_SERVICES
+        if name in endpoints
+    ]
     clusters += meta_clusters(settings.budgets, endpoints, services[0]["name"])
     internal = None
     if "trainer" in endpoints:

@@ -165,3 +165,15 @@ def test_per_try_timeouts_count_towards_ejecting_a_replica(envoy: dict[str, Any]
         [health] = clusters[name]["health_checks"]
         assert health["grpc_health_check"] == {"service_name": ""}
         assert health["interval"] == "1.0s"
+
+
+def test_every_call_in_flight_on_a_dying_replica_may_retry(envoy: dict[str, Any]) -> None:
+    """A retry budget (a share of the requests in flight), not a fixed count: with two
+    replicas, the half of the calls the dead one held all get their retry."""
+    clusters = {c["name"]: c for c in envoy["static_resources"]["clusters"]}
+    for name in PUBLIC_SERVICES:
+        [threshold] = clusters[name]["circuit_breakers"]["thresholds"]
+        assert threshold["retry_budget"]["budget_percent"]["value"] >= 50
+        assert threshold["retry_budget"]["min_retry_concurrency"] >= 32
+    [internal] = clusters["trainer_internal"]["circuit_breakers"]["thresholds"]
+    assert "retry_budget" not in internal, "the internal call keeps its small fixed budget"
