@@ -143,6 +143,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             metrics.RPCS.labels(*labels, "OK"),
         )
         latency = metrics.RPC_LATENCY.labels(*labels)
+        cancelled = metrics.RPCS.labels(*labels, metrics.grpc_code(grpc.StatusCode.CANCELLED))
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -153,6 +154,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 _refuse_undecodable(request)
                 with self._step(method, request):
                     response = await behaviour(request, context)
+            except asyncio.CancelledError:  # its client (or the gateway's per-try timeout) left
+                cancelled.inc()
+                raise
             except Exception as error:
                 await self._fail(context, method, labels, error)
             else:

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from ptctl.launcher import free_port
 from ptkit.auth import JwtSettings, Role, TokenVerifier
@@ -63,10 +64,8 @@ class SlowOrders(pb_grpc.OrderServiceServicer):
         return pb.Order(order_id=request.order_id)
 
 
-async def test_shutdown_reports_not_serving_then_finishes_in_flight_calls(keys: KeyFiles) -> None:
-    port = free_port()
-    servicer = SlowOrders()
-    host = ServiceHost(
+def slow_host(keys: KeyFiles, port: int, servicer: SlowOrders) -> ServiceHost:
+    return ServiceHost(
         name="test",
         host="127.0.0.1",
         port=port,
@@ -82,6 +81,12 @@ async def test_shutdown_reports_not_serving_then_finishes_in_flight_calls(keys: 
         grace_seconds=5.0,
         drain_delay_seconds=0.5,
     )
+
+
+async def test_shutdown_reports_not_serving_then_finishes_in_flight_calls(keys: KeyFiles) -> None:
+    port = free_port()
+    servicer = SlowOrders()
+    host = slow_host(keys, port, servicer)
     stop = asyncio.Event()
     serving = asyncio.create_task(host.run(stop))
     try:
@@ -124,3 +129,50 @@ def test_the_service_exits_cleanly_on_sigterm(keys: KeyFiles, tmp_path: Path) ->
         assert process.wait(timeout=15) == 0
     assert process.stderr is not None
     assert '"msg": "stopped"' in process.stderr.read()
+
+
+async def test_a_unary_call_its_client_gave_up_on_is_counted_as_canceled(keys: KeyFiles) -> None:
+    """A call the gateway abandons (its per-try timeout) or whose client leaves ends in
+    the counters too, as Canceled, not only in the latency histogram."""
+    port = free_port()
+    servicer = SlowOrders()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(slow_host(keys, port, servicer).run(stop))
+    labels = {
+        "grpc_type": "unary",
+        "grpc_service": "ptplatform.order.v1.OrderService",
+        "grpc_method": "GetOrder",
+        "grpc_code": "Canceled",
+    }
+    before = REGISTRY.get_sample_value("grpc_server_handled_total", labels) or 0.0
+    try:
+        await asyncio.wait_for(servicer_host_started(serving, port), 10)
+        token = mint_token(keys, Role.MANAGER, "m-1")
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.OrderServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+                await stub.GetOrder(
+                    pb.GetOrderRequest(order_id="o-1"), metadata=bearer(token), timeout=0.3
+                )
+            assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+            async def counted() -> bool:
+                after = REGISTRY.get_sample_value("grpc_server_handled_total", labels) or 0.0
+                return after == before + 1
+
+            await eventually(counted, timeout=5, what="the abandoned call counted")
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 10)
+
+
+async def servicer_host_started(serving: asyncio.Task[None], port: int) -> None:
+    """Until the host answers its health check (or its task ends)."""
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while not serving.done():
+            try:
+                await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                return
+            except grpc.aio.AioRpcError:
+                await asyncio.sleep(0.05)
