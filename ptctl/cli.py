@@ -65,11 +65,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     stopping = threading.Event()
+    supervisor = Supervisor(platform)
 
     def on_signal(*_: object) -> None:
         # The first signal stops the platform (abandoning a start-up in progress); one
         # during the stop hurries it: SIGKILL to every child's process group. No signal
         # interrupts the stop itself, so no child is left behind.
+        supervisor.halt()
         if stopping.is_set():
             platform.hurry()
         stopping.set()
@@ -89,7 +91,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    supervisor = Supervisor(platform).start()
+    supervisor.start()
     try:
         width = max(len(name) for name, _ in platform.describe())
         for name, where in platform.describe():

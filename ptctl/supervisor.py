@@ -110,11 +110,24 @@ class Supervisor:
         self._thread.start()
         return self
 
+    def halt(self) -> None:
+        """Start nothing from now on, without waiting (safe in a signal handler)."""
+        self._stopping.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Restart nothing from now on; returns once the thread has left its round (a
         child it is starting is left to the platform's stop)."""
-        self._stopping.set()
+        self.halt()
         self._idle.wait(timeout)
+
+    @property
+    def supervising(self) -> bool:
+        """Its rounds run (started, not stopped)."""
+        return self._thread.is_alive() and not self._idle.is_set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
 
     def release(self, timeout: float = 5.0) -> None:
         """Let the thread end: call after the platform stopped (see the module doc)."""
@@ -186,6 +199,8 @@ class Supervisor:
         self.announce(f"{process.name} exited ({how}) after {uptime:.1f}s; restart in {delay:.1f}s")
 
     def _launch(self, process: ManagedProcess, child: _Child) -> bool:
+        if self._stopping.is_set():
+            return False
         child.restart_at = None
         try:
             self.platform.launch(process)

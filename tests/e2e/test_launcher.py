@@ -56,12 +56,12 @@ def token(launched: Launched, role: str, subject: str) -> str:
     return result.stdout.strip()
 
 
-def place_order(launched: Launched, auth: tuple[tuple[str, str]], **fields: str) -> str:
+def place_order(launched: Launched, auth: tuple[tuple[str, str]]) -> str:
     address = launched.manifest()["gateway"]["address"]
     with grpc.insecure_channel(address) as channel:
         placed = order_grpc.OrderServiceStub(channel).PlaceOrder(
             order.PlaceOrderRequest(
-                customer_name="Sam", class_name="Yoga", request_id=str(uuid.uuid4()), **fields
+                customer_name="Sam", class_name="Yoga", request_id=str(uuid.uuid4())
             ),
             metadata=auth,
             timeout=10,
@@ -143,7 +143,25 @@ def test_a_service_killed_with_sigkill_comes_back_by_itself(tmp_path: Path) -> N
         text = launched.text()
         assert "order_svc exited (signal SIGKILL)" in text
         assert '"msg": "child exited, restarting", "child": "order_svc"' in text
-        assert alive(again) and not alive(crashed)
+        assert again is not None and alive(again) and not alive(crashed)
+
+
+def test_a_killed_nats_server_and_envoy_come_back_and_the_platform_serves(
+    tmp_path: Path,
+) -> None:
+    with ptctl_run(tmp_path / "var") as launched:
+        before = launched.wait_up()
+        auth = bearer(token(launched, "customer", "healing-customer"))
+        admin = EnvoyAdmin(Path(before["gateway"]["admin_socket"]))
+        for name in ("nats-server", "envoy"):
+            os.kill(launched.manifest()["children"][name], signal.SIGKILL)
+            back = f"{name} is back"
+            wait_for(lambda: back in launched.text(), timeout=60, what=back)  # noqa: B023
+        wait_for(admin.healthy, timeout=30, what="Envoy up, every upstream healthy")
+        assert place_order(launched, auth)
+        after = launched.manifest()["children"]
+        assert after["nats-server"] != before["children"]["nats-server"]
+        assert after["envoy"] != before["children"]["envoy"]
 
 
 # -- replicas ------------------------------------------------------------------------------
