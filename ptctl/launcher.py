@@ -442,6 +442,8 @@ class Platform:
         self.dev_sign_in: ManagedProcess | None = (
             self._dev_sign_in_process() if config.dev_sign_in else None
         )
+        self.supervised = False
+        """A supervisor restarts what exits (``ptctl run`` only); said in platform.json."""
         self.cancelled = threading.Event()
         """Set (by a signal handler) to abandon a start-up in progress: its waits fail."""
         self.envoy_config = self.var_dir / "envoy.yaml"
@@ -623,6 +625,10 @@ class Platform:
         """The nats-server(s): where processes() and ready() reach them."""
         return [self.nats]
 
+    def _nats_ready(self, process: ManagedProcess) -> bool:
+        """One of :meth:`_nats_processes` accepts connections."""
+        return tcp_open(self.config.nats_port)
+
     def launch(self, process: ManagedProcess) -> None:
         """Start one of :meth:`processes` again, on its own ports, without waiting; a
         StartupError if something else took its port."""
@@ -646,7 +652,7 @@ class Platform:
         if process is self.dev_sign_in:
             return tcp_open(self.config.dev_sign_in_port)
         if process in self._nats_processes():
-            return tcp_open(self.config.nats_port)
+            return self._nats_ready(process)
         raise ValueError(f"{process.name} is not one of this platform's processes")
 
     def _replica_of(self, process: ManagedProcess) -> tuple[str, int] | None:
@@ -668,6 +674,7 @@ class Platform:
         streams = stream_settings(Env({**os.environ, **self.config.service_env}))
         return {
             "pid": os.getpid(),
+            "supervised": self.supervised,
             "children": {process.name: process.pid for process in self.processes()},
             "gateway": {
                 "address": self.gateway_address,

@@ -66,6 +66,11 @@ def replicas_of(var_dir: Path, service: str) -> tuple[Manifest, list[tuple[str, 
     """The running platform and the (name, address) of each replica of ``service``
     (``order`` or ``order_svc``). NoPlatform, UnknownService."""
     manifest = load_manifest(var_dir)
+    if not json.loads((var_dir / PLATFORM_FILE).read_text()).get("supervised"):
+        raise NoPlatform(
+            f"the platform under {var_dir} is not supervised (not started by ptctl run):"
+            " nothing would start a stopped replica again"
+        )
     context = service.removesuffix("_svc")
     replicas = [(r.name, r.address) for r in manifest.replicas if r.context == context]
     if not replicas:

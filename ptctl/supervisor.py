@@ -107,6 +107,8 @@ class Supervisor:
         (platform.var_dir / RESTART_REQUESTS).mkdir(mode=0o700, exist_ok=True)
 
     def start(self) -> Supervisor:
+        self.platform.supervised = True
+        self.platform.write_manifest()
         self._thread.start()
         return self
 

@@ -5,6 +5,7 @@ a time without a failed call."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -286,6 +287,22 @@ def test_restart_names_what_is_wrong(tmp_path: Path) -> None:
         nothing = launched.ptctl("restart", "order", environ={"PT_VAR_DIR": str(tmp_path)})
         assert nothing.returncode == 2
         assert f"restart refused: no platform running under {tmp_path}" in nothing.stderr
+        unsupervised = tmp_path / "tests-platform"
+        unsupervised.mkdir()
+        (unsupervised / "platform.json").write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "supervised": False,
+                    "gateway": {"address": "127.0.0.1:1", "admin_socket": "/nowhere"},
+                    "nats": {"url": "nats://127.0.0.1:1"},
+                    "services": {"order": [{"name": "order_svc", "address": "127.0.0.1:1"}]},
+                }
+            )
+        )
+        refused = launched.ptctl("restart", "order", environ={"PT_VAR_DIR": str(unsupervised)})
+        assert refused.returncode == 2
+        assert "is not supervised (not started by ptctl run)" in refused.stderr
         launched.wait_up()
         unknown = launched.ptctl("restart", "billing")
         assert unknown.returncode == 2

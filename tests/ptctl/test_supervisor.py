@@ -4,16 +4,19 @@ and a supervised child (a real process) that comes back after it crashed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ptctl.launcher import ManagedProcess, PlatformConfig, StartupError
-from ptctl.replicas import parse_replicas, server_database
+from ptctl.replicas import ensure_databases, parse_replicas, server_database
 from ptctl.supervisor import Backoff, Supervisor, describe_exit, restart_request
 from ptkit.config import ConfigError, Env
 from tests.helpers import wait_for
@@ -101,6 +104,7 @@ class OneChild:
         )
         self.manifests = 0
         self.refuse_launch = False
+        self.supervised = False
 
     def processes(self) -> list[ManagedProcess]:
         return [self.child]
@@ -144,7 +148,7 @@ def test_a_crashed_child_is_started_again_and_announced(supervised: Any) -> None
     wait_for(lambda: any("is back" in line for line in lines), what="the announcement")
     assert lines[0] == "sleeper exited (signal SIGKILL) after " + lines[0].split(" after ")[1]
     assert "restart in 0.1s" in lines[0]
-    assert platform.manifests == 1
+    assert platform.supervised and platform.manifests == 2  # at start, after the restart
 
 
 def test_a_requested_restart_comes_at_once_and_a_failed_launch_is_retried(
@@ -169,3 +173,39 @@ def test_nothing_is_restarted_once_the_supervisor_stopped(supervised: Any) -> No
     platform.child.kill()
     assert platform.child.process is None and lines == []
     assert supervisor.alive, "its thread stays until released: its children die with it"
+
+
+def test_the_database_a_replicated_context_gets_on_the_server_is_created_once(
+    postgres_databases: Callable[[], str],
+) -> None:
+    server = postgres_databases().rsplit("/", 1)[0] + "/"
+    url = server_database(server, f"test_{uuid.uuid4().hex[:8]}")
+    try:
+        ensure_databases([url])
+        ensure_databases([url])  # already there: left as it is
+        assert asyncio.run(_exists(url))
+    finally:
+        asyncio.run(_drop(url))
+
+
+async def _admin(url: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(url.rsplit("/", 1)[0] + "/postgres")
+
+
+async def _exists(url: str) -> bool:
+    connection = await _admin(url)
+    try:
+        name = url.rsplit("/", 1)[1]
+        return bool(await connection.fetchval("SELECT 1 FROM pg_database WHERE datname=$1", name))
+    finally:
+        await connection.close()
+
+
+async def _drop(url: str) -> None:
+    connection = await _admin(url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await connection.close()
