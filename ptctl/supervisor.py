@@ -140,7 +140,10 @@ class Supervisor:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
-                self.check()
+                try:
+                    self.check()
+                except Exception:  # a bug or an OS error must not end the supervision
+                    log.exception("supervision round failed; the next one follows")
                 self._stopping.wait(self.interval)
         finally:
             self._idle.set()
