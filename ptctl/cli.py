@@ -36,39 +36,87 @@ def default_gateway(env: Env) -> str:
     return f"{host}:{env.port('PT_GATEWAY_PORT', 8080)}"
 
 
-def cmd_run(_: argparse.Namespace) -> int:
-    from ptctl.launcher import Platform, PlatformConfig, StartupError
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+RUN_DRAIN_DELAY_SECONDS = "2.5"
+"""A stopping service's NOT_SERVING phase under ``ptctl run``: Envoy health-checks every
+second and takes a host out after two failed checks, so the replica leaves the balancing
+before its port closes (ptctl restart; docs/operations.md)."""
 
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the platform, restart what crashes, stop everything on a signal."""
+    from ptctl.launcher import Platform, PlatformConfig, StartupError, available_contexts
+    from ptctl.replicas import DATABASE_SERVER_URL, parse_replicas
+    from ptctl.supervisor import Supervisor
+    from ptkit.logs import configure_logging
+
+    configure_logging("ptctl-run")
+    environ = dict(os.environ)
+    if args.database_server:
+        environ[DATABASE_SERVER_URL] = args.database_server
     try:
-        config = PlatformConfig.defaults(_var_dir())
+        replicas = parse_replicas(args.replicas or "", available_contexts())
+        config = PlatformConfig.defaults(_var_dir(), Env(environ), replicas)
+        config.nats_cluster = args.nats_cluster
+        if "PT_SHUTDOWN_DRAIN_DELAY_SECONDS" not in environ:
+            config.service_env["PT_SHUTDOWN_DRAIN_DELAY_SECONDS"] = RUN_DRAIN_DELAY_SECONDS
+        platform = Platform(config)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    platform = Platform(config)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stopping = threading.Event()
+    supervisor = Supervisor(platform)
+
+    def on_signal(*_: object) -> None:
+        # The first signal stops the platform (abandoning a start-up in progress); one
+        # during the stop hurries it: SIGKILL to every child's process group. No signal
+        # interrupts the stop itself, so no child is left behind.
+        supervisor.halt()
+        if stopping.is_set():
+            platform.hurry()
+        stopping.set()
+        platform.cancelled.set()
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_signal)
     print("starting PtPlatform ...", flush=True)
     try:
         platform.start()
     except StartupError as error:
+        if stopping.is_set():
+            print("start-up interrupted; stopped.", flush=True)
+            return 0
         print(f"start-up failed: {error}", file=sys.stderr)
         return 1
-    width = max(len(name) for name, _ in platform.describe())
-    for name, where in platform.describe():
-        print(f"  {name:<{width}}  {where}")
-    print(
-        f"\nPtPlatform is up: gateway {platform.gateway_address}. Ctrl-C stops everything.",
-        flush=True,
-    )
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    supervisor.start()
     try:
-        while not stop.wait(1.0):
+        width = max(len(name) for name, _ in platform.describe())
+        for name, where in platform.describe():
+            print(f"  {name:<{width}}  {where}")
+        print(
+            f"\nPtPlatform is up: gateway {platform.gateway_address}. Ctrl-C stops everything.",
+            flush=True,
+        )
+        while not stopping.wait(1.0):
             pass
     finally:
         print("stopping ...", flush=True)
-        platform.stop()
+        supervisor.stop()
+        try:
+            platform.stop()
+        finally:
+            supervisor.release()
         print("stopped.", flush=True)
     return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    from ptctl.restart import cmd_restart as restart
+
+    return restart(_var_dir(), args.services)
 
 
 def dev_token(role: Role, subject: str, ttl: int = 3600) -> str:
@@ -259,9 +307,34 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)  # keys, databases, logs and stores: readable by their owner only
     parser = argparse.ArgumentParser(prog="ptctl", description="PtPlatform developer tool")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="start the whole platform and wait for Ctrl-C").set_defaults(
-        func=cmd_run
+    run = commands.add_parser(
+        "run", help="start the whole platform, restart what crashes, stop on Ctrl-C"
     )
+    run.add_argument(
+        "--replicas",
+        metavar="CTX=N,...",
+        help="replicas per service, e.g. order=2,status=2 (more than one needs PostgreSQL)",
+    )
+    run.add_argument(
+        "--database-server",
+        metavar="URL",
+        help="PostgreSQL server for the replicated services' ptplatform_<ctx> databases"
+        " (default: $PT_DATABASE_SERVER_URL)",
+    )
+    run.add_argument(
+        "--nats-cluster",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="nats-servers with routes between them; the stream has as many replicas",
+    )
+    run.set_defaults(func=cmd_run)
+    restart = commands.add_parser(
+        "restart",
+        help="restart a running `ptctl run`'s service replicas one at a time, draining each",
+    )
+    restart.add_argument("services", nargs="+", metavar="SERVICE", help="e.g. order")
+    restart.set_defaults(func=cmd_restart)
     token = commands.add_parser("token", help="print a development JWT")
     token.add_argument(
         "--role", required=True, choices=[r.value for r in Role if r is not Role.SERVICE]

@@ -85,3 +85,11 @@ class EnvoyAdmin:
             return False
         flags = [line for line in clusters.splitlines() if "::health_flags::" in line]
         return bool(flags) and all(line.endswith("::healthy") for line in flags)
+
+    def host_flags(self, address: str) -> list[str]:
+        """The health flags of upstream host ``address`` (``127.0.0.1:50051``), one entry
+        per cluster it is in: ``healthy``, or e.g. ``/failed_active_hc``; [] when Envoy
+        does not know it. OSError when Envoy is not there."""
+        clusters = self.get("/clusters", timeout=0.5)
+        suffix = f"::{address}::health_flags::"
+        return [line.split(suffix, 1)[1] for line in clusters.splitlines() if suffix in line]

@@ -7,6 +7,7 @@ parts for fault tests.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import json
 import logging
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -55,6 +57,7 @@ from ptctl.nats_cluster import (
     servers_url,
     sync_interval,
 )
+from ptctl.replicas import ensure_databases, replica_database
 from ptctl.tls import LocalCa, ensure_tls
 from ptkit.auth import Role
 from ptkit.config import ConfigError, Env
@@ -122,8 +125,46 @@ class StartupError(RuntimeError):
     """A part of the platform did not become healthy in time."""
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2) option: the signal a child gets when the thread that forked it exits."""
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
+_SIGKILL = int(signal.SIGKILL)
+
+
+def _die_with_the_launcher(launcher: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets SIGKILL when the launcher dies (even by SIGKILL),
+    and exits at once if the launcher died before the signal was armed."""
+
+    def arm() -> None:
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, _SIGKILL)
+        if os.getppid() != launcher:
+            os._exit(1)
+
+    return arm
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group led by ``pid`` (a child and whatever it started)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class ManagedProcess:
-    """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
+    """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL.
+
+    The child leads its own process group (a Ctrl-C in the terminal reaches the launcher
+    only, which stops the children in order) and dies with the launcher: Linux's
+    parent-death signal SIGKILLs it when the launcher dies, however it dies.
+
+    The parent-death signal fires when the *thread* that forked the child exits, not the
+    process. So start children only from threads that live as long as the children: the
+    main thread, or the supervisor's thread (ptctl/supervisor.py), which stays until the
+    platform has stopped. A child started from a short-lived worker thread would be
+    killed as soon as that thread ends.
+    """
 
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log_file: Path) -> None:
         self.name = name
@@ -131,6 +172,8 @@ class ManagedProcess:
         self.env = env
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        """time.monotonic() of the last start."""
 
     def start(self) -> None:
         with open_private_log(self.log_file) as out:
@@ -141,12 +184,24 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 start_new_session=True,
+                preexec_fn=_die_with_the_launcher(os.getpid()),
                 umask=PRIVATE_UMASK,  # its databases, stores and logs: the owner's only
             )
+        self.started_at = time.monotonic()
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def exit_status(self) -> int | None:
+        """The exit code of a child that exited; minus the signal number if a signal
+        killed it; None while it runs (or was never started)."""
+        return self.process.poll() if self.process is not None else None
 
     def stop(self, timeout: float = 15.0) -> None:
         self.terminate()
@@ -158,22 +213,31 @@ class ManagedProcess:
             self.process.send_signal(signal.SIGTERM)
 
     def reap(self, timeout: float = 15.0) -> None:
-        """Wait for a terminated process to exit; SIGKILL it after ``timeout`` seconds."""
+        """Wait for a terminated process to exit; SIGKILL its group after ``timeout``
+        seconds. Whatever it left in its group is killed too."""
         if self.process is None:
             return
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            kill_group(self.process.pid)
             self.process.wait()
+        kill_group(self.process.pid)
         self.process = None
 
     def kill(self) -> None:
-        """Die at once, as a crash would."""
+        """Die at once, as a crash would (its whole process group)."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            kill_group(self.process.pid)
             self.process.wait()
         self.process = None
+
+    def hurry(self) -> None:
+        """SIGKILL the group of a child that still runs, without waiting or reaping: safe
+        from a signal handler while another frame waits for the child."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            kill_group(process.pid)
 
     def log_tail(self, lines: int = 20) -> str:
         if not self.log_file.exists():
@@ -181,10 +245,18 @@ class ManagedProcess:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_ready(process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
-    """Wait until ``check()`` holds; StartupError if the process exits or time runs out."""
+def wait_ready(
+    process: ManagedProcess,
+    check: Callable[[], bool],
+    timeout: float,
+    cancelled: threading.Event | None = None,
+) -> None:
+    """Wait until ``check()`` holds; StartupError if the process exits, time runs out, or
+    ``cancelled`` is set (a signal during start-up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if cancelled is not None and cancelled.is_set():
+            raise StartupError(f"start-up interrupted while waiting for {process.name}")
         if check():
             return
         if not process.running:
@@ -280,6 +352,9 @@ class PlatformConfig:
     """PT_DEV_SIGN_IN: the web console's development sign-in (ptctl/dev_sign_in.py) at
     ``/console/dev/sign-in``; ``make run``'s default, never with a production issuer."""
     dev_sign_in_port: int = DEFAULT_DEV_SIGN_IN_PORT
+    create_databases: list[str] = field(default_factory=list)
+    """PostgreSQL databases the start creates if missing (``ptplatform_<ctx>`` on
+    ``PT_DATABASE_SERVER_URL``, for a replicated context)."""
 
     def __post_init__(self) -> None:
         local_nodes(self.nats_cluster, self.nats_port, self.nats_cluster_port)  # a valid size
@@ -290,10 +365,13 @@ class PlatformConfig:
             )
 
     @classmethod
-    def defaults(cls, var_dir: Path, env: Env | None = None) -> PlatformConfig:
+    def defaults(
+        cls, var_dir: Path, env: Env | None = None, replicas: dict[str, int] | None = None
+    ) -> PlatformConfig:
         """The fixed ports of ``make run``; each can be moved by its environment variable.
-        A context whose ``PT_<CTX>_DATABASE_URL`` is set uses that database (one replica);
-        the others get SQLite under ``var_dir``."""
+        A context whose ``PT_<CTX>_DATABASE_URL`` is set uses that database; the others get
+        SQLite under ``var_dir``. A context with several ``replicas`` needs PostgreSQL
+        (ptctl/replicas.py); its replica 0 has the context's ports, the others free ones."""
         env = env or Env()
         jwt = TrustedIssuer.from_env(env)
         config = cls(
@@ -307,16 +385,26 @@ class PlatformConfig:
         config.nats_cluster_port = env.port("PT_NATS_CLUSTER_PORT", DEFAULT_NATS_CLUSTER_PORT)
         config.nats_sync = sync_interval(env)
         config.tls = env.bool("PT_TLS", False)
-        config.service_ports = {
-            c: [env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c])] for c in config.contexts
-        }
-        config.metrics_ports = {
-            c: [env.port(f"PT_{c.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[c])]
-            for c in config.contexts
-        }
+        config.replicas = dict(replicas or {})
+        for c in config.contexts:
+            more = config.replicas.get(c, 1) - 1
+            config.service_ports[c] = [
+                env.port(f"PT_{c.upper()}_PORT", DEFAULT_SERVICE_PORTS[c]),
+                *(free_port() for _ in range(more)),
+            ]
+            config.metrics_ports[c] = [
+                env.port(f"PT_{c.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[c]),
+                *(free_port() for _ in range(more)),
+            ]
         for context in config.contexts:
             name = f"PT_{context.upper()}_DATABASE_URL"
-            if env.str(name, ""):
+            count = config.replicas.get(context, 1)
+            if count > 1:
+                url, derived = replica_database(env, context, count)
+                config.database_urls[context] = [url] * count
+                if derived:
+                    config.create_databases.append(url)
+            elif env.str(name, ""):
                 config.database_urls[context] = [env.database_url(name, "")]
         return config
 
@@ -384,6 +472,10 @@ class Platform:
         self.dev_sign_in: ManagedProcess | None = (
             self._dev_sign_in_process() if config.dev_sign_in else None
         )
+        self.supervised = False
+        """A supervisor restarts what exits (``ptctl run`` only); said in platform.json."""
+        self.cancelled = threading.Event()
+        """Set (by a signal handler) to abandon a start-up in progress: its waits fail."""
         self.envoy_config = self.var_dir / "envoy.yaml"
         self.envoy = ManagedProcess(
             "envoy",
@@ -540,6 +632,7 @@ class Platform:
 
     def start(self, timeout: float = 60.0) -> Platform:
         try:
+            self._create_databases()
             self.start_nats(timeout)
             for context in self.services:
                 self.start_service(context, wait=False)
@@ -552,15 +645,92 @@ class Platform:
                 port = self.config.dev_sign_in_port
                 self._wait(self.dev_sign_in, lambda: tcp_open(port), timeout)
             self.start_envoy(timeout)
-            write_private(self.platform_file, json.dumps(self.manifest(), indent=2).encode())
+            self.write_manifest()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _create_databases(self) -> None:
+        if not self.config.create_databases:
+            return
+        import asyncpg
+
+        try:
+            ensure_databases(self.config.create_databases)
+        except (OSError, asyncpg.PostgresError) as error:
+            raise StartupError(f"could not create the replicas' databases: {error!r}") from error
+
     @property
     def platform_file(self) -> Path:
         return self.var_dir / PLATFORM_FILE
+
+    def write_manifest(self) -> None:
+        """(Re)write ``<var>/platform.json``: at start, and after the supervisor restarted
+        a child (its pid changed)."""
+        write_private(self.platform_file, json.dumps(self.manifest(), indent=2).encode())
+
+    # -- every child, for the supervisor -------------------------------------------------
+    def processes(self) -> list[ManagedProcess]:
+        """Every child the platform runs: NATS, the service replicas, the development
+        sign-in, Envoy (the order they start in)."""
+        services = [p for processes in self.services.values() for p in processes]
+        sign_in = [self.dev_sign_in] if self.dev_sign_in else []
+        return [*self._nats_processes(), *services, *sign_in, self.envoy]
+
+    def _nats_processes(self) -> list[ManagedProcess]:
+        """The nats-server(s): where processes() and ready() reach them."""
+        return self.nats_nodes
+
+    def _nats_server_of(self, process: ManagedProcess) -> NatsNode:
+        return self.nats_servers[self.nats_nodes.index(process)]
+
+    def _nats_ready(self, process: ManagedProcess) -> bool:
+        """One of :meth:`_nats_processes` accepts connections."""
+        node = self._nats_server_of(process)
+        return tcp_open(node.port, node.host)
+
+    def launch(self, process: ManagedProcess) -> None:
+        """Start one of :meth:`processes` again, on its own ports, without waiting; a
+        StartupError if something else took its port."""
+        replica = self._replica_of(process)
+        if replica is not None:
+            context, index = replica
+            _ensure_free(self.config.service_ports[context][index], process.name)
+        elif process is self.envoy:
+            _ensure_free(self.config.gateway.gateway_port, process.name)
+            self.admin_socket.unlink(missing_ok=True)  # left by the Envoy that died
+        elif process in self.nats_nodes:
+            node = self._nats_server_of(process)
+            _ensure_free(node.port, process.name, node.host)
+        process.start()
+
+    def ready(self, process: ManagedProcess) -> bool:
+        """The start-up check of one of :meth:`processes`, taken once: a replica's gRPC
+        health SERVING, Envoy's admin live, a listening port for the others."""
+        replica = self._replica_of(process)
+        if replica is not None:
+            return grpc_serving(self.service_address(*replica), self.client_credentials)
+        if process is self.envoy:
+            return self.envoy_live()
+        if process is self.dev_sign_in:
+            return tcp_open(self.config.dev_sign_in_port)
+        if process in self._nats_processes():
+            return self._nats_ready(process)
+        raise ValueError(f"{process.name} is not one of this platform's processes")
+
+    def _replica_of(self, process: ManagedProcess) -> tuple[str, int] | None:
+        for context, processes in self.services.items():
+            for index, candidate in enumerate(processes):
+                if candidate is process:
+                    return context, index
+        return None
+
+    def hurry(self) -> None:
+        """SIGKILL every child's process group now (a second signal while stopping);
+        the stop in progress then reaps them quickly."""
+        for process in self.processes():
+            process.hurry()
 
     def manifest(self) -> dict[str, object]:
         """What runs and how to reach it: ``<var>/platform.json``, which ``ptctl status``
@@ -568,6 +738,8 @@ class Platform:
         streams = self.streams
         return {
             "pid": os.getpid(),
+            "supervised": self.supervised,
+            "children": {process.name: process.pid for process in self.processes()},
             "gateway": {
                 "address": self.gateway_address,
                 "url": self.gateway_url,
@@ -591,6 +763,7 @@ class Platform:
                 context: [
                     {
                         "name": process.name,
+                        "pid": process.pid,
                         "address": self.service_address(context, replica),
                         "metrics_port": self.config.metrics_ports.get(
                             context, [0] * len(processes)
@@ -721,17 +894,23 @@ class Platform:
 
     def start_envoy(self, timeout: float = 30.0) -> None:
         write_private(self.envoy_config, self.render_envoy_config().encode())
-        _ensure_free(self.config.gateway.gateway_port, "envoy")
-        self.admin_socket.unlink(missing_ok=True)  # left by an Envoy that was killed
-        self.envoy.start()
+        self.launch(self.envoy)
         self._wait(self.envoy, self.gateway_healthy, timeout)
 
     def gateway_healthy(self) -> bool:
         """Envoy is live and every upstream host passed its health check."""
         return self.admin.healthy()
 
+    def envoy_live(self) -> bool:
+        """Envoy's admin answers ``/ready`` (its listeners are up)."""
+        try:
+            self.admin.get("/ready", timeout=0.5)
+        except OSError:
+            return False
+        return True
+
     def _wait(self, process: ManagedProcess, check: Callable[[], bool], timeout: float) -> None:
-        wait_ready(process, check, timeout)
+        wait_ready(process, check, timeout, self.cancelled)
 
     def stop(self) -> None:
         """Stop the services together (they drain in parallel), then Envoy, then NATS."""
