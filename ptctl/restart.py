@@ -1,4 +1,5 @@
-"""``ptctl restart SERVICE``: restart the replicas of a running ``ptctl run`` one at a time.
+"""``ptctl restart SERVICE...``: restart the replicas of a running ``ptctl run`` one at a
+time (several services side by side, each keeping a replica serving).
 
 For each replica in turn, from ``<var>/platform.json``: leave a restart request for the
 launcher's supervisor (ptctl/supervisor.py), send the replica SIGTERM, and wait until
@@ -19,6 +20,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,17 +154,27 @@ def _still_there(launcher: int, name: str, deadline: float) -> None:
 
 def cmd_restart(var_dir: Path, services: list[str]) -> int:
     """``ptctl restart``: 0 when every replica came back; 2 for no platform or an
-    unknown service (nothing restarted); 1 when a replica did not come back."""
+    unknown service (nothing restarted); 1 when a replica did not come back. The services
+    named roll side by side, each one's replicas one at a time."""
     try:
         for service in services:
             replicas_of(var_dir, service)
     except (NoPlatform, UnknownService) as error:
         print(f"restart refused: {error}", flush=True, file=sys.stderr)
         return 2
-    try:
-        for service in services:
-            restart_service(var_dir, service, announce=lambda line: print(line, flush=True))
-    except (RestartFailed, NoPlatform) as error:
+    # services side by side (each keeps a replica serving), each one's replicas in turn
+    with ThreadPoolExecutor(max_workers=len(services)) as pool:
+        rolling = [
+            pool.submit(restart_service, var_dir, service, announce=_print_line)
+            for service in services
+        ]
+    failed = [error for r in rolling if (error := r.exception()) is not None]
+    for error in failed:
+        if not isinstance(error, RestartFailed | NoPlatform):
+            raise error
         print(f"restart failed: {error}", flush=True, file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed else 0
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)

@@ -139,7 +139,11 @@ async def serving(
 
 def metric(platform: Platform, context: str, name: str, replica: int = 0, **labels: str) -> float:
     """The sum of the samples ``name`` with ``labels`` on one service replica's /metrics."""
-    port = platform.config.metrics_ports[context][replica]
+    return metric_at(platform.config.metrics_ports[context][replica], name, **labels)
+
+
+def metric_at(port: int, name: str, **labels: str) -> float:
+    """The sum of the samples ``name`` with ``labels`` on the /metrics at ``port``."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     return sum(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,15 +20,8 @@ from ptctl.launcher import Platform, PlatformConfig, grpc_serving
 from ptctl.pages import every_page
 from ptctl.public_routes import CLIENT_ROUTING_HEADERS
 from ptplatform.manager.v1 import manager_service_pb2 as manager
-from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
-from ptplatform.order.v1 import order_service_pb2 as order
-from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
-from ptplatform.status.v1 import status_service_pb2 as status
-from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
-from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
-from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
-from tests.e2e.rest import Rest
-from tests.helpers import bearer, metric, wait_for
+from tests.gateway_calls import GatewayCalls
+from tests.helpers import metric, wait_for
 from tests.load import CallLoad
 
 CONTEXTS = ("order", "manager", "trainer", "status")
@@ -88,83 +80,16 @@ def orders_twice(tmp_path: Path, postgres_databases: Callable[[], str]) -> Itera
         yield platform
 
 
-class Calls:
-    """The calls of a load through the gateway, and what the creations made."""
-
-    def __init__(self, platform: Platform, channel: grpc.Channel, customer: str) -> None:
-        self.customer_token = platform.token("customer", customer)
-        self.customer = bearer(self.customer_token)
-        self.rest = Rest(platform.gateway_url)
-        self.manager = bearer(platform.token("manager", "failover-manager"))
-        self.orders = order_grpc.OrderServiceStub(channel)
-        self.managers = manager_grpc.ManagerServiceStub(channel)
-        self.trainers = trainer_grpc.TrainerServiceStub(channel)
-        self.views = status_grpc.StatusServiceStub(channel)
-        self.placed: dict[str, str] = {}
-        """request id -> order id, of every PlaceOrder answered."""
-        self.registered: dict[str, str] = {}
-        """request id -> trainer id."""
-        self.first = self.orders.PlaceOrder(self.order_request(), metadata=self.customer)
-
-    def order_request(self, request_id: str = "") -> order.PlaceOrderRequest:
-        return order.PlaceOrderRequest(
-            customer_name="Failover", class_name="Pilates 1:1", request_id=request_id
-        )
-
-    def place_order(self) -> None:
-        request_id = str(uuid.uuid4())
-        placed = self.orders.PlaceOrder(self.order_request(request_id), metadata=self.customer)
-        self.placed[request_id] = placed.order_id
-
-    def get_order(self) -> None:
-        self.orders.GetOrder(
-            order.GetOrderRequest(order_id=self.first.order_id), metadata=self.customer + HOSTILE
-        )
-
-    def get_order_over_rest(self) -> None:
-        reply = self.rest.call("GET", f"/v1/orders/{self.first.order_id}", self.customer_token)
-        if reply.status != 200:
-            raise RuntimeError(f"GET /v1/orders/{{order_id}}: {reply.status} {reply.text}")
-
-    def place_order_over_rest(self) -> None:
-        request_id = str(uuid.uuid4())
-        body = {"customer_name": "Failover", "class_name": "Pilates 1:1", "request_id": request_id}
-        reply = self.rest.call("POST", "/v1/orders", self.customer_token, body)
-        if reply.status != 200:
-            raise RuntimeError(f"POST /v1/orders: {reply.status} {reply.text}")
-        self.placed[request_id] = reply.json["order_id"]
-
-    def list_orders(self) -> None:
-        self.orders.ListOrders(order.ListOrdersRequest(page_size=5), metadata=self.customer)
-
-    def register_trainer(self) -> None:
-        request_id = str(uuid.uuid4())
-        request = manager.RegisterTrainerRequest(name=f"Coach {request_id}", request_id=request_id)
-        self.registered[request_id] = self.managers.RegisterTrainer(
-            request, metadata=self.manager
-        ).trainer_id
-
-    def list_trainers(self) -> None:
-        self.managers.ListTrainers(manager.ListTrainersRequest(page_size=5), metadata=self.manager)
-
-    def list_schedules(self) -> None:
-        self.trainers.ListSchedules(
-            trainer.ListSchedulesRequest(page_size=5), metadata=self.manager
-        )
-
-    def list_statuses(self) -> None:
-        self.views.ListOrderStatuses(
-            status.ListOrderStatusesRequest(page_size=5), metadata=self.manager
-        )
-
-    def orders_listed(self) -> list[order.Order]:
-        return list(
-            every_page(
-                lambda page: self.orders.ListOrders(page, metadata=self.customer),
-                order.ListOrdersRequest(),
-                "orders",
-            )
-        )
+def calls_of(platform: Platform, channel: grpc.Channel, customer: str) -> GatewayCalls:
+    """The load's calls as ``customer``; its GetOrder carries the headers a hostile caller
+    would send to change the gateway's timeouts and retries."""
+    return GatewayCalls(
+        channel,
+        platform.gateway_url,
+        platform.token("customer", customer),
+        platform.token("manager", "failover-manager"),
+        read_metadata=HOSTILE,
+    )
 
 
 def gateway_sees_all_healthy(platform: Platform) -> None:
@@ -181,7 +106,7 @@ def test_killing_a_replica_of_each_service_in_turn_fails_no_call(
     platform = everything_twice
     gateway_sees_all_healthy(platform)
     with grpc.insecure_channel(platform.gateway_address) as channel:
-        calls = Calls(platform, channel, "failover-killed")
+        calls = calls_of(platform, channel, "failover-killed")
         load = CallLoad(
             [
                 calls.place_order,
@@ -236,7 +161,7 @@ def test_a_frozen_replica_delays_calls_by_no_more_than_one_try(orders_twice: Pla
         "place_order_over_rest": ROUTES.create_per_try_timeout_s + MARGIN_S,
     }
     with grpc.insecure_channel(platform.gateway_address) as channel:
-        calls = Calls(platform, channel, "failover-frozen")
+        calls = calls_of(platform, channel, "failover-frozen")
         load = CallLoad(
             [
                 calls.place_order,
@@ -281,7 +206,7 @@ def test_a_creation_without_request_id_whose_first_try_is_frozen_makes_one_order
     frozen = platform.services["order"][0].process
     assert frozen is not None
     with grpc.insecure_channel(platform.gateway_address) as channel:
-        calls = Calls(platform, channel, "failover-no-request-id")
+        calls = calls_of(platform, channel, "failover-no-request-id")
 
         def place() -> tuple[str, float]:
             started = time.monotonic()
@@ -327,7 +252,7 @@ def test_a_creation_without_request_id_whose_answer_is_lost_is_not_made_twice(
     platform = answers_lost_on_one_replica
     gateway_sees_all_healthy(platform)
     with grpc.insecure_channel(platform.gateway_address) as channel:
-        calls = Calls(platform, channel, "failover-lost-answer")
+        calls = calls_of(platform, channel, "failover-lost-answer")
         answered = [calls.first.order_id]
         lost_first_try = False
         for _ in range(4):  # round robin: the first try of one of two lands on the replica

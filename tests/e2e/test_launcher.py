@@ -6,32 +6,24 @@ a time without a failed call."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
-import threading
 import time
-import urllib.request
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from ptctl.envoy_admin import EnvoyAdmin
 from ptctl.launcher import grpc_serving
-from ptplatform.manager.v1 import manager_service_pb2 as manager
-from ptplatform.manager.v1 import manager_service_pb2_grpc as manager_grpc
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
-from ptplatform.status.v1 import status_service_pb2 as status
-from ptplatform.status.v1 import status_service_pb2_grpc as status_grpc
-from ptplatform.trainer.v1 import trainer_service_pb2 as trainer
-from ptplatform.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
-from tests.helpers import bearer, wait_for
+from tests.gateway_calls import GatewayCalls
+from tests.helpers import bearer, metric_at, wait_for
 from tests.launched import Launched, alive, processes_of, ptctl_run
+from tests.load import CallLoad
 
 UNLIMITED = {
     f"PT_RATE_LIMIT_{scope}{what}": "100000"
@@ -41,6 +33,8 @@ UNLIMITED = {
 """The gateway's rate limits out of the way of the load (they are tested elsewhere)."""
 NOTHING_LEFT_WITHIN = 10.0
 """The bound for every child to be gone after the launcher was killed or stopped."""
+
+log = logging.getLogger(__name__)
 
 
 def assert_nothing_left(launched: Launched, pids: list[int]) -> None:
@@ -68,18 +62,6 @@ def place_order(launched: Launched, auth: tuple[tuple[str, str]]) -> str:
             timeout=10,
         )
     return str(placed.order_id)
-
-
-def handled(metrics_port: int, method: str) -> float:
-    """grpc_server_handled_total of one replica for an OrderService method."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "grpc_server_handled_total" and sample.labels.get("grpc_method") == method
-    )
 
 
 # -- no child left behind ------------------------------------------------------------------
@@ -185,73 +167,15 @@ def test_two_order_replicas_on_postgresql_share_the_calls(
         auth = bearer(token(launched, "customer", "balanced-customer"))
         for _ in range(20):
             place_order(launched, auth)
-        served = [handled(r["metrics_port"], "PlaceOrder") for r in replicas]
+        served = [
+            metric_at(r["metrics_port"], "grpc_server_handled_total", grpc_method="PlaceOrder")
+            for r in replicas
+        ]
         assert sum(served) == 20
         assert all(count > 0 for count in served), f"Envoy did not balance: {served}"
 
 
 # -- rolling restart -----------------------------------------------------------------------
-class Load:
-    """Threads calling through the gateway until stopped: PlaceOrder with request ids
-    and reads of every service; every outcome counted by its status code.
-    (tests/load.py may replace it.)"""
-
-    def __init__(self, gateway: str, tokens: dict[str, str], threads: int = 3) -> None:
-        self.gateway = gateway
-        self.tokens = tokens
-        self.outcomes: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(30)
-
-    def _call(self, method: Any, request: Any, auth: tuple[tuple[str, str]]) -> Any:
-        """One unary call through the gateway; its outcome counted."""
-        try:
-            result = method(request, metadata=auth, timeout=10)
-        except grpc.RpcError as error:
-            with self._lock:
-                self.outcomes[error.code().name] += 1
-                self.failures.append(f"{type(request).__name__}: {error.code().name}")
-            return None
-        with self._lock:
-            self.outcomes["OK"] += 1
-        return result
-
-    def _run(self) -> None:
-        customer = bearer(self.tokens["customer"])
-        managers = bearer(self.tokens["manager"])
-        with grpc.insecure_channel(self.gateway) as channel:
-            orders = order_grpc.OrderServiceStub(channel)
-            views = status_grpc.StatusServiceStub(channel)
-            staff = manager_grpc.ManagerServiceStub(channel)
-            schedules = trainer_grpc.TrainerServiceStub(channel)
-            while not self._stop.is_set():
-                place = order.PlaceOrderRequest(
-                    customer_name="Sam", class_name="Pilates", request_id=str(uuid.uuid4())
-                )
-                placed = self._call(orders.PlaceOrder, place, customer)
-                if placed is not None:
-                    read = order.GetOrderRequest(order_id=placed.order_id)
-                    self._call(orders.GetOrder, read, customer)
-                page = status.ListOrderStatusesRequest(page_size=5)
-                self._call(views.ListOrderStatuses, page, customer)
-                self._call(staff.ListTrainers, manager.ListTrainersRequest(page_size=5), managers)
-                self._call(
-                    schedules.ListSchedules, trainer.ListSchedulesRequest(page_size=5), managers
-                )
-
-
 def test_a_rolling_restart_of_every_service_under_load_fails_no_call(
     tmp_path: Path, postgres_databases: Callable[[], str]
 ) -> None:
@@ -261,25 +185,41 @@ def test_a_rolling_restart_of_every_service_under_load_fails_no_call(
     replicas = ",".join(f"{c}=2" for c in contexts)
     with ptctl_run(tmp_path / "var", "--replicas", replicas, environ=environ) as launched:
         before = launched.wait_up()
-        tokens = {
-            "customer": token(launched, "customer", "rolling-customer"),
-            "manager": token(launched, "manager", "rolling-manager"),
-        }
-        with Load(before["gateway"]["address"], tokens) as load:
-            wait_for(lambda: load.outcomes["OK"] > 50, timeout=30, what="load under way")
-            started = time.monotonic()
-            result = launched.ptctl("restart", *contexts, timeout=600)
-            took = time.monotonic() - started
-            calls_during = sum(load.outcomes.values())
-        print(
+        address = before["gateway"]["address"]
+        with grpc.insecure_channel(address) as channel:
+            calls = GatewayCalls(
+                channel,
+                f"http://{address}",
+                token(launched, "customer", "rolling-customer"),
+                token(launched, "manager", "rolling-manager"),
+            )
+            load = CallLoad(
+                [
+                    calls.place_order,
+                    calls.get_order,
+                    calls.list_statuses,
+                    calls.list_trainers,
+                    calls.list_schedules,
+                    calls.register_trainer,
+                ],
+                threads=3,
+            )
+            with load:
+                load.wait_for_calls(50)
+                started = time.monotonic()
+                result = launched.ptctl("restart", *contexts, timeout=600)
+                took = time.monotonic() - started
+            placed = {o.order_id for o in calls.orders_listed()}
+        log.info(
             f"rolling restart of {len(contexts)}x2 replicas: {took:.1f}s,"
-            f" {calls_during} calls, outcomes {dict(load.outcomes)}\n{result.stdout}"
+            f" {len(load.outcomes)} calls, {len(load.failures)} failed\n{result.stdout}"
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.count("restarted (pid") == 8
         after = launched.manifest()["children"]
         assert all(after[name] != pid for name, pid in before["children"].items() if "_svc" in name)
         assert load.failures == [], f"{len(load.failures)} failed calls: {load.failures[:10]}"
+        assert placed == {calls.first.order_id, *calls.placed.values()}, "each order made once"
 
 
 def test_restart_names_what_is_wrong(tmp_path: Path) -> None:
