@@ -31,6 +31,9 @@ from tests.helpers import bearer, metric, wait_for
 from tests.netns import Hosts, unavailable_reason
 
 GATEWAY = GatewaySettings(rate_limit=RateLimitSettings.unlimited())
+QUICK_REDELIVERY = {"PT_CONSUMER_ACK_WAIT_SECONDS": "5"}
+"""An event delivered through a server that then went away is redelivered after 5 s, not
+30: the convergence the tests wait for comes sooner, the same way."""
 CALL_TIMEOUT_S = 10.0
 LOAD_THREADS = 3
 PARTITION_SECONDS = 15.0
@@ -218,7 +221,9 @@ def booked_through(
 
 
 def test_kill_9_of_the_stream_leader_under_load_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    config = PlatformConfig.ephemeral(tmp_path, nats_cluster=3, gateway=GATEWAY)
+    config = PlatformConfig.ephemeral(
+        tmp_path, nats_cluster=3, gateway=GATEWAY, service_env=QUICK_REDELIVERY
+    )
     with Platform(config) as platform:
         assert platform.streams.replicas == 3
         killed: list[str] = []
@@ -250,7 +255,13 @@ def test_a_server_cut_off_the_network_under_load_and_healed_loses_and_repeats_no
         NatsNode(f"ptplatform-{n}", hosts.address(n), 4222, 6222, hosts.prefix(n))
         for n in (1, 2, 3)
     ]
-    config = PlatformConfig.ephemeral(tmp_path, nats_cluster=3, nats_nodes=nodes, gateway=GATEWAY)
+    config = PlatformConfig.ephemeral(
+        tmp_path,
+        nats_cluster=3,
+        nats_nodes=nodes,
+        gateway=GATEWAY,
+        service_env=QUICK_REDELIVERY,
+    )
     with Platform(config) as platform:
         cut: list[int] = []
 
