@@ -26,7 +26,9 @@ from ptctl.bench.load import TOKEN_ENV
 from ptctl.bench.noop_gateway import NoopGateway
 from ptctl.envoy import GatewaySettings, RateLimitSettings
 from ptctl.launcher import ROOT, Platform, PlatformConfig
+from ptctl.nats_cluster import sync_interval
 from ptctl.otlp_sink import OtlpSink
+from ptkit.config import Env
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 CONCURRENCIES = (1, 16, 64)
@@ -295,6 +297,7 @@ def run_bench(options: BenchOptions) -> dict:
             Path(var_dir),
             gateway=GatewaySettings(rate_limit=RateLimitSettings.unlimited()),
             service_env=service_env,
+            nats_sync=sync_interval(Env()),  # PT_NATS_SYNC_INTERVAL, as under ptctl run
         )
         if options.postgres:
             marker, config.database_urls = stack.enter_context(postgres_databases(config.contexts))
