@@ -22,6 +22,7 @@ from ptctl.launcher import Platform, PlatformConfig
 from ptctl.nats_cluster import NatsNode
 from ptctl.pages import every_page
 from ptkit.events import subject_for
+from ptkit.paging import MAX_PAGE_SIZE
 from ptplatform.manager.v1 import manager_service_pb2 as manager
 from ptplatform.order.v1 import order_service_pb2 as order
 from ptplatform.order.v1 import order_service_pb2_grpc as order_grpc
@@ -36,6 +37,9 @@ QUICK_REDELIVERY = {"PT_CONSUMER_ACK_WAIT_SECONDS": "5"}
 30: the convergence the tests wait for comes sooner, the same way."""
 CALL_TIMEOUT_S = 10.0
 LOAD_THREADS = 3
+BOOKING_INTERVAL_S = 0.05
+"""Each thread books at most 20 times a second: steady load whose backlog the consumers
+work off in seconds once the fault is over (flat out, 8,000 orders took 40 s)."""
 PARTITION_SECONDS = 15.0
 """How long a server stays cut off under load: longer than a client takes to notice a
 server it cannot reach (two missed pings, PING_INTERVAL_SECONDS apart) and than an
@@ -104,6 +108,7 @@ class Bookings:
                 if n == 0 and count % 5 == 0:
                     backlog = metric(self.platform, "order", "pt_outbox_backlog")
                     self.backlog_seen = max(self.backlog_seen, backlog)
+                self._stop.wait(BOOKING_INTERVAL_S)
 
     def keep_booking(self, seconds: float, at_least: int) -> None:
         """Go on for ``seconds`` (the length of a fault), and until ``at_least`` more orders
@@ -156,6 +161,14 @@ def assert_converged(platform: Platform, load: Bookings) -> None:
     the outbox is empty."""
     placed, cancelled = set(load.placed), set(load.cancelled)
     assert placed, "the load placed no order"
+    # first the bus (cheap to ask): every event stored once and acknowledged by every
+    # consumer; then the views, read page by page
+    wait_for(
+        lambda: bus_converged(platform, len(placed), len(cancelled)),
+        timeout=90,
+        interval=0.5,
+        what="every stream replica current, each event stored once and acknowledged",
+    )
     manager_auth = bearer(platform.token("manager", "cluster-manager"))
     with grpc.insecure_channel(platform.gateway_address) as channel:
         views = status_grpc.StatusServiceStub(channel)
@@ -163,7 +176,7 @@ def assert_converged(platform: Platform, load: Bookings) -> None:
         def every_view_converged() -> dict[str, tuple[int, int]] | None:
             found = every_page(
                 lambda page: views.ListOrderStatuses(page, metadata=manager_auth, timeout=10),
-                status.ListOrderStatusesRequest(),
+                status.ListOrderStatusesRequest(page_size=MAX_PAGE_SIZE),
                 "statuses",
             )
             seen = {v.order_id: (v.order_status, v.assignment_status) for v in found}
@@ -177,13 +190,7 @@ def assert_converged(platform: Platform, load: Bookings) -> None:
             }
             return seen if seen == expected else None
 
-        wait_for(every_view_converged, timeout=90, interval=0.5, what="every order's view")
-    wait_for(
-        lambda: bus_converged(platform, len(placed), len(cancelled)),
-        timeout=90,
-        interval=0.5,
-        what="every stream replica current, each event stored once and acknowledged",
-    )
+        wait_for(every_view_converged, timeout=30, interval=1, what="every order's view")
     effects = {
         ("status", "OrderPlaced"): len(placed),
         ("status", "OrderCancelled"): len(cancelled),
