@@ -4,7 +4,9 @@ other local user, and the var dir itself is closed to them."""
 
 from __future__ import annotations
 
+import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -17,12 +19,29 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
+def modes_under(var_dir: Path) -> Iterator[tuple[Path, int]]:
+    """Every file and directory under ``var_dir`` (itself included) with its mode.
+
+    The platform keeps running while this walks: JetStream writes ``*.tmp`` files and
+    renames them. A file gone between listing and ``lstat`` is readable by nobody, so
+    it is passed over (``os.walk`` passes over a directory gone the same way)."""
+    for directory, subdirs, files in os.walk(var_dir):
+        for name in [".", *subdirs, *files]:
+            path = Path(directory, name)
+            try:
+                status = path.lstat()
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISLNK(status.st_mode):
+                yield path, stat.S_IMODE(status.st_mode)
+
+
 def open_to_others(var_dir: Path) -> list[str]:
     """Every file and directory under ``var_dir`` that its group or others may use."""
     return [
-        f"{path.relative_to(var_dir)} {mode(path):04o}"
-        for path in [var_dir, *var_dir.rglob("*")]
-        if not path.is_symlink() and mode(path) & 0o077
+        f"{path.relative_to(var_dir)} {permissions:04o}"
+        for path, permissions in modes_under(var_dir)
+        if permissions & 0o077
     ]
 
 
