@@ -25,8 +25,9 @@ def modes_under(var_dir: Path) -> Iterator[tuple[Path, int]]:
     The platform keeps running while this walks: JetStream writes ``*.tmp`` files and
     renames them. A file gone between listing and ``lstat`` is readable by nobody, so
     it is passed over (``os.walk`` passes over a directory gone the same way)."""
+    yield var_dir, mode(var_dir)
     for directory, subdirs, files in os.walk(var_dir):
-        for name in [".", *subdirs, *files]:
+        for name in [*subdirs, *files]:
             path = Path(directory, name)
             try:
                 status = path.lstat()
